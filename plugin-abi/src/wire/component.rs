@@ -1,0 +1,47 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::JsonMap;
+
+/// How Waldur accounts a component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountingType {
+    /// Billed by reported usage.
+    #[default]
+    Usage,
+    /// Billed by the limit the user chose.
+    Limit,
+    /// A one-time charge.
+    One,
+}
+
+/// One `backend_components.<type>` entry of the agent configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackendComponent {
+    pub measured_unit: String,
+    pub accounting_type: AccountingType,
+    pub label: String,
+    /// Backend units per Waldur unit; absent in the config means 1.0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_factor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_factor_reporting: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f64>,
+    /// Optional Waldur component fields and plugin-specific keys (`target_components`, ...).
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+impl BackendComponent {
+    /// The configured factor, or the reference's default of 1.0.
+    pub fn unit_factor(&self) -> f64 {
+        self.unit_factor.unwrap_or(1.0)
+    }
+}
+
+/// All components of an offering, keyed by component type.
+pub type BackendComponents = BTreeMap<String, BackendComponent>;
