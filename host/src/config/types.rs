@@ -1,0 +1,346 @@
+//! The validated configuration the rest of the agent reads.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use jiff::tz::TimeZone;
+use waldur_plugin_abi::wire::{BackendComponents, JsonMap};
+
+/// A credential. `Debug` prints `***` (or `""` when empty, which hides nothing), and there is no
+/// `Display`, so a secret cannot end up in a log line by accident; call [`Secret::expose`] where
+/// the value is really needed (an `Authorization` header, a token request).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("***")
+        }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+/// A log level as the reference spells it (`log_level`, `log_shipping.log_level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warning,
+        LogLevel::Error,
+        LogLevel::Critical,
+    ];
+
+    /// Case-insensitive, like the reference: `debug`, `INFO`, `Warning`, ...
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        let text = text.trim();
+        LogLevel::ALL
+            .into_iter()
+            .find(|level| level.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The reference's (Python logging's) upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+            LogLevel::Critical => "CRITICAL",
+        }
+    }
+
+    /// The closest `tracing` level (`tracing` has no CRITICAL; it maps to ERROR).
+    pub fn tracing_level(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warning => tracing::Level::WARN,
+            LogLevel::Error | LogLevel::Critical => tracing::Level::ERROR,
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `log_shipping`: sending the agent's own log records to Waldur.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogShipping {
+    pub enabled: bool,
+    /// At least 10.
+    pub ship_interval_seconds: u64,
+    /// Size of the in-memory ring buffer; at least 1.
+    pub buffer_size_mb: u64,
+    /// Minimum level captured.
+    pub log_level: LogLevel,
+}
+
+impl Default for LogShipping {
+    fn default() -> Self {
+        LogShipping {
+            enabled: false,
+            ship_interval_seconds: 60,
+            buffer_size_mb: 1,
+            log_level: LogLevel::Warning,
+        }
+    }
+}
+
+/// The whole agent configuration: the reference's global keys (all with the reference's
+/// defaults) plus the agent's own extensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub offerings: Vec<Offering>,
+    /// `sentry_dsn`; the reference's `""` means unset. It embeds a key, hence [`Secret`].
+    pub sentry_dsn: Option<Secret>,
+    pub elastic_apm_server_url: Option<String>,
+    /// `timezone` (default `UTC`), resolved; `timezone.iana_name()` gives the configured name.
+    /// Used for billing periods.
+    pub timezone: TimeZone,
+    /// `global_proxy` for Waldur API clients; the reference's `""` means none. A proxy URL can
+    /// carry a password, hence [`Secret`].
+    pub global_proxy: Option<Secret>,
+    pub log_level: LogLevel,
+    /// Number of months reported (current, previous, ...): 1..=12, default 2.
+    pub reporting_periods: u8,
+    /// Whether backend error details go into order error messages sent to Waldur (default true).
+    pub expose_backend_error_details: bool,
+    pub log_shipping: LogShipping,
+    /// **Agent extension** (`plugin_dirs`, not in the reference): extra plugin directories,
+    /// searched after `/usr/lib/waldur-agent/plugins` and `WALDUR_AGENT_PLUGIN_PATH`. Relative
+    /// entries are resolved against the config file's directory by [`super::load`].
+    pub plugin_dirs: Vec<PathBuf>,
+    /// **Agent extension** (`allow_insecure_plugin_permissions`, default false): load plugin
+    /// files and directories that another non-root user can write. For development only.
+    pub allow_insecure_plugin_permissions: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            offerings: Vec::new(),
+            sentry_dsn: None,
+            elastic_apm_server_url: None,
+            timezone: TimeZone::UTC,
+            global_proxy: None,
+            log_level: LogLevel::Info,
+            reporting_periods: 2,
+            expose_backend_error_details: true,
+            log_shipping: LogShipping::default(),
+            plugin_dirs: Vec::new(),
+            allow_insecure_plugin_permissions: false,
+        }
+    }
+}
+
+/// OIDC client-credentials settings (`oidc_token_url`, `oidc_client_id`, `oidc_client_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// How an offering authenticates to Waldur. As in the reference, a non-empty `waldur_api_token`
+/// wins; OIDC is used only when the token is empty and all three `oidc_*` keys are set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaldurAuth {
+    /// `Authorization: Token <token>`.
+    Token(Secret),
+    /// `Authorization: Bearer <jwt>` from a client-credentials grant.
+    Oidc(OidcCredentials),
+}
+
+impl WaldurAuth {
+    /// The static token, if this offering uses one. The reference also uses it as the STOMP
+    /// passcode.
+    pub fn token(&self) -> Option<&Secret> {
+        match self {
+            WaldurAuth::Token(token) => Some(token),
+            WaldurAuth::Oidc(_) => None,
+        }
+    }
+}
+
+/// One `offerings[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offering {
+    pub name: String,
+    /// `waldur_api_url`, always ending with `/`.
+    pub waldur_api_url: String,
+    /// From `waldur_api_token` or the `oidc_*` keys.
+    pub auth: WaldurAuth,
+    /// Used verbatim, as in the reference.
+    pub waldur_offering_uuid: String,
+    /// Lower-cased.
+    pub backend_type: String,
+    /// Free-form; each plugin validates its own keys.
+    pub backend_settings: JsonMap,
+    /// `measured_unit`, `accounting_type` and `label` are present in every entry. Keys that
+    /// were not in the file stay unset (`unit_factor: None` means 1.0).
+    pub backend_components: BackendComponents,
+    /// Entry name of the order-processing backend; empty disables order processing.
+    pub order_processing_backend: String,
+    /// Empty disables membership sync.
+    pub membership_sync_backend: String,
+    /// Empty disables reporting.
+    pub reporting_backend: String,
+    /// Default `base`.
+    pub username_management_backend: String,
+    pub stomp_enabled: bool,
+    /// `None` inherits `stomp_enabled`; see [`Offering::stomp_membership_sync`].
+    pub stomp_membership_sync_enabled: Option<bool>,
+    pub stomp_ws_host: Option<String>,
+    pub stomp_ws_port: Option<u16>,
+    pub stomp_ws_path: Option<String>,
+    /// `wss` (default) or `ws`.
+    pub websocket_use_tls: bool,
+    pub resource_import_enabled: bool,
+    pub username_reconciliation_enabled: bool,
+    /// TLS verification for the Waldur API (default true).
+    pub verify_ssl: bool,
+}
+
+impl Default for Offering {
+    /// The reference's defaults; `name`, URL, token, UUID and `backend_type` are empty.
+    fn default() -> Self {
+        Offering {
+            name: String::new(),
+            waldur_api_url: String::new(),
+            auth: WaldurAuth::Token(Secret::default()),
+            waldur_offering_uuid: String::new(),
+            backend_type: String::new(),
+            backend_settings: JsonMap::new(),
+            backend_components: BackendComponents::new(),
+            order_processing_backend: String::new(),
+            membership_sync_backend: String::new(),
+            reporting_backend: String::new(),
+            username_management_backend: "base".to_owned(),
+            stomp_enabled: false,
+            stomp_membership_sync_enabled: None,
+            stomp_ws_host: None,
+            stomp_ws_port: None,
+            stomp_ws_path: None,
+            websocket_use_tls: true,
+            resource_import_enabled: false,
+            username_reconciliation_enabled: false,
+            verify_ssl: true,
+        }
+    }
+}
+
+/// The default STOMP-over-WebSocket path.
+pub const DEFAULT_STOMP_WS_PATH: &str = "/rmqws-stomp";
+
+impl Offering {
+    /// The plugin entries this offering needs, as `(config key, entry name)`: `backend_type`
+    /// first, then every non-empty `*_backend` key (`order_processing_backend`,
+    /// `membership_sync_backend`, `reporting_backend`, `username_management_backend`). The same
+    /// entry name can appear under several keys.
+    pub fn plugin_entries(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("backend_type", self.backend_type.as_str()),
+            (
+                "order_processing_backend",
+                self.order_processing_backend.as_str(),
+            ),
+            (
+                "membership_sync_backend",
+                self.membership_sync_backend.as_str(),
+            ),
+            ("reporting_backend", self.reporting_backend.as_str()),
+            (
+                "username_management_backend",
+                self.username_management_backend.as_str(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, name)| !name.is_empty())
+        .collect()
+    }
+
+    /// Whether membership events come over STOMP: `stomp_membership_sync_enabled`, or
+    /// `stomp_enabled` when that is unset. Nothing arrives unless `stomp_enabled` is also true.
+    pub fn stomp_membership_sync(&self) -> bool {
+        self.stomp_membership_sync_enabled
+            .unwrap_or(self.stomp_enabled)
+    }
+
+    /// The host part of `waldur_api_url` (no scheme, credentials, port or path).
+    pub fn api_host(&self) -> &str {
+        let rest = self
+            .waldur_api_url
+            .split_once("://")
+            .map_or(self.waldur_api_url.as_str(), |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if let Some(bracketed) = host_port.strip_prefix('[') {
+            // IPv6 literal: keep the brackets, drop a port after them.
+            let end = bracketed.find(']').map_or(host_port.len(), |i| i + 2);
+            return &host_port[..end];
+        }
+        host_port.split(':').next().unwrap_or("")
+    }
+
+    /// The STOMP WebSocket URL with the reference's defaults: host of `waldur_api_url`, port 443
+    /// if `verify_ssl` else 80 (sic: the reference keys the port on `verify_ssl`, not on
+    /// `websocket_use_tls`), path `/rmqws-stomp`; scheme `wss` if `websocket_use_tls` else `ws`.
+    pub fn stomp_ws_url(&self) -> String {
+        let scheme = if self.websocket_use_tls { "wss" } else { "ws" };
+        let host = self
+            .stomp_ws_host
+            .as_deref()
+            .unwrap_or_else(|| self.api_host());
+        let port = self
+            .stomp_ws_port
+            .unwrap_or(if self.verify_ssl { 443 } else { 80 });
+        let path = self
+            .stomp_ws_path
+            .as_deref()
+            .unwrap_or(DEFAULT_STOMP_WS_PATH);
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        format!("{scheme}://{host}:{port}{slash}{path}")
+    }
+}
