@@ -1,0 +1,10 @@
+//! waldur-agent: the Waldur site agent as a host for backend plugins.
+//!
+//! Data flows one way: [`config`] -> [`plugins`] -> (Waldur client, modes) -> [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod plugins;
+
+/// The agent's version, as plugins and Waldur see it.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

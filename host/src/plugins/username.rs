@@ -1,0 +1,95 @@
+//! The agent's side of a username-management backend, with the reference's default for
+//! `get_or_create_username`.
+
+use waldur_plugin_abi::host_side::UsernameHandle;
+use waldur_plugin_abi::wire::OfferingUser;
+
+use super::{HostBinding, PluginError};
+
+/// A username-management backend instance for one offering.
+pub struct UsernameBackend {
+    // Dropped before `binding`: the instance points into it.
+    handle: UsernameHandle,
+    binding: HostBinding,
+    entry: String,
+}
+
+impl UsernameBackend {
+    pub fn new(handle: UsernameHandle, binding: HostBinding, entry: String) -> Self {
+        Self {
+            handle,
+            binding,
+            entry,
+        }
+    }
+
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    pub fn binding(&self) -> &HostBinding {
+        &self.binding
+    }
+
+    pub fn handle(&self) -> &UsernameHandle {
+        &self.handle
+    }
+
+    fn wrap<T>(
+        &self,
+        method: &'static str,
+        r: waldur_plugin_abi::Result<T>,
+    ) -> Result<T, PluginError> {
+        r.map_err(|e| PluginError::new(&self.entry, method, e))
+    }
+
+    pub fn generate_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
+        self.wrap("generate_username", self.handle.generate_username(user))
+    }
+
+    pub fn get_username(&self, user: &OfferingUser) -> Result<Option<String>, PluginError> {
+        self.wrap("get_username", self.handle.get_username(user))
+    }
+
+    /// The plugin's own answer, or else the reference default: the existing username, or a
+    /// newly generated one.
+    pub fn get_or_create_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
+        match self.handle.get_or_create_username(user) {
+            Err(e) if e.is_not_implemented() => match self.get_username(user)? {
+                Some(name) if !name.is_empty() => Ok(name),
+                _ => self.generate_username(user),
+            },
+            other => self.wrap("get_or_create_username", other),
+        }
+    }
+
+    /// A no-op when the plugin does not implement it.
+    pub fn sync_user_profiles(&self, users: &[OfferingUser]) -> Result<(), PluginError> {
+        match self.handle.sync_user_profiles(&users.to_vec()) {
+            Err(e) if e.is_not_implemented() => Ok(()),
+            other => self.wrap("sync_user_profiles", other),
+        }
+    }
+
+    /// A no-op when the plugin does not implement it.
+    pub fn deactivate_users(&self, usernames: &[String]) -> Result<(), PluginError> {
+        match self.handle.deactivate_users(&usernames.to_vec()) {
+            Err(e) if e.is_not_implemented() => Ok(()),
+            other => self.wrap("deactivate_users", other),
+        }
+    }
+
+    /// Runs the plugin's drop and reports a panic in it.
+    pub fn close(self) -> Result<(), PluginError> {
+        let Self {
+            handle,
+            binding,
+            entry,
+        } = self;
+        let result = handle
+            .close()
+            .map_err(|e| PluginError::new(&entry, "drop", e));
+        drop(binding);
+        result
+    }
+}
