@@ -1,0 +1,213 @@
+//! BaseBackend: the hooks and queries the agent cannot derive from the client. Everything not
+//! written here (create, delete, users, set limits, pull) is the agent's generic algorithm
+//! running on `client.rs`.
+
+use waldur_plugin_abi::wire::{
+    BackendLimits, CapabilitySet, CollectedLimits, JsonMap, Order, PendingOrderDecision,
+    RuntimeContext, UsageReport, UserContext, WaldurResource,
+};
+use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Capabilities, Result, SettingSpec};
+
+use crate::demo::Demo;
+use crate::state::Qos;
+use crate::usage::{parse_timezone, Period};
+use crate::{hierarchy, limits, settings};
+
+impl Demo {
+    fn set_qos(&self, method: &str, resource_id: &str, qos: Qos) -> Result<bool> {
+        self.fail_point(method)?;
+        let changed = self.store.update(|s| s.set_qos(resource_id, qos))?;
+        if changed {
+            log::info!("demo: account {resource_id} qos set to {}", qos.as_str());
+        }
+        Ok(changed)
+    }
+
+    /// The health report `diagnostics` logs; an error when the state cannot be read.
+    fn health_report(&self) -> Result<Vec<String>> {
+        let (accounts, associations, homedirs) = self.store.read(|s| {
+            let associations = s.accounts.values().map(|a| a.users.len()).sum::<usize>();
+            Ok((s.accounts.len(), associations, s.homedirs.len()))
+        })?;
+        let months = std::fs::read_dir(self.store.usage_dir())
+            .map(|dir| {
+                let mut months: Vec<String> = dir
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect();
+                months.sort();
+                months
+            })
+            .unwrap_or_default();
+        let s = &self.settings;
+        Ok(vec![
+            format!("state_dir: {}", self.store.dir().display()),
+            format!("accounts: {accounts}, associations: {associations}, home directories: {homedirs}"),
+            format!(
+                "prefixes: customer {:?}, project {:?}, allocation {:?}; root {:?}, default account {:?}",
+                s.customer_prefix, s.project_prefix, s.allocation_prefix, s.root_account, s.default_account
+            ),
+            format!(
+                "components: {:?}",
+                self.components.keys().collect::<Vec<_>>()
+            ),
+            format!(
+                "usage months: {months:?}; current period {} ({})",
+                self.current_period().dir_name(),
+                self.timezone().iana_name().unwrap_or("UTC")
+            ),
+            format!("max_limits: {:?}; fail_methods: {:?}", s.max_limits, s.fail_methods),
+        ])
+    }
+}
+
+#[backend_impl]
+impl Backend for Demo {
+    const DESCRIPTION: &'static str =
+        "Demo backend: accounts, limits, associations and usage in a JSON state directory";
+    const CAPABILITIES: Capabilities = Capabilities {
+        // Home directories are recorded in the state, so the homedir CLI works too.
+        supports_user_homedirs: true,
+        ..Capabilities::DEFAULT
+    };
+    const SETTINGS: &'static [SettingSpec] = settings::SETTINGS;
+
+    fn new(context: BackendContext) -> Result<Self> {
+        Demo::open(&context.settings, context.components)
+    }
+
+    /// The constant, except `supports_decreasing_usage`, which follows the settings.
+    fn capabilities(&self) -> Result<CapabilitySet> {
+        self.fail_point("capabilities")?;
+        let mut capabilities = CapabilitySet::from(&Self::CAPABILITIES);
+        capabilities.supports_decreasing_usage = self.settings.decreasing_usage_allowed;
+        Ok(capabilities)
+    }
+
+    fn set_runtime_context(&self, context: RuntimeContext) -> Result<()> {
+        self.fail_point("set_runtime_context")?;
+        // Like the reference, a bad timezone does not stop the agent; it only shifts month
+        // boundaries, so it is logged loudly and UTC is used.
+        let tz = parse_timezone(&context.timezone).unwrap_or_else(|e| {
+            log::warn!("{}; billing periods use UTC", e.message);
+            jiff::tz::TimeZone::UTC
+        });
+        self.set_timezone(tz);
+        Ok(())
+    }
+
+    /// The backend is "reachable" when its state file can be read.
+    fn ping(&self, raise_exception: bool) -> Result<bool> {
+        self.fail_point("ping")?;
+        match self.store.read(|_| Ok(())) {
+            Ok(()) => Ok(true),
+            Err(e) if raise_exception => Err(e),
+            Err(e) => {
+                log::warn!("{}", e.message);
+                Ok(false)
+            }
+        }
+    }
+
+    fn diagnostics(&self) -> Result<bool> {
+        self.fail_point("diagnostics")?;
+        match self.health_report() {
+            Ok(lines) => {
+                log::info!("demo diagnostics:");
+                lines.iter().for_each(|line| log::info!("  {line}"));
+                Ok(true)
+            }
+            Err(e) => {
+                log::error!("demo diagnostics: {}", e.message);
+                Ok(false)
+            }
+        }
+    }
+
+    fn list_components(&self) -> Result<Vec<String>> {
+        self.fail_point("list_components")?;
+        Ok(self.components.keys().cloned().collect())
+    }
+
+    fn get_usage_report(&self, resource_backend_ids: Vec<String>) -> Result<UsageReport> {
+        self.fail_point("get_usage_report")?;
+        self.usage_report(&resource_backend_ids, self.current_period())
+    }
+
+    fn get_usage_report_for_period(
+        &self,
+        resource_backend_ids: Vec<String>,
+        year: i32,
+        month: u32,
+        _waldur_resource: Option<WaldurResource>,
+    ) -> Result<UsageReport> {
+        self.fail_point("get_usage_report_for_period")?;
+        self.usage_report(&resource_backend_ids, Period::new(year, month)?)
+    }
+
+    fn downscale_resource(&self, resource_backend_id: String) -> Result<bool> {
+        self.set_qos("downscale_resource", &resource_backend_id, Qos::Downscaled)
+    }
+
+    fn pause_resource(&self, resource_backend_id: String) -> Result<bool> {
+        self.set_qos("pause_resource", &resource_backend_id, Qos::Paused)
+    }
+
+    fn restore_resource(&self, resource_backend_id: String) -> Result<bool> {
+        self.set_qos("restore_resource", &resource_backend_id, Qos::Normal)
+    }
+
+    fn get_resource_metadata(&self, resource_backend_id: String) -> Result<JsonMap> {
+        self.fail_point("get_resource_metadata")?;
+        self.store.read(|s| {
+            let account = s.account(&resource_backend_id)?;
+            let mut metadata = JsonMap::new();
+            metadata.insert("qos".into(), account.qos.as_str().into());
+            metadata.insert("users".into(), account.users.len().into());
+            Ok(metadata)
+        })
+    }
+
+    fn collect_resource_limits(&self, waldur_resource: WaldurResource) -> Result<CollectedLimits> {
+        self.fail_point("collect_resource_limits")?;
+        Ok(limits::collect(&waldur_resource, &self.components))
+    }
+
+    fn pre_create_resource(
+        &self,
+        waldur_resource: WaldurResource,
+        _user_context: Option<UserContext>,
+    ) -> Result<()> {
+        self.fail_point("pre_create_resource")?;
+        let plan = hierarchy::plan(&waldur_resource, &self.settings)?;
+        let created = self
+            .store
+            .update(|s| hierarchy::ensure(s, &plan, &self.settings.root_account))?;
+        for name in created {
+            log::info!("demo: created account {name}");
+        }
+        Ok(())
+    }
+
+    fn evaluate_pending_order(&self, order: Order) -> Result<PendingOrderDecision> {
+        self.fail_point("evaluate_pending_order")?;
+        let Some(max) = &self.settings.max_limits else {
+            return Ok(PendingOrderDecision::Accept);
+        };
+        Ok(match limits::exceeded(&order.limits, max) {
+            Some(reason) => {
+                log::info!("demo: rejecting order {}: {reason}", order.uuid);
+                PendingOrderDecision::Reject
+            }
+            None => PendingOrderDecision::Accept,
+        })
+    }
+
+    /// Waldur units: the stored backend limits divided by `unit_factor`, truncated.
+    fn get_resource_limits(&self, resource_backend_id: String) -> Result<BackendLimits> {
+        self.fail_point("get_resource_limits")?;
+        let stored = self
+            .store
+            .read(|s| Ok(s.account(&resource_backend_id)?.limits.clone()))?;
+        Ok(limits::to_waldur(&stored, &self.components))
+    }
+}
