@@ -96,8 +96,10 @@ pub struct HostApi {
     /// The agent's version, for plugins that log or report it.
     pub agent_version: RStr<'static>,
     /// The most verbose level the agent will record; plugins drop finer records early.
+    /// `ctx` may be null.
     pub max_log_level: unsafe extern "C" fn(ctx: *const ErasedObject) -> LogLevel,
-    /// Forwards one log record into the agent's log.
+    /// Forwards one log record into the agent's log. `ctx` is null for records a plugin logs
+    /// outside any call (e.g. from its own threads).
     pub log: unsafe extern "C" fn(
         ctx: *const ErasedObject,
         level: LogLevel,

@@ -139,7 +139,10 @@ macro_rules! with_backend_methods {
             fn sync_resource_limits(waldur_resource: WaldurResource) -> ();
             /// Waldur-unit limits. Agent default: `× unit_factor`, truncated, through the client.
             fn set_resource_limits(resource_backend_id: String, limits: Limits) -> Option<String>;
+            /// Limits of the account in WALDUR units, as integers (the reference truncates).
+            /// Agent default: the client's limits unconverted, as the reference does.
             fn get_resource_limits(resource_backend_id: String) -> BackendLimits;
+            /// Per-user limits (username -> component -> value), as `get_resource_limits`.
             fn get_resource_user_limits(resource_backend_id: String)
                 -> std::collections::BTreeMap<String, BackendLimits>;
             fn set_resource_user_limits(
@@ -261,8 +264,10 @@ macro_rules! gen_args {
                 use crate::wire::*;
                 use serde::{Deserialize, Serialize};
 
-                /// Arguments as the plugin receives them.
-                #[derive(Debug, Deserialize)]
+                /// Arguments as the plugin receives them. Missing ones take their default, so
+                /// a 1.x minor release can add an argument and older agents still work.
+                #[derive(Debug, Default, Deserialize)]
+                #[serde(default)]
                 pub struct Args {
                     $( pub $arg: $ty, )*
                 }

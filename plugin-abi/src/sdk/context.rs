@@ -40,6 +40,20 @@ impl Host {
         Self { handle }
     }
 
+    /// A host with no agent behind it, for a vendor's unit tests: log records go to stderr
+    /// and Waldur requests fail. The agent never hands this to a plugin.
+    pub fn detached() -> Self {
+        Self {
+            handle: detached::handle(),
+        }
+    }
+
+    /// The raw handle, for code that builds instances through the C ABI in-process.
+    #[doc(hidden)]
+    pub fn raw_handle(&self) -> HostHandle {
+        self.handle
+    }
+
     /// The version of the agent that loaded the plugin.
     pub fn agent_version(&self) -> &'static str {
         self.handle.api.agent_version().as_str()
@@ -82,5 +96,61 @@ impl Host {
 
     pub fn waldur_post(&self, path: &str, body: &Value) -> Result<Value> {
         self.waldur_request("POST", path, &Value::Object(JsonMap::new()), Some(body))
+    }
+}
+
+/// The callbacks behind [`Host::detached`].
+mod detached {
+    use abi_stable::{
+        marker_type::ErasedObject,
+        prefix_type::WithMetadata,
+        staticref,
+        std_types::{RErr, RStr, RString},
+    };
+
+    use crate::error::Error;
+    use crate::ffi::{HostApi, HostApi_Ref, HostHandle, LogLevel, PResult};
+
+    unsafe extern "C" fn max_log_level(_ctx: *const ErasedObject) -> LogLevel {
+        LogLevel::DEBUG
+    }
+
+    unsafe extern "C" fn log(
+        _ctx: *const ErasedObject,
+        level: LogLevel,
+        target: RStr<'_>,
+        message: RStr<'_>,
+    ) {
+        eprintln!("[plugin {:?} {target}] {message}", level.0);
+    }
+
+    unsafe extern "C" fn waldur_request(
+        _ctx: *const ErasedObject,
+        method: RStr<'_>,
+        path: RStr<'_>,
+        _query_json: RStr<'_>,
+        _body_json: RStr<'_>,
+    ) -> PResult<RString> {
+        RErr(Error::internal(format!("no agent behind this host: {method} {path}")).into_raw())
+    }
+
+    struct Detached;
+
+    impl Detached {
+        staticref! {
+            const API: WithMetadata<HostApi> = WithMetadata::new(HostApi {
+                agent_version: RStr::from_str("detached"),
+                max_log_level,
+                log,
+                waldur_request,
+            })
+        }
+    }
+
+    pub(super) fn handle() -> HostHandle {
+        HostHandle {
+            api: HostApi_Ref(Detached::API.as_prefix()),
+            ctx: std::ptr::null(),
+        }
     }
 }

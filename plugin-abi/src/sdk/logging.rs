@@ -3,7 +3,7 @@
 //! A plugin carries its own copy of `log`, `tracing` and std's panic hook, none of which the
 //! agent's logger sees (verified: plugin log records are silently dropped otherwise). The SDK
 //! installs a logger in the plugin's copy before any vendor code runs, and attributes each
-//! record to the instance whose call is running on this thread, or else to the first instance.
+//! record to the instance whose call is running on this thread (or to none: null context).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -21,20 +21,27 @@ thread_local! {
 static LOGGER: HostLogger = HostLogger;
 
 /// Installs the forwarding logger and panic hook once per plugin library.
+///
+/// Records from outside any call (a plugin's own threads) go to the agent without an instance
+/// context: the first instance may be gone by then, and its context with it.
 pub fn install(host: HostHandle) {
     FALLBACK_HOST.get_or_init(|| {
-        if log::set_logger(&LOGGER).is_ok() {
-            // SAFETY: the agent's callback is a plain function valid for the process lifetime.
-            let max = unsafe { (host.api.max_log_level())(host.ctx) };
-            log::set_max_level(level_filter(max));
-        }
+        let _ = log::set_logger(&LOGGER);
         std::panic::set_hook(Box::new(forward_panic));
-        host
+        HostHandle {
+            api: host.api,
+            ctx: std::ptr::null(),
+        }
     });
 }
 
-/// Marks `host` as the instance running on this thread until the guard drops.
+/// Marks `host` as the instance running on this thread until the guard drops, and takes over
+/// the agent's current log level: the agent may configure or change its logging after the
+/// plugin was built, and records filtered here never cost a call across the boundary.
 pub fn enter(host: HostHandle) -> Scope {
+    // SAFETY: the agent's callback is a plain function valid for the process lifetime.
+    let max = unsafe { (host.api.max_log_level())(host.ctx) };
+    log::set_max_level(level_filter(max));
     Scope {
         previous: CURRENT_HOST.with(|c| c.replace(Some(host))),
     }
