@@ -18,7 +18,7 @@ pub enum AbiVariant {
 impl AbiVariant {
     fn dir_name(self) -> &'static str {
         match self {
-            Self::NextMajor => "abi-2.0.0",
+            Self::NextMajor => "abi-next-major",
             Self::ChangedLayout => "abi-changed-layout",
         }
     }

@@ -1,0 +1,281 @@
+//! Real plugin libraries loaded into this process through the real loader: panics stay
+//! contained, released plugins keep working, instances are thread-safe, logs reach the agent.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use waldur_agent::plugins::{Catalog, HostContext, Registry, SearchPath, TrustPolicy};
+use waldur_plugin_abi::wire::{
+    BackendComponent, BackendComponents, JsonMap, UserOptions, WaldurResource,
+};
+use waldur_plugin_abi::ErrorKind;
+use waldur_test_support::{external_plugin, workspace_plugin, PluginDir};
+
+fn registry(dir: &Path) -> Registry {
+    Registry::new(Catalog::scan(
+        &SearchPath::only([dir.to_path_buf()]),
+        TrustPolicy::Strict,
+        None,
+    ))
+}
+
+fn settings(value: serde_json::Value) -> JsonMap {
+    value.as_object().cloned().unwrap()
+}
+
+fn components() -> BackendComponents {
+    let cpu: BackendComponent = serde_json::from_value(json!({
+        "measured_unit": "Hours", "accounting_type": "limit", "label": "CPU", "unit_factor": 60
+    }))
+    .unwrap();
+    BackendComponents::from([("cpu".to_string(), cpu)])
+}
+
+fn context() -> HostContext {
+    HostContext::new("test", "test offering")
+}
+
+/// Records what the agent's log receives (the plugins' forwarded records included).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn capture_logs() -> LogBuffer {
+    static BUFFER: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = LogBuffer::default();
+            let writer = buffer.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .init();
+            buffer
+        })
+        .clone()
+}
+
+#[test]
+fn panics_in_a_method_the_constructor_and_drop_become_errors() {
+    let logs = capture_logs();
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    let registry = registry(dir.path());
+
+    // In a method: PANICKED, and the same instance goes on serving.
+    let backend = registry
+        .backend(
+            "panicky",
+            &settings(json!({"panic_in": "ping"})),
+            &components(),
+            context(),
+        )
+        .unwrap();
+    let error = backend.ping(false).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PANICKED);
+    assert!(error.to_string().contains("panicky: ping panic"), "{error}");
+    let after = backend.diagnostics().unwrap_err();
+    assert_eq!(after.kind(), ErrorKind::BACKEND, "{after}");
+    backend.close().unwrap();
+
+    // In the constructor: no instance, a PANICKED error.
+    let constructed = registry.backend(
+        "panicky",
+        &settings(json!({"panic_in": "new"})),
+        &components(),
+        context(),
+    );
+    let Err(error) = constructed else {
+        panic!("the constructor panicked, yet an instance came back");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("panicked: panicky: constructor panic"),
+        "{error}"
+    );
+
+    // In drop: reported by close().
+    let backend = registry
+        .backend(
+            "panicky",
+            &settings(json!({"panic_in": "drop"})),
+            &components(),
+            context(),
+        )
+        .unwrap();
+    let error = backend.close().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PANICKED);
+    assert!(error.to_string().contains("panicky: drop panic"), "{error}");
+
+    // The plugin's panic messages and log records reach the agent's log, attributed.
+    let text = logs.text();
+    assert!(
+        text.contains("plugin panicked at") && text.contains("panicky: ping panic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("panicky diagnostics: panic_in=ping"),
+        "{text}"
+    );
+    assert!(text.contains("offering=test offering"), "{text}");
+
+    // And the agent keeps working with other plugins afterwards.
+    let healthy = registry
+        .backend("panicky", &settings(json!({})), &components(), context())
+        .unwrap();
+    assert!(healthy.ping(false).unwrap());
+}
+
+fn resource(slug: &str) -> WaldurResource {
+    WaldurResource {
+        uuid: format!("{slug}-uuid"),
+        name: slug.to_string(),
+        slug: slug.to_string(),
+        project_slug: "proj".to_string(),
+        customer_slug: "cust".to_string(),
+        limits: [("cpu".to_string(), 10.0)].into(),
+        ..Default::default()
+    }
+}
+
+/// The guard for every 1.x release: a plugin built against the released 1.0.0 sources keeps
+/// loading and working. If this fails, a frozen layout changed: that belongs in ABI 2.0.
+#[test]
+fn frozen_abi_1_0_0_plugin_loads_and_works() {
+    let dir = PluginDir::new();
+    dir.add(
+        &external_plugin(
+            "tests/fixtures/external/frozen-abi-1.0.0/plugin",
+            "waldur-plugin-frozen-v1",
+        ),
+        "frozen.so",
+    );
+    let registry = registry(dir.path());
+    let backend = registry
+        .backend("frozen-v1", &JsonMap::new(), &components(), context())
+        .expect("a plugin built against ABI 1.0.0 loads");
+
+    assert!(backend.ping(false).unwrap());
+    // The agent's generic algorithms drive the old plugin's client methods.
+    let info = backend
+        .create_resource_with_id(&resource("alloc"), "alloc", None)
+        .unwrap();
+    assert_eq!(info.backend_id, "alloc");
+    // This fixture passes Waldur limits through unconverted (its collect_resource_limits).
+    assert_eq!(
+        backend.client_get_resource_limits("alloc").unwrap()["cpu"],
+        10
+    );
+    assert!(backend
+        .add_user(
+            &resource("alloc").with_backend_id("alloc"),
+            "alice",
+            &UserOptions::default()
+        )
+        .unwrap());
+    assert_eq!(
+        backend.client_list_resource_users("alloc").unwrap(),
+        ["alice"]
+    );
+    let report = backend.get_usage_report(&["alloc".to_string()]).unwrap();
+    assert_eq!(report["alloc"]["TOTAL_ACCOUNT_USAGE"]["cpu"], 0.0);
+    backend.close().unwrap();
+}
+
+trait WithBackendId {
+    fn with_backend_id(self, id: &str) -> Self;
+}
+
+impl WithBackendId for WaldurResource {
+    fn with_backend_id(mut self, id: &str) -> Self {
+        self.backend_id = id.to_string();
+        self
+    }
+}
+
+#[test]
+fn eight_threads_call_one_plugin_instance_concurrently() {
+    const THREADS: usize = 8;
+    const CALLS: usize = 50;
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    let state = tempfile::tempdir().unwrap();
+    let registry = registry(dir.path());
+    let backend = Arc::new(
+        registry
+            .backend(
+                "demo",
+                &settings(json!({"state_dir": state.path()})),
+                &components(),
+                context(),
+            )
+            .unwrap(),
+    );
+    backend
+        .create_resource_with_id(&resource("shared"), "shared", None)
+        .unwrap();
+    let shared = resource("shared").with_backend_id("shared");
+
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let backend = Arc::clone(&backend);
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for i in 0..CALLS {
+                    assert!(backend.ping(false).unwrap());
+                    let user = format!("user-{t}-{i}");
+                    assert!(backend
+                        .add_user(&shared, &user, &UserOptions::default())
+                        .unwrap());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("no thread panicked");
+    }
+    let users = backend.client_list_resource_users("shared").unwrap();
+    assert_eq!(
+        users.len(),
+        THREADS * CALLS,
+        "every concurrent add_user landed exactly once"
+    );
+    Arc::into_inner(backend).unwrap().close().unwrap();
+}
+
+#[test]
+fn the_template_plugin_built_outside_the_workspace_loads() {
+    let dir = PluginDir::new();
+    dir.add(
+        &external_plugin("examples/plugin-template", "waldur-plugin-template"),
+        "template.so",
+    );
+    let registry = registry(dir.path());
+    let backend = registry
+        .backend("template", &JsonMap::new(), &components(), context())
+        .unwrap();
+    assert!(backend.ping(false).unwrap());
+    backend
+        .create_resource_with_id(&resource("tpl"), "tpl", None)
+        .unwrap();
+    assert!(backend.client_get_resource("tpl").unwrap().is_some());
+    backend.close().unwrap();
+}

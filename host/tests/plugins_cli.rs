@@ -1,0 +1,262 @@
+//! `waldur-agent plugins list / inspect / check` with the real binary over real plugin files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use waldur_test_support::{
+    external_plugin, generated_plugin, system_library, workspace_plugin, AbiVariant, PluginDir,
+};
+
+fn agent(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+        .args(args)
+        // Only the test's directories: never whatever is installed on the machine.
+        .env("WALDUR_AGENT_PLUGIN_PATH", "")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run waldur-agent");
+    output
+}
+
+fn list_json(dirs: &[&Path], extra: &[&str]) -> Value {
+    let mut args = vec!["plugins", "list", "--json"];
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    for dir in &dirs {
+        args.extend(["--plugin-dir", dir.as_str()]);
+    }
+    args.extend(extra);
+    let output = agent(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("plugins list --json prints JSON")
+}
+
+fn by_file<'a>(list: &'a Value, file: &str) -> &'a Value {
+    list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("{file} is not listed: {list:#}"))
+}
+
+fn assert_refused(list: &Value, file: &str, reason_part: &str) {
+    let plugin = by_file(list, file);
+    assert_eq!(plugin["status"], "refused", "{file}: {plugin:#}");
+    let reason = plugin["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(reason_part),
+        "{file}: reason {reason:?} lacks {reason_part:?}"
+    );
+    assert!(
+        !reason.contains('\n'),
+        "{file}: reason is not one line: {reason:?}"
+    );
+}
+
+#[test]
+fn bad_files_are_refused_with_one_line_reasons_and_the_rest_still_listed() {
+    let dir = PluginDir::new();
+    let demo = workspace_plugin("waldur-plugin-demo");
+    dir.add(&demo, "demo.so");
+    dir.add(&system_library(), "libz.so");
+    let bytes = std::fs::read(&demo).unwrap();
+    dir.write("truncated.so", &bytes[..bytes.len() / 3]);
+    dir.write("notes.so", b"this is a text file, not a library\n");
+    dir.add(&generated_plugin(AbiVariant::NextMajor), "abi2.so");
+    dir.add(&generated_plugin(AbiVariant::ChangedLayout), "layout.so");
+    dir.add(
+        &external_plugin(
+            "tests/fixtures/external/abort-plugin",
+            "waldur-plugin-abort-build",
+        ),
+        "abort.so",
+    );
+    dir.add(&workspace_plugin("waldur-plugin-crash-on-load"), "crash.so");
+
+    let list = list_json(&[dir.path()], &[]);
+
+    assert_eq!(by_file(&list, "demo.so")["status"], "ok", "{list:#}");
+    assert_eq!(by_file(&list, "demo.so")["entries"][0]["name"], "demo");
+    assert_refused(&list, "libz.so", "not a waldur-agent plugin");
+    assert_refused(&list, "truncated.so", "corrupt or truncated");
+    assert_refused(&list, "notes.so", "not a shared library");
+    assert_refused(
+        &list,
+        "abi2.so",
+        "built against plugin ABI 2.0.0, this agent speaks ABI 1.x",
+    );
+    // The layout check names the path to the field that differs.
+    assert_refused(
+        &list,
+        "layout.so",
+        "layout mismatch: PluginRoot > new_backend",
+    );
+    assert_refused(&list, "layout.so", "LogLevel");
+    assert_refused(&list, "abort.so", "panic = \"abort\"");
+    assert_refused(&list, "crash.so", "crashed the process (signal 6)");
+}
+
+#[test]
+fn the_table_lists_the_demo_plugin() {
+    let dir = PluginDir::new();
+    dir.add(
+        &workspace_plugin("waldur-plugin-demo"),
+        "libwaldur_plugin_demo.so",
+    );
+    let dir_arg = dir.path().display().to_string();
+    let output = agent(&["plugins", "list", "--plugin-dir", &dir_arg]);
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.contains("waldur-plugin-demo"), "{table}");
+    assert!(table.contains("demo (backend)"), "{table}");
+    assert!(table.contains("ok"), "{table}");
+}
+
+#[test]
+fn a_world_writable_plugin_directory_is_refused_unless_allowed() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let strict = list_json(&[dir.path()], &[]);
+    assert_refused(&strict, "demo.so", "world-writable");
+
+    let relaxed = list_json(&[dir.path()], &["--allow-insecure-plugin-permissions"]);
+    assert_eq!(by_file(&relaxed, "demo.so")["status"], "ok");
+}
+
+#[test]
+fn two_plugins_with_one_entry_name_first_in_search_order_wins() {
+    let first = PluginDir::new();
+    let second = PluginDir::new();
+    let demo = workspace_plugin("waldur-plugin-demo");
+    first.add(&demo, "demo-a.so");
+    second.add(&demo, "demo-b.so");
+
+    let list = list_json(&[first.path(), second.path()], &[]);
+    let winner = by_file(&list, "demo-a.so");
+    let shadowed = by_file(&list, "demo-b.so");
+    assert_eq!(winner["entries"][0]["active"], true);
+    assert_eq!(shadowed["status"], "ok");
+    assert_eq!(shadowed["entries"][0]["active"], false);
+    let clashes = list["clashes"].as_array().unwrap();
+    assert_eq!(clashes.len(), 1, "{list:#}");
+    let clash = clashes[0].as_str().unwrap();
+    assert!(
+        clash.contains("demo-b.so") && clash.contains("shadowed by") && clash.contains("demo-a.so"),
+        "{clash}"
+    );
+}
+
+#[test]
+fn inspect_shows_entries_settings_and_implemented_methods() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    let dir_arg = dir.path().display().to_string();
+    let output = agent(&["plugins", "inspect", "demo", "--plugin-dir", &dir_arg]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "Entry 'demo' (backend)",
+        "state_dir",
+        "Implements",
+        "get_usage_report",
+        "Agent defaults",
+        "create_resource_with_id",
+        "Status:      ok",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    let unknown = agent(&[
+        "plugins",
+        "inspect",
+        "no-such-plugin",
+        "--plugin-dir",
+        &dir_arg,
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr)
+        .contains("no plugin or entry named 'no-such-plugin'"));
+}
+
+fn demo_config(dir: &Path, state_dir: &Path, extra_settings: &str) -> std::path::PathBuf {
+    let path = dir.join("agent.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "offerings:\n\
+             \x20 - name: Demo offering\n\
+             \x20   waldur_api_url: http://127.0.0.1:9/api/\n\
+             \x20   waldur_api_token: test-token\n\
+             \x20   waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n\
+             \x20   backend_type: demo\n\
+             \x20   backend_settings:\n\
+             \x20     state_dir: {}\n\
+             {extra_settings}\
+             \x20   backend_components:\n\
+             \x20     cpu: {{measured_unit: Hours, accounting_type: usage, label: CPU, unit_factor: 60}}\n\
+             \x20     gpu: {{measured_unit: GPU-hours, accounting_type: limit, label: GPU, unit_factor: 60}}\n",
+            state_dir.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_passes_on_a_healthy_plugin_and_fails_with_a_reason() {
+    let plugins = PluginDir::new();
+    plugins.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let dir_arg = plugins.path().display().to_string();
+
+    let healthy = demo_config(work.path(), &state, "");
+    let output = agent(&[
+        "plugins",
+        "check",
+        "demo",
+        "-c",
+        healthy.to_str().unwrap(),
+        "--plugin-dir",
+        &dir_arg,
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("PASS  ping answers true"), "{text}");
+    assert!(
+        text.contains("PASS  limits convert with unit_factor"),
+        "{text}"
+    );
+    assert!(text.contains("all checks passed"), "{text}");
+
+    let broken = demo_config(work.path(), &state, "\x20     fail_methods: [ping]\n");
+    let output = agent(&[
+        "plugins",
+        "check",
+        "demo",
+        "-c",
+        broken.to_str().unwrap(),
+        "--plugin-dir",
+        &dir_arg,
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  ping answers true: plugin entry 'demo': ping: backend error: demo: injected failure in ping"), "{text}");
+}
