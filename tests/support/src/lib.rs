@@ -94,33 +94,59 @@ fn library_file_name(package: &str) -> String {
     format!("lib{}.so", package.replace('-', "_"))
 }
 
+/// Debug builds for tests, release builds for benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Release => "release",
+        }
+    }
+
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Self::Debug => &[],
+            Self::Release => &["--release"],
+        }
+    }
+}
+
 /// Builds a workspace plugin package (debug) and answers its `.so`.
 pub fn workspace_plugin(package: &str) -> PathBuf {
-    once(&format!("ws:{package}"), || {
+    workspace_plugin_built(package, Profile::Debug)
+}
+
+/// Builds a workspace plugin package with `profile` and answers its `.so`.
+pub fn workspace_plugin_built(package: &str, profile: Profile) -> PathBuf {
+    once(&format!("ws:{package}:{profile:?}"), || {
         let mut cmd = cargo();
         cmd.current_dir(workspace_root())
-            .args(["build", "-q", "-p", package]);
+            .args(["build", "-q", "-p", package])
+            .args(profile.args());
         run_build(cmd, package);
-        let path = target_dir().join("debug").join(library_file_name(package));
+        let path = target_dir()
+            .join(profile.dir())
+            .join(library_file_name(package));
         assert!(path.is_file(), "{} was not produced", path.display());
         path
     })
 }
 
-/// Builds the agent binary (debug) and answers its path.
-pub fn agent_binary() -> PathBuf {
-    once("bin:waldur-agent", || {
+/// Builds the agent binary with `profile` and answers its path.
+pub fn agent_binary(profile: Profile) -> PathBuf {
+    once(&format!("bin:waldur-agent:{profile:?}"), || {
         let mut cmd = cargo();
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "-q",
-            "-p",
-            "waldur-agent",
-            "--bin",
-            "waldur-agent",
-        ]);
+        cmd.current_dir(workspace_root())
+            .args(["build", "-q", "-p", "waldur-agent", "--bin", "waldur-agent"])
+            .args(profile.args());
         run_build(cmd, "waldur-agent");
-        target_dir().join("debug").join("waldur-agent")
+        target_dir().join(profile.dir()).join("waldur-agent")
     })
 }
 

@@ -687,7 +687,8 @@ impl Backend {
         })
     }
 
-    /// Backend units. Default: the client's answer, unconverted.
+    /// Waldur units, as integers. Default: the client's answer unconverted (as the reference
+    /// does, so a backend whose units differ must implement this).
     pub fn get_resource_limits(
         &self,
         resource_backend_id: &str,

@@ -1,0 +1,271 @@
+//! Costs of the plugin boundary, as figures with ratios against baselines from the same run:
+//!
+//! 1. one empty call (`ping`) directly on a Rust type, through the vtable in-process, and
+//!    through the vtable of a real dlopened plugin;
+//! 2. a `user_context` with 1,000 team members: a serde round trip alone, and a call that
+//!    carries it across the boundary;
+//! 3. `waldur-agent plugins list` over a directory of 20 plugins, against starting the agent
+//!    (`--version`) and listing one plugin.
+//!
+//! Run with `cargo bench -p waldur-agent --bench plugin_abi` (or scripts/bench-plugins.sh).
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use abi_stable::std_types::RStr;
+use waldur_agent::plugins::{Catalog, HostContext, Registry, SearchPath, TrustPolicy};
+use waldur_plugin_abi::host_side::BackendHandle;
+use waldur_plugin_abi::sdk::shims;
+use waldur_plugin_abi::wire::{JsonMap, OfferingUser, ProjectUser, UserContext, WaldurResource};
+use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Client, Host, Result};
+use waldur_test_support::{agent_binary, workspace_plugin_built, PluginDir, Profile};
+
+/// The same trivial backend, called directly and through the vtable.
+struct Trivial;
+
+#[backend_impl]
+impl Client for Trivial {}
+
+#[backend_impl]
+impl Backend for Trivial {
+    fn new(_context: BackendContext) -> Result<Self> {
+        Ok(Trivial)
+    }
+
+    fn ping(&self, _raise_exception: bool) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn pre_create_resource(
+        &self,
+        _waldur_resource: WaldurResource,
+        user_context: Option<UserContext>,
+    ) -> Result<()> {
+        black_box(user_context);
+        Ok(())
+    }
+}
+
+/// Median time per iteration over `rounds` rounds of `iterations`.
+fn per_iteration(rounds: usize, iterations: u32, mut f: impl FnMut()) -> Duration {
+    let mut samples: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                f();
+            }
+            start.elapsed() / iterations
+        })
+        .collect();
+    samples.sort();
+    samples[rounds / 2]
+}
+
+fn ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+fn team(members: usize) -> UserContext {
+    let team: Vec<ProjectUser> = (0..members)
+        .map(|i| ProjectUser {
+            uuid: format!("{i:032x}"),
+            url: format!("https://waldur.example.org/api/users/{i:032x}/"),
+            username: format!("user{i}@idp.example.org"),
+            full_name: format!("User Number {i}"),
+            email: format!("user{i}@example.org"),
+            role: "PROJECT.MEMBER".into(),
+            offering_user_username: Some(format!("u{i}")),
+            offering_user_state: Some("OK".into()),
+            ..Default::default()
+        })
+        .collect();
+    let offering_users: Vec<OfferingUser> = team
+        .iter()
+        .enumerate()
+        .map(|(i, m)| OfferingUser {
+            uuid: format!("{:032x}", i + 1_000_000),
+            user_uuid: m.uuid.clone(),
+            username: Some(format!("u{i}")),
+            state: "OK".into(),
+            user_username: m.username.clone(),
+            user_email: m.email.clone(),
+            user_full_name: m.full_name.clone(),
+            ..Default::default()
+        })
+        .collect();
+    UserContext {
+        user_mappings: team.iter().map(|m| (m.uuid.clone(), m.clone())).collect(),
+        offering_user_mappings: offering_users
+            .iter()
+            .map(|u| (u.user_uuid.clone(), u.clone()))
+            .collect(),
+        team,
+        offering_users,
+        ..Default::default()
+    }
+}
+
+fn in_process_handle() -> BackendHandle {
+    let raw = shims::new_backend::<Trivial>(
+        RStr::from_str("trivial"),
+        RStr::from_str("{}"),
+        RStr::from_str("{}"),
+        Host::detached().raw_handle(),
+    )
+    .into_result()
+    .expect("construct in-process");
+    // SAFETY: built by the SDK in this process; the detached host needs no context.
+    unsafe { BackendHandle::from_raw(raw) }
+}
+
+fn call_costs() {
+    println!("== 1. one empty call (ping)");
+    // Through a function pointer the optimizer cannot see through, as a call into code
+    // compiled elsewhere would be.
+    let direct = Trivial;
+    let ping: fn(&Trivial, bool) -> Result<bool> = <Trivial as Backend>::ping;
+    let d = per_iteration(7, 2_000_000, || {
+        black_box(black_box(ping)(black_box(&direct), black_box(false)).unwrap());
+    });
+    let handle = in_process_handle();
+    let v = per_iteration(7, 200_000, || {
+        black_box(handle.ping(black_box(&false)).unwrap());
+    });
+    let plugins = PluginDir::new();
+    plugins.add(
+        &workspace_plugin_built("waldur-plugin-panicky", Profile::Release),
+        "panicky.so",
+    );
+    let registry = Registry::new(Catalog::scan(
+        &SearchPath::only([plugins.path().to_path_buf()]),
+        TrustPolicy::Strict,
+        None,
+    ));
+    let backend = registry
+        .backend(
+            "panicky",
+            &JsonMap::new(),
+            &Default::default(),
+            HostContext::new("panicky", "bench"),
+        )
+        .expect("load the panicky plugin");
+    let p = per_iteration(7, 200_000, || {
+        black_box(backend.handle().ping(black_box(&false)).unwrap());
+    });
+    let w = per_iteration(7, 200_000, || {
+        black_box(backend.ping(black_box(false)).unwrap());
+    });
+    println!("direct Rust trait call (baseline)      {:>9.1} ns", ns(d));
+    println!(
+        "vtable, same process                   {:>9.1} ns  ({:.0}x baseline)",
+        ns(v),
+        ns(v) / ns(d)
+    );
+    println!(
+        "vtable, dlopened plugin                {:>9.1} ns  ({:.0}x baseline)",
+        ns(p),
+        ns(p) / ns(d)
+    );
+    println!(
+        "agent Backend wrapper, dlopened        {:>9.1} ns  ({:.0}x baseline)",
+        ns(w),
+        ns(w) / ns(d)
+    );
+}
+
+fn user_context_costs() {
+    println!("== 2. user_context with 1,000 team members");
+    let context = team(1000);
+    let json = serde_json::to_string(&context).unwrap();
+    let serde = per_iteration(7, 50, || {
+        let text = serde_json::to_string(black_box(&context)).unwrap();
+        black_box(serde_json::from_str::<UserContext>(&text).unwrap());
+    });
+    let handle = in_process_handle();
+    let resource = WaldurResource::default();
+    let some = Some(context.clone());
+    let across = per_iteration(7, 50, || {
+        handle
+            .pre_create_resource(black_box(&resource), black_box(&some))
+            .unwrap();
+    });
+    println!(
+        "JSON size                              {:>9} bytes",
+        json.len()
+    );
+    println!(
+        "serde round trip (baseline)            {:>9.1} us",
+        ns(serde) / 1e3
+    );
+    println!(
+        "one call carrying it across the ABI    {:>9.1} us  ({:.2}x baseline)",
+        ns(across) / 1e3,
+        ns(across) / ns(serde)
+    );
+}
+
+fn list_costs() {
+    println!("== 3. waldur-agent plugins list");
+    let agent = agent_binary(Profile::Release);
+    let demo = workspace_plugin_built("waldur-plugin-demo", Profile::Release);
+    let twenty = PluginDir::new();
+    for i in 0..20 {
+        twenty.add(&demo, &format!("demo{i:02}.so"));
+    }
+    let one = PluginDir::new();
+    one.add(&demo, "demo.so");
+    let time = |args: &[&str]| {
+        let mut samples: Vec<Duration> = (0..7)
+            .map(|_| {
+                let start = Instant::now();
+                let status = Command::new(&agent)
+                    .args(args)
+                    .env("WALDUR_AGENT_PLUGIN_PATH", "")
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run the agent");
+                assert!(status.success());
+                start.elapsed()
+            })
+            .collect();
+        samples.sort();
+        samples[3]
+    };
+    let start = time(&["--version"]);
+    let single = time(&[
+        "plugins",
+        "list",
+        "--plugin-dir",
+        one.path().to_str().unwrap(),
+    ]);
+    let many = time(&[
+        "plugins",
+        "list",
+        "--plugin-dir",
+        twenty.path().to_str().unwrap(),
+    ]);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "agent start, --version (baseline)      {:>9.1} ms",
+        ms(start)
+    );
+    println!(
+        "plugins list, 1 plugin                 {:>9.1} ms  ({:.1}x baseline)",
+        ms(single),
+        ms(single) / ms(start)
+    );
+    println!(
+        "plugins list, 20 plugins               {:>9.1} ms  ({:.1}x baseline, {:.1} ms per plugin)",
+        ms(many),
+        ms(many) / ms(start),
+        (ms(many) - ms(start)) / 20.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: both run it.
+    call_costs();
+    user_context_costs();
+    list_costs();
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Figures for the plugin boundary (call cost, user_context transfer, plugins list).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p waldur-agent --bench plugin_abi
