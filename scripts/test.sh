@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }; }
-need cargo "a Rust toolchain >= 1.85, e.g. from rustup"
-need objcopy "Debian package binutils"
+need cargo "a Rust toolchain >= 1.89, e.g. from rustup"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

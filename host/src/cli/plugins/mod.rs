@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use serde_json::json;
 use waldur_plugin_abi::host_side::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_METHODS};
 use waldur_plugin_abi::manifest::{Manifest, ManifestEntry};
@@ -128,11 +128,12 @@ fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY);
+    table.set_content_arrangement(ContentArrangement::Dynamic);
     table.set_header(["NAME", "VERSION", "ABI", "ENTRIES", "STATUS", "PATH"]);
     for record in &catalog.records {
         let m = record.manifest.as_ref();
         table.add_row([
-            m.map_or("?".to_string(), |m| m.name.clone()),
+            m.map_or("-".to_string(), |m| m.name.clone()),
             m.map_or(String::new(), |m| m.version.clone()),
             m.map_or(String::new(), |m| m.abi_version.clone()),
             entries_cell(&catalog, record),
