@@ -279,3 +279,169 @@ fn the_template_plugin_built_outside_the_workspace_loads() {
     assert!(backend.client_get_resource("tpl").unwrap().is_some());
     backend.close().unwrap();
 }
+
+#[test]
+fn username_backend_entries_work_through_the_loader() {
+    use waldur_plugin_abi::wire::{OfferingInfo, OfferingUser};
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    let registry = registry(dir.path());
+    let usernames = registry
+        .username_backend(
+            "panicky-usernames",
+            &JsonMap::new(),
+            &OfferingInfo::default(),
+            context(),
+        )
+        .unwrap();
+    let user = |name: &str| OfferingUser {
+        user_username: name.to_string(),
+        ..Default::default()
+    };
+    assert_eq!(
+        usernames.generate_username(&user("alice")).unwrap(),
+        "u-alice"
+    );
+    // get_username is not implemented: the agent's get_or_create default generates one.
+    assert_eq!(
+        usernames
+            .handle()
+            .get_username(&user("alice"))
+            .unwrap_err()
+            .kind,
+        ErrorKind::NOT_IMPLEMENTED
+    );
+    assert_eq!(
+        usernames.get_or_create_username(&user("bob")).unwrap(),
+        "u-bob"
+    );
+    usernames.sync_user_profiles(&[user("alice")]).unwrap();
+    usernames
+        .deactivate_users(&["u-alice".to_string()])
+        .unwrap();
+    let panic = usernames.generate_username(&user("panic")).unwrap_err();
+    assert_eq!(panic.kind(), ErrorKind::PANICKED);
+    assert_eq!(
+        usernames.get_or_create_username(&user("carol")).unwrap(),
+        "u-carol"
+    );
+    usernames.close().unwrap();
+
+    // A backend entry is not a username entry, and the reverse.
+    assert!(registry
+        .username_backend(
+            "panicky",
+            &JsonMap::new(),
+            &OfferingInfo::default(),
+            context()
+        )
+        .is_err());
+}
+
+/// Records the Waldur requests plugins make through the agent.
+struct FakeWaldur(Mutex<Vec<String>>);
+
+impl waldur_agent::plugins::WaldurGateway for FakeWaldur {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        query: &serde_json::Value,
+        body: Option<&serde_json::Value>,
+    ) -> std::result::Result<serde_json::Value, waldur_plugin_abi::Error> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path} {query} {body:?}"));
+        if path.starts_with("missing") {
+            return Err(waldur_plugin_abi::Error::backend("404 Not Found"));
+        }
+        Ok(json!({"uuid": "abc", "path": path}))
+    }
+}
+
+#[test]
+fn plugins_reach_waldur_through_the_agent_callback() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    let registry = registry(dir.path());
+    let waldur = Arc::new(FakeWaldur(Mutex::new(Vec::new())));
+    let backend = registry
+        .backend(
+            "panicky",
+            &JsonMap::new(),
+            &components(),
+            context().with_waldur(waldur.clone()),
+        )
+        .unwrap();
+    let answer = backend
+        .handle()
+        .invoke(
+            "waldur_get",
+            &json!({"path": "marketplace-provider-offerings/abc/"}),
+        )
+        .unwrap();
+    assert_eq!(answer["uuid"], "abc");
+    let error = backend
+        .handle()
+        .invoke("waldur_get", &json!({"path": "missing/"}))
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BACKEND);
+    assert_eq!(
+        *waldur.0.lock().unwrap(),
+        [
+            "GET marketplace-provider-offerings/abc/ {\"page_size\":1} None",
+            "GET missing/ {\"page_size\":1} None"
+        ]
+    );
+
+    // Without a Waldur connection (e.g. `plugins check`) the callback answers an error.
+    let offline = registry
+        .backend("panicky", &JsonMap::new(), &components(), context())
+        .unwrap();
+    let error = offline
+        .handle()
+        .invoke("waldur_get", &json!({"path": "x/"}))
+        .unwrap_err();
+    assert!(error.message.contains("no Waldur connection"), "{error}");
+}
+
+#[test]
+fn settings_are_validated_by_the_plugin_declaration() {
+    use waldur_plugin_abi::ffi::EntryKind;
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    let registry = registry(dir.path());
+    let plugin = registry.plugin(EntryKind::BACKEND, "panicky").unwrap();
+
+    let warnings = plugin
+        .validate(
+            "panicky",
+            &settings(json!({"panic_in": "", "colour": "blue"})),
+            &components(),
+        )
+        .unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("backend_settings.colour is not a setting this plugin knows"));
+
+    let error = plugin
+        .validate("panicky", &settings(json!({"panic_in": 5})), &components())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::INVALID_SETTINGS);
+    assert!(
+        error
+            .to_string()
+            .contains("backend_settings.panic_in must be a string, got 5"),
+        "{error}"
+    );
+    // The constructor applies the same validation.
+    let Err(error) = registry.backend(
+        "panicky",
+        &settings(json!({"panic_in": 5})),
+        &components(),
+        context(),
+    ) else {
+        panic!("invalid settings constructed a backend");
+    };
+    assert!(error.to_string().contains("invalid settings"), "{error}");
+}

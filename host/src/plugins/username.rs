@@ -52,13 +52,19 @@ impl UsernameBackend {
     }
 
     /// The plugin's own answer, or else the reference default: the existing username, or a
-    /// newly generated one.
+    /// newly generated one. A plugin without `get_username` has no existing names to find.
     pub fn get_or_create_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
         match self.handle.get_or_create_username(user) {
-            Err(e) if e.is_not_implemented() => match self.get_username(user)? {
-                Some(name) if !name.is_empty() => Ok(name),
-                _ => self.generate_username(user),
-            },
+            Err(e) if e.is_not_implemented() => {
+                let existing = match self.handle.get_username(user) {
+                    Err(e) if e.is_not_implemented() => None,
+                    other => self.wrap("get_username", other)?,
+                };
+                match existing {
+                    Some(name) if !name.is_empty() => Ok(name),
+                    _ => self.generate_username(user),
+                }
+            }
             other => self.wrap("get_or_create_username", other),
         }
     }
