@@ -260,3 +260,14 @@ fn check_passes_on_a_healthy_plugin_and_fails_with_a_reason() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL  ping answers true: plugin entry 'demo': ping: backend error: demo: injected failure in ping"), "{text}");
 }
+
+#[test]
+fn a_missing_plugin_directory_is_reported() {
+    let output = agent(&["plugins", "list", "--plugin-dir", "/nonexistent/plugins"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: plugin directory /nonexistent/plugins does not exist"),
+        "{stderr}"
+    );
+}

@@ -45,6 +45,12 @@ pub(super) fn search_setup(source: &PluginSource) -> Result<(SearchPath, TrustPo
     }
     let env = std::env::var(PLUGIN_PATH_ENV).ok();
     let search = SearchPath::standard(env.as_deref(), &config_dirs, &source.plugin_dirs);
+    // The packaged directory may legitimately be absent; a directory someone named may not.
+    for dir in search.dirs().iter().skip(1) {
+        if !dir.is_dir() {
+            eprintln!("warning: plugin directory {} does not exist", dir.display());
+        }
+    }
     let policy = if allow_insecure {
         TrustPolicy::AllowInsecure
     } else {
