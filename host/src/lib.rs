@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod modes;
 pub mod plugins;
 
 /// The agent's version, as plugins and Waldur see it.

@@ -1,0 +1,8 @@
+//! The agent's modes. The decision logic of each (what to send Waldur, what to ask the
+//! plugin) lives in small pure modules, tested on their own; the drivers that talk to Waldur
+//! and the plugins build on them.
+
+pub mod membership;
+pub mod offering_users;
+pub mod periods;
+pub mod usage;

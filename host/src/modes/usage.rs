@@ -1,0 +1,147 @@
+//! The rules of submitting one resource's usage for one period (reference §3.3): what is sent,
+//! when nothing needs sending, and when a report must be refused as an anomaly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Rounds to 2 decimals the way Python's `round(x, 2)` does (correctly rounded from the exact
+/// binary value, ties to even), which is also what Rust's `{:.2}` formatting does.
+pub fn round2(value: f64) -> f64 {
+    amount(value).parse().expect("a formatted float parses")
+}
+
+/// The decimal string Waldur receives (`f"{x:.2f}"`).
+pub fn amount(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// The total usage to submit, in Waldur units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TotalUsage {
+    /// Rounded amounts of the components the Waldur offering has.
+    pub amounts: BTreeMap<String, f64>,
+    /// Components the plugin reported that the offering does not have (dropped, warned).
+    pub unknown: Vec<String>,
+}
+
+/// Rounds the plugin's totals and keeps only the offering's components.
+pub fn total_usage(totals: &BTreeMap<String, f64>, offering_components: &BTreeSet<String>) -> TotalUsage {
+    let (known, unknown): (Vec<_>, Vec<_>) = totals
+        .iter()
+        .partition(|(component, _)| offering_components.contains(*component));
+    TotalUsage {
+        amounts: known.into_iter().map(|(c, v)| (c.clone(), round2(*v))).collect(),
+        unknown: unknown.into_iter().map(|(c, _)| c.clone()).collect(),
+    }
+}
+
+/// An existing `ComponentUsage` of the period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistingUsage {
+    pub uuid: String,
+    pub component: String,
+    pub usage: f64,
+}
+
+fn is_close(a: f64, b: f64) -> bool {
+    // math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+    (a - b).abs() <= f64::max(1e-9 * f64::max(a.abs(), b.abs()), 1e-6)
+}
+
+/// True when Waldur already has exactly these amounts for the period: nothing to send.
+/// The sets of component types must match too, so a component that appeared or vanished
+/// is still reported.
+pub fn is_unchanged(
+    new: &BTreeMap<String, f64>,
+    existing: &[ExistingUsage],
+    offering_components: &BTreeSet<String>,
+) -> bool {
+    let relevant: Vec<&ExistingUsage> = existing
+        .iter()
+        .filter(|e| offering_components.contains(&e.component))
+        .collect();
+    let existing_types: BTreeSet<&str> = relevant.iter().map(|e| e.component.as_str()).collect();
+    let new_types: BTreeSet<&str> = new.keys().map(String::as_str).collect();
+    existing_types == new_types
+        && new.iter().all(|(component, value)| {
+            relevant
+                .iter()
+                .filter(|e| &e.component == component)
+                .all(|e| is_close(e.usage, *value))
+        })
+}
+
+/// Reasons to refuse a report for backends that cannot decrease usage: a component with more
+/// than one record, or a new amount below what Waldur has. `existing` are the period's
+/// records that have no per-user usages (the reference leaves those out of the check).
+pub fn anomalies(new: &BTreeMap<String, f64>, existing: &[ExistingUsage]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (component, value) in new {
+        let records: Vec<&ExistingUsage> = existing.iter().filter(|e| &e.component == component).collect();
+        match records.as_slice() {
+            [] => {}
+            [one] if *value + 1e-9 < one.usage => found.push(format!(
+                "{component}: new usage {} is below the reported {}",
+                amount(*value),
+                amount(one.usage)
+            )),
+            [_] => {}
+            many => found.push(format!("{component}: {} usage records for one period", many.len())),
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn components(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn existing(component: &str, usage: f64) -> ExistingUsage {
+        ExistingUsage { uuid: format!("{component}-uuid"), component: component.into(), usage }
+    }
+
+    #[test]
+    fn rounding_matches_python() {
+        assert_eq!(amount(2.675), "2.67"); // 2.675 is 2.67499999... in binary, as in Python
+        assert_eq!(amount(0.125), "0.12"); // exact tie: to even
+        assert_eq!(amount(1.0), "1.00");
+        assert_eq!(round2(12.3456), 12.35);
+    }
+
+    #[test]
+    fn totals_keep_only_offering_components_rounded() {
+        let totals = BTreeMap::from([("cpu".to_string(), 1.005), ("disk".to_string(), 3.0)]);
+        let total = total_usage(&totals, &components(&["cpu", "mem"]));
+        assert_eq!(total.amounts, BTreeMap::from([("cpu".to_string(), 1.0)]));
+        assert_eq!(total.unknown, ["disk"]);
+    }
+
+    #[test]
+    fn unchanged_needs_equal_types_and_close_amounts() {
+        let offering = components(&["cpu", "mem"]);
+        let new = BTreeMap::from([("cpu".to_string(), 10.0), ("mem".to_string(), 5.0)]);
+        assert!(is_unchanged(&new, &[existing("cpu", 10.0000001), existing("mem", 5.0)], &offering));
+        assert!(!is_unchanged(&new, &[existing("cpu", 10.01), existing("mem", 5.0)], &offering));
+        assert!(!is_unchanged(&new, &[existing("cpu", 10.0)], &offering));
+        assert!(!is_unchanged(&new, &[], &offering));
+        // Records of components outside the offering do not count.
+        assert!(is_unchanged(&new, &[existing("cpu", 10.0), existing("mem", 5.0), existing("gpu", 1.0)], &offering));
+    }
+
+    #[test]
+    fn decreases_and_duplicates_are_anomalies() {
+        let new = BTreeMap::from([("cpu".to_string(), 9.0), ("mem".to_string(), 5.0)]);
+        assert_eq!(
+            anomalies(&new, &[existing("cpu", 10.0)]),
+            ["cpu: new usage 9.00 is below the reported 10.00"]
+        );
+        assert!(anomalies(&new, &[existing("cpu", 9.0), existing("mem", 1.0)]).is_empty());
+        assert_eq!(
+            anomalies(&new, &[existing("mem", 1.0), existing("mem", 2.0)]),
+            ["mem: 2 usage records for one period"]
+        );
+    }
+}
