@@ -135,6 +135,10 @@ fn panics_in_a_method_the_constructor_and_drop_become_errors() {
         text.contains("panicky diagnostics: panic_in=ping"),
         "{text}"
     );
+    assert!(
+        text.contains("panicky tracing event"),
+        "tracing output is forwarded too: {text}"
+    );
     assert!(text.contains("offering=test offering"), "{text}");
 
     // And the agent keeps working with other plugins afterwards.
@@ -432,6 +436,17 @@ fn settings_are_validated_by_the_plugin_declaration() {
         error
             .to_string()
             .contains("backend_settings.panic_in must be a string, got 5"),
+        "{error}"
+    );
+    let mut bad_factor = components();
+    bad_factor.get_mut("cpu").unwrap().unit_factor = Some(-60.0);
+    let error = plugin
+        .validate("panicky", &JsonMap::new(), &bad_factor)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("backend_components.cpu.unit_factor must be a positive number"),
         "{error}"
     );
     // The constructor applies the same validation.
