@@ -79,8 +79,12 @@ pub fn plan(
             continue; // no account on this offering yet: nothing to add
         };
         team_keys.insert(key.to_string());
-        options.user_roles.insert(key.to_string(), member.role.clone());
-        options.user_cuids.insert(key.to_string(), member.username.clone());
+        options
+            .user_roles
+            .insert(key.to_string(), member.role.clone());
+        options
+            .user_cuids
+            .insert(key.to_string(), member.username.clone());
     }
     for user in offering_users {
         let key = if identity {
@@ -92,10 +96,16 @@ pub fn plan(
             continue;
         };
         if !user.user_email.is_empty() {
-            options.user_emails.insert(key.to_string(), user.user_email.clone());
+            options
+                .user_emails
+                .insert(key.to_string(), user.user_email.clone());
         }
-        options.offering_user_states.insert(key.to_string(), user.state.clone());
-        options.user_attributes.insert(key.to_string(), user_attributes(user));
+        options
+            .offering_user_states
+            .insert(key.to_string(), user.state.clone());
+        options
+            .user_attributes
+            .insert(key.to_string(), user_attributes(user));
     }
     let existing: BTreeSet<String> = team_keys.intersection(&backend).cloned().collect();
     if restrict_member_access {
@@ -125,7 +135,9 @@ pub fn user_limits_to_apply(
     usernames
         .iter()
         .filter_map(|user| match (waldur.get(user), backend.get(user)) {
-            (Some(limits), current) if current != Some(limits) => Some((user.clone(), limits.clone())),
+            (Some(limits), current) if current != Some(limits) => {
+                Some((user.clone(), limits.clone()))
+            }
             (None, Some(current)) if !current.is_empty() => Some((user.clone(), BTreeMap::new())),
             _ => None,
         })
@@ -168,8 +180,18 @@ mod tests {
             member("carol@idp", None, "PROJECT.MEMBER"),
         ];
         let backend = ["alice".to_string(), "dave".to_string()];
-        let users = [account("alice", "a@x", "OK"), account("bob", "b@x", "Creating")];
-        let plan = plan(&team, &backend, &users, &CapabilitySet::default(), false, Some("0077"));
+        let users = [
+            account("alice", "a@x", "OK"),
+            account("bob", "b@x", "Creating"),
+        ];
+        let plan = plan(
+            &team,
+            &backend,
+            &users,
+            &CapabilitySet::default(),
+            false,
+            Some("0077"),
+        );
         assert_eq!(plan.existing, names(&["alice"]));
         assert_eq!(plan.to_add, names(&["bob"]));
         assert_eq!(plan.to_remove, names(&["dave"]));
@@ -177,14 +199,24 @@ mod tests {
         assert_eq!(plan.options.user_cuids["bob"], "bob@idp");
         assert_eq!(plan.options.user_emails["bob"], "b@x");
         assert_eq!(plan.options.offering_user_states["bob"], "Creating");
-        assert_eq!(plan.options.user_attributes["alice"]["full_name"], "Full alice");
+        assert_eq!(
+            plan.options.user_attributes["alice"]["full_name"],
+            "Full alice"
+        );
         assert_eq!(plan.options.homedir_umask.as_deref(), Some("0077"));
     }
 
     #[test]
     fn restricted_resources_lose_every_member() {
         let team = [member("alice@idp", Some("alice"), "PROJECT.ADMIN")];
-        let plan = plan(&team, &["alice".into(), "eve".into()], &[], &CapabilitySet::default(), true, None);
+        let plan = plan(
+            &team,
+            &["alice".into(), "eve".into()],
+            &[],
+            &CapabilitySet::default(),
+            true,
+            None,
+        );
         assert!(plan.to_add.is_empty());
         assert_eq!(plan.to_remove, names(&["alice"]));
     }

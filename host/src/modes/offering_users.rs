@@ -16,8 +16,14 @@ pub enum Step {
     BeginCreating,
     SetValidationComplete,
     SetUsername(String),
-    SetPendingAccountLinking { comment: String, comment_url: Option<String> },
-    SetPendingAdditionalValidation { comment: String, comment_url: Option<String> },
+    SetPendingAccountLinking {
+        comment: String,
+        comment_url: Option<String>,
+    },
+    SetPendingAdditionalValidation {
+        comment: String,
+        comment_url: Option<String>,
+    },
     SetErrorCreating,
 }
 
@@ -34,7 +40,10 @@ pub fn entry_steps(state: &str) -> Option<Vec<Step>> {
 /// The calls after the backend answered `outcome` for a user in `state` (the state before
 /// any `begin_creating`).
 pub fn steps_after(state: &str, outcome: Result<String, AbiError>) -> Vec<Step> {
-    let pending = matches!(state, PENDING_ACCOUNT_LINKING | PENDING_ADDITIONAL_VALIDATION);
+    let pending = matches!(
+        state,
+        PENDING_ACCOUNT_LINKING | PENDING_ADDITIONAL_VALIDATION
+    );
     match outcome {
         // The base backend answers "": the user stays where it is.
         Ok(username) if username.is_empty() => Vec::new(),
@@ -76,7 +85,10 @@ mod tests {
     #[test]
     fn requested_users_begin_creating_then_get_their_name() {
         assert_eq!(entry_steps(REQUESTED), Some(vec![Step::BeginCreating]));
-        assert_eq!(steps_after(REQUESTED, Ok("alice".into())), [Step::SetUsername("alice".into())]);
+        assert_eq!(
+            steps_after(REQUESTED, Ok("alice".into())),
+            [Step::SetUsername("alice".into())]
+        );
         assert!(steps_after(REQUESTED, Ok(String::new())).is_empty());
         assert_eq!(entry_steps(OK), None);
     }
@@ -92,7 +104,8 @@ mod tests {
 
     #[test]
     fn linking_and_validation_errors_move_the_user_once() {
-        let linking = AbiError::account_linking_required("link your account", Some("https://x/link"));
+        let linking =
+            AbiError::account_linking_required("link your account", Some("https://x/link"));
         assert_eq!(
             steps_after(CREATING, Err(linking.clone())),
             [Step::SetPendingAccountLinking {
@@ -104,14 +117,24 @@ mod tests {
         let validation = AbiError::additional_validation_required("need more", None);
         assert_eq!(
             steps_after(PENDING_ACCOUNT_LINKING, Err(validation)),
-            [Step::SetPendingAdditionalValidation { comment: "need more".into(), comment_url: None }]
+            [Step::SetPendingAdditionalValidation {
+                comment: "need more".into(),
+                comment_url: None
+            }]
         );
     }
 
     #[test]
     fn backend_errors_mark_error_creating_unless_pending() {
-        assert_eq!(steps_after(CREATING, Err(AbiError::backend("ldap down"))), [Step::SetErrorCreating]);
-        assert!(steps_after(PENDING_ADDITIONAL_VALIDATION, Err(AbiError::backend("ldap down"))).is_empty());
+        assert_eq!(
+            steps_after(CREATING, Err(AbiError::backend("ldap down"))),
+            [Step::SetErrorCreating]
+        );
+        assert!(steps_after(
+            PENDING_ADDITIONAL_VALIDATION,
+            Err(AbiError::backend("ldap down"))
+        )
+        .is_empty());
         let panic = AbiError::new(ErrorKind::PANICKED, "boom");
         assert_eq!(steps_after(REQUESTED, Err(panic)), [Step::SetErrorCreating]);
     }

@@ -66,8 +66,16 @@ mod tests {
         assert_eq!(
             periods,
             [
-                Period { year: 2025, month: 12, is_current: false },
-                Period { year: 2026, month: 1, is_current: true }
+                Period {
+                    year: 2025,
+                    month: 12,
+                    is_current: false
+                },
+                Period {
+                    year: 2026,
+                    month: 1,
+                    is_current: true
+                }
             ]
         );
         assert_eq!(periods[0].billing_period_start(), "2025-12-01");
@@ -76,15 +84,30 @@ mod tests {
     #[test]
     fn the_month_is_the_one_in_the_configured_zone() {
         // 22:30 UTC on March 31st is already April 1st in Tallinn.
-        let now = at("2026-03-31T22:30:00+00:00", "UTC").with_time_zone(TimeZone::get("Europe/Tallinn").unwrap());
+        let now = at("2026-03-31T22:30:00+00:00", "UTC")
+            .with_time_zone(TimeZone::get("Europe/Tallinn").unwrap());
         let periods = reporting_periods(&now, 1);
-        assert_eq!(periods, [Period { year: 2026, month: 4, is_current: true }]);
+        assert_eq!(
+            periods,
+            [Period {
+                year: 2026,
+                month: 4,
+                is_current: true
+            }]
+        );
     }
 
     #[test]
     fn report_dates_carry_the_zone_offset() {
-        let period = Period { year: 2026, month: 7, is_current: true };
-        assert_eq!(period.report_date(&TimeZone::UTC), "2026-07-01T00:00:00+00:00");
+        let period = Period {
+            year: 2026,
+            month: 7,
+            is_current: true,
+        };
+        assert_eq!(
+            period.report_date(&TimeZone::UTC),
+            "2026-07-01T00:00:00+00:00"
+        );
         let tallinn = TimeZone::get("Europe/Tallinn").unwrap();
         assert_eq!(period.report_date(&tallinn), "2026-07-01T00:00:00+03:00");
     }
@@ -93,7 +116,14 @@ mod tests {
     fn twelve_periods_at_most_one_at_least() {
         let now = at("2026-07-10T00:00:00+00:00", "UTC");
         assert_eq!(reporting_periods(&now, 12).len(), 12);
-        assert_eq!(reporting_periods(&now, 12)[0], Period { year: 2025, month: 8, is_current: false });
+        assert_eq!(
+            reporting_periods(&now, 12)[0],
+            Period {
+                year: 2025,
+                month: 8,
+                is_current: false
+            }
+        );
         assert_eq!(reporting_periods(&now, 0).len(), 1);
     }
 }

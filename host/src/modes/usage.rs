@@ -24,12 +24,18 @@ pub struct TotalUsage {
 }
 
 /// Rounds the plugin's totals and keeps only the offering's components.
-pub fn total_usage(totals: &BTreeMap<String, f64>, offering_components: &BTreeSet<String>) -> TotalUsage {
+pub fn total_usage(
+    totals: &BTreeMap<String, f64>,
+    offering_components: &BTreeSet<String>,
+) -> TotalUsage {
     let (known, unknown): (Vec<_>, Vec<_>) = totals
         .iter()
         .partition(|(component, _)| offering_components.contains(*component));
     TotalUsage {
-        amounts: known.into_iter().map(|(c, v)| (c.clone(), round2(*v))).collect(),
+        amounts: known
+            .into_iter()
+            .map(|(c, v)| (c.clone(), round2(*v)))
+            .collect(),
         unknown: unknown.into_iter().map(|(c, _)| c.clone()).collect(),
     }
 }
@@ -76,7 +82,10 @@ pub fn is_unchanged(
 pub fn anomalies(new: &BTreeMap<String, f64>, existing: &[ExistingUsage]) -> Vec<String> {
     let mut found = Vec::new();
     for (component, value) in new {
-        let records: Vec<&ExistingUsage> = existing.iter().filter(|e| &e.component == component).collect();
+        let records: Vec<&ExistingUsage> = existing
+            .iter()
+            .filter(|e| &e.component == component)
+            .collect();
         match records.as_slice() {
             [] => {}
             [one] if *value + 1e-9 < one.usage => found.push(format!(
@@ -85,7 +94,10 @@ pub fn anomalies(new: &BTreeMap<String, f64>, existing: &[ExistingUsage]) -> Vec
                 amount(one.usage)
             )),
             [_] => {}
-            many => found.push(format!("{component}: {} usage records for one period", many.len())),
+            many => found.push(format!(
+                "{component}: {} usage records for one period",
+                many.len()
+            )),
         }
     }
     found
@@ -100,7 +112,11 @@ mod tests {
     }
 
     fn existing(component: &str, usage: f64) -> ExistingUsage {
-        ExistingUsage { uuid: format!("{component}-uuid"), component: component.into(), usage }
+        ExistingUsage {
+            uuid: format!("{component}-uuid"),
+            component: component.into(),
+            usage,
+        }
     }
 
     #[test]
@@ -123,12 +139,28 @@ mod tests {
     fn unchanged_needs_equal_types_and_close_amounts() {
         let offering = components(&["cpu", "mem"]);
         let new = BTreeMap::from([("cpu".to_string(), 10.0), ("mem".to_string(), 5.0)]);
-        assert!(is_unchanged(&new, &[existing("cpu", 10.0000001), existing("mem", 5.0)], &offering));
-        assert!(!is_unchanged(&new, &[existing("cpu", 10.01), existing("mem", 5.0)], &offering));
+        assert!(is_unchanged(
+            &new,
+            &[existing("cpu", 10.0000001), existing("mem", 5.0)],
+            &offering
+        ));
+        assert!(!is_unchanged(
+            &new,
+            &[existing("cpu", 10.01), existing("mem", 5.0)],
+            &offering
+        ));
         assert!(!is_unchanged(&new, &[existing("cpu", 10.0)], &offering));
         assert!(!is_unchanged(&new, &[], &offering));
         // Records of components outside the offering do not count.
-        assert!(is_unchanged(&new, &[existing("cpu", 10.0), existing("mem", 5.0), existing("gpu", 1.0)], &offering));
+        assert!(is_unchanged(
+            &new,
+            &[
+                existing("cpu", 10.0),
+                existing("mem", 5.0),
+                existing("gpu", 1.0)
+            ],
+            &offering
+        ));
     }
 
     #[test]
