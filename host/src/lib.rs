@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod modes;
 pub mod plugins;
+pub mod waldur;
 
 /// The agent's version, as plugins and Waldur see it.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

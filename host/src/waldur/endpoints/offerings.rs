@@ -1,0 +1,176 @@
+//! Identity, version and offering context (reference §2.2).
+
+use reqwest::Method;
+
+use crate::waldur::decode::required_within;
+use crate::waldur::http::{Call, Query};
+use crate::waldur::models::{
+    CheckUniqueBackendIdResponse, OfferingUserAttributeConfig, Plan, ProviderOffering,
+    ServiceProvider, SshKey, UserMe, Version,
+};
+use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
+
+/// Dereferenced without a guard by the reference (§0.6, §6.2): `components` is iterated,
+/// `customer_uuid` looked up, `plugin_options` read.
+const OFFERING_REQUIRED: &[&str] = &["components", "customer_uuid", "plugin_options"];
+
+impl WaldurClient {
+    /// The `field=` set the reference's processors read an offering with (B3 (a)).
+    pub const PROCESSOR_OFFERING_FIELDS: &'static [&'static str] = &[
+        "components",
+        "customer_uuid",
+        "partitions",
+        "plugin_options",
+    ];
+
+    /// B1 `GET /api/version/` -> 200 `{version}`.
+    pub async fn version(&self) -> Result<Version, WaldurError> {
+        let url = self.http.url(&["version"], Query::new());
+        let call = Call::get("B1 version_retrieve", url);
+        self.http.json(&call, &["version"]).await
+    }
+
+    /// B2 `GET /api/users/me/` -> 200; `fields` empty for the processors, `["uuid"]` for the
+    /// readiness probe.
+    pub async fn users_me(&self, fields: &[&str]) -> Result<UserMe, WaldurError> {
+        let url = self.http.url(&["users", "me"], Query::new().fields(fields));
+        let call = Call::get("B2 users_me_retrieve", url);
+        self.http.json(&call, &[]).await
+    }
+
+    /// B3 `GET /api/marketplace-provider-offerings/{uuid}/?field=...` -> 200. Of `components`,
+    /// `customer_uuid` (non-null) and `plugin_options`, those selected (all when `fields` is
+    /// empty) must be present.
+    pub async fn provider_offering(
+        &self,
+        offering_uuid: &str,
+        fields: &[&str],
+    ) -> Result<ProviderOffering, WaldurError> {
+        let url = self.http.url(
+            &[
+                "marketplace-provider-offerings",
+                &normalize_uuid(offering_uuid),
+            ],
+            Query::new().fields(fields),
+        );
+        let call = Call::get("B3 marketplace_provider_offerings_retrieve", url);
+        self.http
+            .json(&call, &required_within(OFFERING_REQUIRED, fields))
+            .await
+    }
+
+    /// B4 `GET /api/marketplace-service-providers/?customer_uuid=<uuid>&field=uuid` -> 200.
+    pub async fn list_service_providers(
+        &self,
+        customer_uuid: &str,
+    ) -> Result<Vec<ServiceProvider>, WaldurError> {
+        let url = self.http.url(
+            &["marketplace-service-providers"],
+            Query::new()
+                .uuid("customer_uuid", customer_uuid)
+                .fields(&["uuid"]),
+        );
+        let call = Call::get("B4 marketplace_service_providers_list", url);
+        self.http.json_pages(call, &["uuid"]).await
+    }
+
+    /// B4, first item: the service provider of the offering's customer. An empty list is an
+    /// error (the reference's `[0]` raises).
+    pub async fn service_provider_for_customer(
+        &self,
+        customer_uuid: &str,
+    ) -> Result<ServiceProvider, WaldurError> {
+        self.list_service_providers(customer_uuid)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| WaldurError::Unexpected {
+                endpoint: "B4 marketplace_service_providers_list",
+                message: format!(
+                    "no service provider for customer {}",
+                    normalize_uuid(customer_uuid)
+                ),
+            })
+    }
+
+    /// B5 `GET /api/marketplace-provider-offerings/{uuid}/user-attribute-config/` -> 200.
+    /// (The reference falls back to `username, full_name, email` on any error and caches the
+    /// answer 300 s; both are the caller's business.)
+    pub async fn offering_user_attribute_config(
+        &self,
+        offering_uuid: &str,
+    ) -> Result<OfferingUserAttributeConfig, WaldurError> {
+        let url = self.http.url(
+            &[
+                "marketplace-provider-offerings",
+                &normalize_uuid(offering_uuid),
+                "user-attribute-config",
+            ],
+            Query::new(),
+        );
+        let call = Call::get(
+            "B5 marketplace_provider_offerings_user_attribute_config_retrieve",
+            url,
+        );
+        self.http.json(&call, &["exposed_fields"]).await
+    }
+
+    /// B6 `POST /api/marketplace-provider-offerings/{uuid}/check_unique_backend_id/`
+    /// `{backend_id, check_all_offerings, use_offering_rules: false}` -> 200 `{is_unique}`.
+    /// A read-only check, hence retried.
+    pub async fn check_unique_backend_id(
+        &self,
+        offering_uuid: &str,
+        backend_id: &str,
+        check_all_offerings: bool,
+    ) -> Result<bool, WaldurError> {
+        let url = self.http.url(
+            &[
+                "marketplace-provider-offerings",
+                &normalize_uuid(offering_uuid),
+                "check_unique_backend_id",
+            ],
+            Query::new(),
+        );
+        let body = serde_json::json!({
+            "backend_id": backend_id,
+            "check_all_offerings": check_all_offerings,
+            "use_offering_rules": false,
+        });
+        let call = Call::with_json(
+            "B6 marketplace_provider_offerings_check_unique_backend_id",
+            Method::POST,
+            url,
+            &body,
+        );
+        let answer: CheckUniqueBackendIdResponse = self.http.json(&call, &["is_unique"]).await?;
+        Ok(answer.is_unique)
+    }
+
+    /// B11 `GET /api/marketplace-service-providers/{uuid}/keys/` -> 200 `[SshKey]`.
+    pub async fn list_service_provider_keys(
+        &self,
+        service_provider_uuid: &str,
+    ) -> Result<Vec<SshKey>, WaldurError> {
+        let url = self.http.url(
+            &[
+                "marketplace-service-providers",
+                &normalize_uuid(service_provider_uuid),
+                "keys",
+            ],
+            Query::new(),
+        );
+        let call = Call::get("B11 marketplace_service_providers_keys_list", url);
+        self.http.json_pages(call, &["uuid", "public_key"]).await
+    }
+
+    /// B13 `GET /api/marketplace-plans/{uuid}/` -> 200 (`name` and `quotas` are read).
+    pub async fn plan(&self, plan_uuid: &str) -> Result<Plan, WaldurError> {
+        let url = self.http.url(
+            &["marketplace-plans", &normalize_uuid(plan_uuid)],
+            Query::new(),
+        );
+        let call = Call::get("B13 marketplace_plans_retrieve", url);
+        self.http.json(&call, &["name", "quotas"]).await
+    }
+}
