@@ -862,3 +862,62 @@ fn client_for_offering_uses_config_and_base_url() {
     let client = WaldurClient::for_offering(&offering, &config, "membership_sync").unwrap();
     assert_eq!(client.api_base(), "http://wapi:8000/api/");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_requests_pass_through_and_reach_waldur_from_blocking_threads() {
+    use crate::modes::gateway::ClientGateway;
+    use crate::plugins::WaldurGateway;
+
+    let server = serve(|seen, _| match seen.path.as_str() {
+        "/api/marketplace-provider-offerings/abc/" => reply(200, json!({"uuid": "abc"})),
+        "/api/marketplace-orders/" => reply(201, json!({"created": true})),
+        _ => reply(404, json!({"detail": "Not found."})),
+    })
+    .await;
+    let client = token_client(&server);
+    let answer = client
+        .plugin_request(
+            "get",
+            "marketplace-provider-offerings/abc/",
+            &json!({"state": ["OK", "Erred"], "page_size": 100, "skip": null}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["uuid"], "abc");
+    let seen = &server.requests()[0];
+    assert_eq!(seen.method, "GET");
+    // Keys in JSON-object order (sorted); list values as repeated keys; null skipped.
+    assert_eq!(seen.query, "page_size=100&state=OK&state=Erred");
+    assert!(seen.authorization.starts_with("Token "));
+
+    // Paths that leave the API are refused before anything is sent.
+    let before = server.requests().len();
+    assert!(client
+        .plugin_request("GET", "https://elsewhere.example/x", &json!({}), None)
+        .await
+        .is_err());
+    assert_eq!(server.requests().len(), before);
+
+    // A plugin calls from a blocking thread; the gateway runs the request on the runtime.
+    let gateway = ClientGateway::new(client);
+    let created = tokio::task::spawn_blocking(move || {
+        let created = gateway
+            .request(
+                "POST",
+                "marketplace-orders/",
+                &json!({}),
+                Some(&json!({"a": 1})),
+            )
+            .unwrap();
+        let missing = gateway
+            .request("GET", "nothing/", &json!({}), None)
+            .unwrap_err();
+        (created, missing)
+    })
+    .await
+    .unwrap();
+    assert_eq!(created.0["created"], true);
+    assert_eq!(created.1.kind, waldur_plugin_abi::ErrorKind::BACKEND);
+    assert!(created.1.message.contains("404"), "{}", created.1);
+}

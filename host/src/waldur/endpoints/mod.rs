@@ -13,6 +13,7 @@
 mod offering_users;
 mod offerings;
 mod orders;
+mod plugin;
 mod registry;
 mod resources;
 mod usage;
