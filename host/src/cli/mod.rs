@@ -1,6 +1,7 @@
 //! The `waldur-agent` command line.
 
 mod plugins;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs the agent: polls Waldur and drives the backend plugins.
+    Run(run::RunArgs),
     /// Installed plugins: list, inspect, check.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -78,6 +81,7 @@ pub enum PluginsCommand {
 /// Runs the command line; the exit code says whether it succeeded.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Plugins(command) => plugins::run(command),
     }
 }

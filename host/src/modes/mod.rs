@@ -2,8 +2,14 @@
 //! plugin) lives in small pure modules, tested on their own; the drivers that talk to Waldur
 //! and the plugins build on them.
 
+pub mod cycle;
+pub mod error;
 pub mod gateway;
 pub mod membership;
 pub mod offering_users;
+pub mod order_process;
 pub mod periods;
+pub mod report;
+pub mod runtime;
 pub mod usage;
+pub mod users;

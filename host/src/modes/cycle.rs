@@ -1,0 +1,156 @@
+//! Cycles: one pass of a mode over every offering, and the loop that repeats it.
+//!
+//! Offerings are worked on concurrently with a bound; one failing offering never stops the
+//! others. Like the reference, the first cycle starts at once and the period is measured from
+//! the end of the previous cycle, so cycles never overlap.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::error::ModeError;
+use super::order_process::{OrderRetry, OrderSummary};
+use super::report::ReportSummary;
+use super::runtime::{Agent, Mode, Session};
+use crate::config::Offering;
+use crate::waldur::map_concurrent;
+
+/// How many offerings are worked on at once.
+pub const OFFERING_CONCURRENCY: usize = 4;
+
+/// The outcome of one mode on one offering.
+#[derive(Debug)]
+pub enum OfferingOutcome {
+    Skipped(String),
+    Orders(OrderSummary),
+    Usage(ReportSummary),
+    Failed(ModeError),
+}
+
+/// What one cycle did.
+#[derive(Debug)]
+pub struct CycleReport {
+    pub mode: Mode,
+    pub offerings: Vec<(String, OfferingOutcome)>,
+}
+
+impl CycleReport {
+    pub fn failures(&self) -> usize {
+        self.offerings
+            .iter()
+            .filter(|(_, o)| matches!(o, OfferingOutcome::Failed(_)))
+            .count()
+    }
+}
+
+/// Tunables of a run (tests shorten the retry delays).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunSettings {
+    pub order_retry: OrderRetry,
+}
+
+/// Why the reference would not run this mode for this offering.
+fn skip_reason(mode: Mode, offering: &Offering) -> Option<String> {
+    match mode {
+        Mode::OrderProcess if offering.stomp_enabled => {
+            Some("event processing (STOMP) handles its orders".into())
+        }
+        Mode::OrderProcess if offering.order_processing_backend.is_empty() => {
+            Some("no order_processing_backend".into())
+        }
+        _ => None,
+    }
+}
+
+async fn run_offering(
+    agent: &Agent,
+    offering: &Offering,
+    mode: Mode,
+    settings: RunSettings,
+) -> OfferingOutcome {
+    if let Some(reason) = skip_reason(mode, offering) {
+        return OfferingOutcome::Skipped(reason);
+    }
+    let session = match Session::open(agent, offering, mode).await {
+        Ok(session) => session,
+        Err(e) => return OfferingOutcome::Failed(e),
+    };
+    let result = match mode {
+        Mode::OrderProcess => session
+            .process_orders(settings.order_retry)
+            .await
+            .map(OfferingOutcome::Orders),
+        Mode::Report => session.report_usage().await.map(OfferingOutcome::Usage),
+        Mode::MembershipSync => Err(ModeError::NotConfigured(format!(
+            "mode {} is not available in this build",
+            mode.name()
+        ))),
+    };
+    result.unwrap_or_else(OfferingOutcome::Failed)
+}
+
+/// One pass of `mode` over every offering.
+pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> CycleReport {
+    let offerings = map_concurrent(
+        OFFERING_CONCURRENCY,
+        agent.config.offerings.iter(),
+        |offering| async move {
+            let outcome = run_offering(agent, offering, mode, settings).await;
+            match &outcome {
+                OfferingOutcome::Skipped(why) => {
+                    tracing::info!(mode = mode.name(), offering = %offering.name, "skipped: {why}")
+                }
+                OfferingOutcome::Orders(s) => tracing::info!(
+                    mode = mode.name(),
+                    offering = %offering.name,
+                    "orders: {} done, {} erred, {} rejected, {} waiting, {} failed",
+                    s.done, s.erred, s.rejected, s.waiting, s.failed
+                ),
+                OfferingOutcome::Usage(s) => tracing::info!(
+                    mode = mode.name(),
+                    offering = %offering.name,
+                    "usage: {} resource(s), {} total(s) sent, {} unchanged, {} user batch(es), \
+                     {} anomalies, {} missing, {} failed",
+                    s.resources, s.totals_sent, s.totals_unchanged, s.user_usages_sent,
+                    s.anomalies, s.missing, s.failed
+                ),
+                OfferingOutcome::Failed(e) => {
+                    tracing::error!(mode = mode.name(), offering = %offering.name, "{e}")
+                }
+            }
+            (offering.name.clone(), outcome)
+        },
+    )
+    .await;
+    CycleReport { mode, offerings }
+}
+
+/// Runs cycles of `mode` every `period` until `stop` turns true (finishing the cycle under
+/// way) or, with `once`, after the first.
+pub async fn run_loop(
+    agent: &Agent,
+    mode: Mode,
+    period: Duration,
+    once: bool,
+    settings: RunSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<CycleReport> {
+    let mut reports = Vec::new();
+    loop {
+        let report = run_cycle(agent, mode, settings).await;
+        tracing::info!(
+            mode = mode.name(),
+            "cycle finished: {} offering(s), {} failed",
+            report.offerings.len(),
+            report.failures()
+        );
+        reports.push(report);
+        if once || *stop.borrow() {
+            return reports;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return reports,
+        }
+    }
+}

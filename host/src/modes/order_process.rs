@@ -1,0 +1,508 @@
+//! order_process (reference §3.2 and §4.1): pending-provider orders are evaluated, approved or
+//! rejected; executing orders are carried out through the plugin; Waldur learns the outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use waldur_plugin_abi::wire::{Order, PendingOrderDecision, UserContext, WaldurResource};
+use waldur_plugin_abi::ErrorKind;
+
+use super::error::ModeError;
+use super::runtime::{blocking, Session};
+use crate::plugins::Backend;
+
+/// How transient Waldur failures of one order are retried (reference: 10 × 5 s).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRetry {
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+impl Default for OrderRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 10,
+            delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one cycle did, for the log and the summary table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub done: usize,
+    pub erred: usize,
+    pub rejected: usize,
+    /// Left for a later cycle (pending decision, async backend order, backend not ready).
+    pub waiting: usize,
+    /// Could not be handled because Waldur kept failing; untouched, retried next cycle.
+    pub failed: usize,
+}
+
+enum Outcome {
+    Done,
+    Erred,
+    Rejected,
+    Waiting,
+}
+
+const CREATE: &str = "Create";
+const RESTORE: &str = "Restore";
+const UPDATE: &str = "Update";
+const TERMINATE: &str = "Terminate";
+
+impl Session<'_> {
+    /// One order_process cycle for this offering.
+    pub async fn process_orders(&self, retry: OrderRetry) -> Result<OrderSummary, ModeError> {
+        let mut summary = OrderSummary::default();
+        if self.backend.capabilities().supports_cycle_preflight {
+            match blocking(&self.backend, |b| b.run_preflight()).await {
+                Err(e) if e.kind() == ErrorKind::BACKEND_NOT_READY => {
+                    tracing::warn!(offering = %self.offering.name, "backend not ready, skipping the cycle: {e}");
+                    return Ok(summary);
+                }
+                other => other?,
+            }
+        }
+        let filter = crate::waldur::OrderFilter::pending(&self.offering.waldur_offering_uuid);
+        let orders = self.client.list_orders(&filter).await?;
+        tracing::info!(offering = %self.offering.name, "{} order(s) to process", orders.len());
+        for order in orders {
+            match self.process_order_with_retries(order, retry).await {
+                Ok(Outcome::Done) => summary.done += 1,
+                Ok(Outcome::Erred) => summary.erred += 1,
+                Ok(Outcome::Rejected) => summary.rejected += 1,
+                Ok(Outcome::Waiting) => summary.waiting += 1,
+                Err(e) => {
+                    tracing::error!(offering = %self.offering.name, "{e}");
+                    summary.failed += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Retries on transient Waldur failures; the order is re-read before each retry.
+    async fn process_order_with_retries(
+        &self,
+        order: Order,
+        retry: OrderRetry,
+    ) -> Result<Outcome, ModeError> {
+        let uuid = order.uuid.clone();
+        let mut current = order;
+        let mut attempt = 1;
+        loop {
+            match self.process_order(&current).await {
+                Err(e) if e.is_transient() && attempt < retry.attempts => {
+                    tracing::warn!(order = %uuid, attempt, "transient failure, retrying: {e}");
+                    tokio::time::sleep(retry.delay).await;
+                    attempt += 1;
+                    current = match self.client.order(&uuid).await {
+                        Ok(order) => order,
+                        Err(e) if e.is_transient() => current,
+                        Err(e) => return Err(e.into()),
+                    };
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn process_order(&self, order: &Order) -> Result<Outcome, ModeError> {
+        let mut order = order.clone();
+        match order.state.as_str() {
+            "done" | "erred" => return Ok(Outcome::Done),
+            "executing" => {}
+            "pending-provider" => {
+                let backend = Arc::clone(&self.backend);
+                let asked = order.clone();
+                let decision = blocking(&backend, move |b| b.evaluate_pending_order(&asked)).await;
+                match decision {
+                    Ok(PendingOrderDecision::Accept) => {
+                        self.client.approve_order(&order.uuid).await?;
+                        order = self.client.order(&order.uuid).await?;
+                    }
+                    Ok(PendingOrderDecision::Reject) => {
+                        self.client.reject_order(&order.uuid).await?;
+                        tracing::info!(order = %order.uuid, "rejected by the backend");
+                        return Ok(Outcome::Rejected);
+                    }
+                    Ok(PendingOrderDecision::Pending) => return Ok(Outcome::Waiting),
+                    // Never erred before provisioning started: it stays pending (reference).
+                    Err(e) => {
+                        tracing::error!(order = %order.uuid, "evaluating the order failed: {e}");
+                        return Ok(Outcome::Waiting);
+                    }
+                }
+            }
+            other => {
+                tracing::warn!(order = %order.uuid, "order in state {other}, not processed");
+                return Ok(Outcome::Waiting);
+            }
+        }
+        let handled = match order.order_type.as_str() {
+            CREATE | RESTORE => self.create_order(&order).await,
+            UPDATE => self.update_order(&order).await,
+            TERMINATE => self.terminate_order(&order).await,
+            other => Err(ModeError::Offering(format!("unknown order type '{other}'"))),
+        };
+        match handled {
+            Ok(true) => {
+                let state = self.client.order_state(&order.uuid).await?;
+                if state.state == "executing" {
+                    self.client.set_order_done(&order.uuid).await?;
+                    tracing::info!(order = %order.uuid, kind = %order.order_type, "order done");
+                } else {
+                    tracing::warn!(order = %order.uuid, "order is {}, not marked done", state.state);
+                }
+                if matches!(order.order_type.as_str(), CREATE | RESTORE) {
+                    if let Err(e) = self.post_create(&order).await {
+                        // The resource exists; membership sync adds the users later.
+                        tracing::error!(order = %order.uuid, "adding users after creation failed: {e}");
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Ok(false) => Ok(Outcome::Waiting),
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) if e.is_not_ready() => {
+                tracing::warn!(order = %order.uuid, "backend not ready: {e}");
+                Ok(Outcome::Waiting)
+            }
+            Err(e) => {
+                let (message, traceback) =
+                    e.details_for_waldur(self.agent.config.expose_backend_error_details);
+                tracing::error!(order = %order.uuid, kind = %order.order_type, "order failed: {e}");
+                self.client
+                    .set_order_erred(&order.uuid, &message, &traceback)
+                    .await?;
+                Ok(Outcome::Erred)
+            }
+        }
+    }
+
+    /// Async backends: true when the backend's own order finished (reference
+    /// `_poll_async_target_order`); `None` when there is nothing to poll.
+    async fn poll_async_order(&self, order: &Order) -> Result<Option<bool>, ModeError> {
+        if !self.backend.capabilities().supports_async_orders || order.backend_id.is_empty() {
+            return Ok(None);
+        }
+        let id = order.backend_id.clone();
+        Ok(Some(
+            blocking(&self.backend, move |b| b.check_pending_order(&id)).await?,
+        ))
+    }
+
+    async fn create_order(&self, order: &Order) -> Result<bool, ModeError> {
+        if let Some(done) = self.poll_async_order(order).await? {
+            if done {
+                let resource = self
+                    .client
+                    .provider_resource(&order.marketplace_resource_uuid, &[])
+                    .await?;
+                call(&self.backend, move |b| {
+                    b.sync_resource_effective_id(&resource)
+                })
+                .await?;
+            }
+            return Ok(done);
+        }
+        let resource = self
+            .client
+            .provider_resource(&order.marketplace_resource_uuid, &[])
+            .await?;
+        let mut reuse_backend_id = false;
+        if !resource.backend_id.is_empty() {
+            let pulled = resource.clone();
+            if call(&self.backend, move |b| b.pull_resource(&pulled))
+                .await?
+                .is_some()
+            {
+                return Ok(true); // already on the backend: nothing to create
+            }
+            reuse_backend_id = true;
+        }
+        let mut context = self.user_context(&resource.uuid).await?;
+        let info = if reuse_backend_id {
+            let (r, id) = (resource.clone(), resource.backend_id.clone());
+            call(&self.backend, move |b| {
+                b.create_resource_with_id(&r, &id, Some(&context))
+            })
+            .await?
+        } else {
+            context.plan_quotas = self.plan_quotas(resource.plan_uuid.as_deref()).await;
+            context.ssh_keys = self.ssh_keys().await;
+            self.create_with_unique_id(&resource, context).await?
+        };
+        if info.backend_id.is_empty() {
+            return Err(ModeError::Backend(
+                "the backend created no resource id".into(),
+            ));
+        }
+        let uuid = &resource.uuid;
+        self.client
+            .set_resource_backend_id(uuid, &info.backend_id)
+            .await?;
+        if !info.limits.is_empty() {
+            self.client.set_resource_limits(uuid, &info.limits).await?;
+        }
+        if !info.backend_metadata.is_empty() {
+            if let Err(e) = self
+                .client
+                .set_resource_backend_metadata(uuid, &info.backend_metadata)
+                .await
+            {
+                tracing::warn!(resource = %uuid, "setting backend metadata failed: {e}");
+            }
+        }
+        if !info.endpoints.is_empty() {
+            if let Err(e) = self
+                .client
+                .set_resource_endpoints(uuid, &info.endpoints)
+                .await
+            {
+                tracing::warn!(resource = %uuid, "setting endpoints failed: {e}");
+            }
+        }
+        if !info.pending_order_id.is_empty() && self.backend.capabilities().supports_async_orders {
+            self.client
+                .set_order_backend_id(&order.uuid, &info.pending_order_id)
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Reference `_create_resource_with_uniqueness_check`: the allocation id from the slug (or
+    /// the project slug by policy), retried with `<project_slug>-<n>` on duplicates.
+    async fn create_with_unique_id(
+        &self,
+        resource: &WaldurResource,
+        context: UserContext,
+    ) -> Result<waldur_plugin_abi::wire::BackendResourceInfo, ModeError> {
+        let settings = &self.offering.backend_settings;
+        let project_slug_policy = resource
+            .offering_plugin_options
+            .get("account_name_generation_policy")
+            .and_then(|v| v.as_str())
+            == Some("project_slug");
+        let check_unique = settings
+            .get("check_backend_id_uniqueness")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let check_all = settings
+            .get("check_all_offerings")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let attempts = if project_slug_policy || check_unique {
+            settings
+                .get("backend_id_max_retries")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(50)
+                .max(1)
+        } else {
+            1
+        };
+        let mut base = if project_slug_policy {
+            resource.project_slug.clone()
+        } else {
+            resource.slug.clone()
+        };
+        let context = Arc::new(context);
+        for retry in 1..=attempts {
+            let slug = base.clone();
+            let id = call(&self.backend, move |b| b.get_resource_backend_id(&slug)).await?;
+            if check_unique {
+                match self
+                    .client
+                    .check_unique_backend_id(&self.offering.waldur_offering_uuid, &id, check_all)
+                    .await
+                {
+                    Ok(false) => {
+                        tracing::info!(resource = %resource.uuid, "backend id {id} is taken in Waldur");
+                        base = format!("{}-{retry}", resource.project_slug);
+                        continue;
+                    }
+                    Ok(true) => {}
+                    // The reference treats a failed check as unique.
+                    Err(e) => {
+                        tracing::warn!("uniqueness check of {id} failed, assuming unique: {e}")
+                    }
+                }
+            }
+            let (r, ctx, try_id) = (resource.clone(), Arc::clone(&context), id.clone());
+            match call(&self.backend, move |b| {
+                b.create_resource_with_id(&r, &try_id, Some(&ctx))
+            })
+            .await
+            {
+                Err(ModeError::Plugin(e)) if e.kind() == ErrorKind::DUPLICATE_RESOURCE => {
+                    tracing::info!(resource = %resource.uuid, "backend id {id} exists on the backend");
+                    base = format!("{}-{retry}", resource.project_slug);
+                }
+                other => return other,
+            }
+        }
+        Err(ModeError::Backend(format!(
+            "no unique backend id found for resource {} after {attempts} attempt(s)",
+            resource.name
+        )))
+    }
+
+    async fn update_order(&self, order: &Order) -> Result<bool, ModeError> {
+        if let Some(done) = self.poll_async_order(order).await? {
+            return Ok(done);
+        }
+        let mut resource = self
+            .client
+            .provider_resource(&order.marketplace_resource_uuid, &[])
+            .await?;
+        let mut new = order.limits.clone();
+        if new.is_empty() {
+            new = self.plan_quotas(order.plan_uuid.as_deref()).await;
+        }
+        if new.is_empty() {
+            tracing::warn!(order = %order.uuid, "update order without limits; nothing to do");
+            return Ok(true);
+        }
+        let prepaid = call(&self.backend, |b| b.has_prepaid_components()).await?;
+        if new == resource.limits && !prepaid {
+            tracing::info!(order = %order.uuid, "limits unchanged");
+            return Ok(true);
+        }
+        let id = resource.backend_id.clone();
+        if prepaid {
+            resource.limits = new;
+            call(&self.backend, move |b| {
+                b.setup_resource_limits(&id, &resource)
+            })
+            .await?;
+            return Ok(true);
+        }
+        let pending = call(&self.backend, move |b| b.set_resource_limits(&id, &new)).await?;
+        self.finish_possibly_async(order, pending).await
+    }
+
+    async fn terminate_order(&self, order: &Order) -> Result<bool, ModeError> {
+        if let Some(done) = self.poll_async_order(order).await? {
+            return Ok(done);
+        }
+        let resource = self
+            .client
+            .provider_resource(&order.marketplace_resource_uuid, &[])
+            .await?;
+        let slug = Some(order.project_slug.clone()).filter(|s| !s.is_empty());
+        let pending = call(&self.backend, move |b| {
+            b.delete_resource(&resource, slug.as_deref())
+        })
+        .await?;
+        self.finish_possibly_async(order, pending).await
+    }
+
+    async fn finish_possibly_async(
+        &self,
+        order: &Order,
+        pending: Option<String>,
+    ) -> Result<bool, ModeError> {
+        match pending.filter(|p| !p.is_empty()) {
+            Some(id) if self.backend.capabilities().supports_async_orders => {
+                self.client.set_order_backend_id(&order.uuid, &id).await?;
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// After a create: the team's offering users get usernames and are added (reference
+    /// `_post_process_order` / `_add_users_to_resource`).
+    async fn post_create(&self, order: &Order) -> Result<(), ModeError> {
+        let resource = self
+            .client
+            .provider_resource(&order.marketplace_resource_uuid, &[])
+            .await?;
+        let mut context = self.user_context(&resource.uuid).await?;
+        if self.update_offering_users(&context.offering_users).await? {
+            context = self.user_context(&resource.uuid).await?;
+        }
+        let ok: Vec<_> = context
+            .offering_users
+            .iter()
+            .filter(|u| u.state == "OK")
+            .filter_map(|u| u.username.clone().filter(|n| !n.is_empty()).map(|n| (n, u)))
+            .collect();
+        if ok.is_empty() {
+            return Ok(());
+        }
+        let mut options = waldur_plugin_abi::wire::UserOptions {
+            homedir_umask: Some(
+                self.offering
+                    .backend_settings
+                    .get("default_homedir_umask")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("0077")
+                    .to_string(),
+            ),
+            ..Default::default()
+        };
+        for (name, user) in &ok {
+            options
+                .user_cuids
+                .insert(name.clone(), user.user_username.clone());
+        }
+        for member in &context.team {
+            if let Some(name) = member.offering_user_username.as_ref() {
+                options.user_roles.insert(name.clone(), member.role.clone());
+            }
+        }
+        let usernames: Vec<String> = ok.into_iter().map(|(n, _)| n).collect();
+        let added = call(&self.backend, move |b| {
+            b.add_users_to_resource(&resource, &usernames, &options)
+        })
+        .await?;
+        tracing::info!(order = %order.uuid, "added {} user(s)", added.len());
+        Ok(())
+    }
+
+    /// Non-zero plan quotas (reference `_resolve_plan_limits`; failures mean none).
+    async fn plan_quotas(&self, plan_uuid: Option<&str>) -> BTreeMap<String, f64> {
+        let Some(plan) = plan_uuid.filter(|p| !p.is_empty()) else {
+            return BTreeMap::new();
+        };
+        match self.client.plan(plan).await {
+            Ok(plan) => plan
+                .quotas
+                .into_iter()
+                .filter(|(_, v)| *v != 0.0)
+                .map(|(k, v)| (k, v.trunc()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("plan {plan} unavailable, no plan limits: {e}");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    /// The service provider's public keys by uuid (failures mean none, as the reference).
+    async fn ssh_keys(&self) -> BTreeMap<String, String> {
+        match self
+            .client
+            .list_service_provider_keys(&self.service_provider_uuid)
+            .await
+        {
+            Ok(keys) => keys.into_iter().map(|k| (k.uuid, k.public_key)).collect(),
+            Err(e) => {
+                tracing::warn!("service provider keys unavailable: {e}");
+                BTreeMap::new()
+            }
+        }
+    }
+}
+
+/// A plugin call on a blocking thread, its error as a [`ModeError`].
+async fn call<T: Send + 'static>(
+    backend: &Arc<Backend>,
+    f: impl FnOnce(&Backend) -> Result<T, crate::plugins::PluginError> + Send + 'static,
+) -> Result<T, ModeError> {
+    Ok(blocking(backend, f).await?)
+}

@@ -1,0 +1,302 @@
+//! report (reference §3.3): each resource's usage for the current and previous billing
+//! periods, in Waldur units, sent once: unchanged totals and per-user usages are not re-sent,
+//! and a backend that cannot decrease usage is not allowed to report less than before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use waldur_plugin_abi::wire::{ResourceUsage, WaldurResource, TOTAL_ACCOUNT_USAGE};
+
+use super::error::ModeError;
+use super::periods::{reporting_periods, Period};
+use super::runtime::{blocking, Session};
+use super::usage::{amount, anomalies, is_unchanged, round2, total_usage, ExistingUsage};
+use crate::waldur::{
+    map_concurrent, ResourceFilter, SetUsageRequest, UsageAmount, UserUsage, DEFAULT_CONCURRENCY,
+    REPORT_RESOURCE_FIELDS,
+};
+
+/// What one report cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportSummary {
+    pub resources: usize,
+    /// Periods whose total was sent.
+    pub totals_sent: usize,
+    /// Periods whose total Waldur already had.
+    pub totals_unchanged: usize,
+    /// Per-component user-usage batches sent.
+    pub user_usages_sent: usize,
+    /// Refused as decreasing usage.
+    pub anomalies: usize,
+    /// Resources the backend does not have.
+    pub missing: usize,
+    pub failed: usize,
+}
+
+enum PeriodOutcome {
+    Sent { user_batches: usize },
+    Unchanged { user_batches: usize },
+    Anomaly,
+    NothingToReport,
+}
+
+impl Session<'_> {
+    /// One report cycle for this offering.
+    pub async fn report_usage(&self) -> Result<ReportSummary, ModeError> {
+        let resources = self
+            .client
+            .list_provider_resources(
+                &ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+                    .with_fields(REPORT_RESOURCE_FIELDS),
+            )
+            .await?;
+        let components: BTreeSet<String> = self
+            .waldur_offering
+            .components
+            .iter()
+            .map(|c| c.component_type.clone())
+            .collect();
+        // Offering-user URLs for per-user usages, read once per cycle.
+        let user_urls: Arc<BTreeMap<String, String>> = Arc::new(
+            match self.offering_users().await {
+                Ok(users) => users
+                    .into_iter()
+                    .filter_map(|u| {
+                        u.username
+                            .clone()
+                            .filter(|n| !n.is_empty())
+                            .map(|n| (n, u.url))
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(offering = %self.offering.name, "offering users unavailable: {e}");
+                    BTreeMap::new()
+                }
+            },
+        );
+        let outcomes = map_concurrent(DEFAULT_CONCURRENCY, resources, |resource| {
+            let (components, user_urls) = (&components, Arc::clone(&user_urls));
+            async move {
+                let result = self.report_resource(&resource, components, &user_urls).await;
+                if let Err(e) = &result {
+                    tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "usage report failed: {e}");
+                }
+                result
+            }
+        })
+        .await;
+        let mut summary = ReportSummary::default();
+        for outcome in outcomes {
+            summary.resources += 1;
+            match outcome {
+                Ok(None) => summary.missing += 1,
+                Ok(Some(periods)) => {
+                    for period in periods {
+                        match period {
+                            PeriodOutcome::Sent { user_batches } => {
+                                summary.totals_sent += 1;
+                                summary.user_usages_sent += user_batches;
+                            }
+                            PeriodOutcome::Unchanged { user_batches } => {
+                                summary.totals_unchanged += 1;
+                                summary.user_usages_sent += user_batches;
+                            }
+                            PeriodOutcome::Anomaly => summary.anomalies += 1,
+                            PeriodOutcome::NothingToReport => {}
+                        }
+                    }
+                }
+                Err(_) => summary.failed += 1,
+            }
+        }
+        Ok(summary)
+    }
+
+    /// `None` when the backend does not have the resource.
+    async fn report_resource(
+        &self,
+        resource: &WaldurResource,
+        components: &BTreeSet<String>,
+        user_urls: &BTreeMap<String, String>,
+    ) -> Result<Option<Vec<PeriodOutcome>>, ModeError> {
+        if resource.backend_id.is_empty() {
+            return Ok(None);
+        }
+        let before = jiff::Zoned::now().with_time_zone(self.timezone.clone());
+        let pulled = resource.clone();
+        let Some(info) = blocking(&self.backend, move |b| b.pull_resource(&pulled)).await? else {
+            tracing::info!(resource = %resource.uuid, "not on the backend; nothing to report");
+            return Ok(None);
+        };
+        let now = jiff::Zoned::now().with_time_zone(self.timezone.clone());
+        if (now.year(), now.month()) != (before.year(), before.month()) {
+            // The month turned while reading: the usage belongs to no single period.
+            tracing::info!(resource = %resource.uuid, "billing month changed while reading usage; next cycle");
+            return Ok(Some(Vec::new()));
+        }
+        let mut outcomes = Vec::new();
+        for period in reporting_periods(&now, self.agent.config.reporting_periods) {
+            let usage = if period.is_current {
+                info.usage.clone()
+            } else {
+                let (id, r) = (resource.backend_id.clone(), resource.clone());
+                let (year, month) = (i32::from(period.year), period.month as u32);
+                match blocking(&self.backend, move |b| {
+                    b.get_usage_report_for_period(&[id], year, month, Some(&r))
+                })
+                .await
+                {
+                    Ok(mut report) => report.remove(&resource.backend_id).unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(resource = %resource.uuid, "usage of {}-{:02} unavailable: {e}", period.year, period.month);
+                        continue;
+                    }
+                }
+            };
+            match self
+                .report_period(resource, &period, usage, components, user_urls)
+                .await
+            {
+                Ok(outcome) => outcomes.push(outcome),
+                // A past period is best effort (Waldur may refuse backfilling); the current
+                // one fails the resource so it is seen.
+                Err(e) if !period.is_current => tracing::warn!(
+                    resource = %resource.uuid,
+                    "usage of {}-{:02} not reported: {e}", period.year, period.month
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(outcomes))
+    }
+
+    async fn report_period(
+        &self,
+        resource: &WaldurResource,
+        period: &Period,
+        mut usage: ResourceUsage,
+        components: &BTreeSet<String>,
+        user_urls: &BTreeMap<String, String>,
+    ) -> Result<PeriodOutcome, ModeError> {
+        let Some(totals) = usage.remove(TOTAL_ACCOUNT_USAGE) else {
+            return Ok(PeriodOutcome::NothingToReport);
+        };
+        let total = total_usage(&totals, components);
+        if !total.unknown.is_empty() {
+            tracing::warn!(resource = %resource.uuid, "components not in the Waldur offering ignored: {}", total.unknown.join(", "));
+        }
+        let billing_period = jiff::civil::Date::new(period.year, period.month, 1)
+            .expect("a period is a valid month");
+        let existing = self
+            .client
+            .list_component_usages(&resource.uuid, billing_period, &["uuid", "type", "usage"])
+            .await?;
+        let existing_usages: Vec<ExistingUsage> = existing
+            .iter()
+            .map(|e| ExistingUsage {
+                uuid: e.uuid.clone(),
+                component: e.component_type.clone(),
+                usage: e.usage,
+            })
+            .collect();
+        let needs_users = !usage.is_empty();
+        let decreasing_allowed = self.backend.capabilities().supports_decreasing_usage;
+        // One read of the period's user usages serves the anomaly rule and per-user idempotency.
+        let user_usages = if needs_users || !decreasing_allowed {
+            self.client
+                .list_component_user_usages(&resource.uuid, billing_period, &[])
+                .await?
+        } else {
+            Vec::new()
+        };
+        let unchanged = is_unchanged(&total.amounts, &existing_usages, components);
+        if !unchanged {
+            if !decreasing_allowed {
+                let with_users: BTreeSet<&str> = user_usages
+                    .iter()
+                    .filter_map(|u| u.component_usage_uuid())
+                    .collect();
+                let comparable: Vec<ExistingUsage> = existing_usages
+                    .iter()
+                    .filter(|e| !with_users.contains(e.uuid.as_str()))
+                    .cloned()
+                    .collect();
+                let found = anomalies(&total.amounts, &comparable);
+                if !found.is_empty() {
+                    tracing::warn!(resource = %resource.uuid, "usage not reported, it would decrease: {}", found.join("; "));
+                    return Ok(PeriodOutcome::Anomaly);
+                }
+            }
+            self.client
+                .set_usage(&SetUsageRequest {
+                    usages: total
+                        .amounts
+                        .iter()
+                        .map(|(c, v)| UsageAmount {
+                            component_type: c.clone(),
+                            amount: amount(*v),
+                        })
+                        .collect(),
+                    resource: resource.uuid.clone(),
+                    date: period.report_date(&self.timezone),
+                })
+                .await?;
+        }
+        let mut user_batches = 0;
+        if needs_users {
+            // The component usages the user usages hang under (new ones after set_usage).
+            let parents = if unchanged {
+                existing
+            } else {
+                self.client
+                    .list_component_usages(
+                        &resource.uuid,
+                        billing_period,
+                        &["uuid", "type", "usage"],
+                    )
+                    .await?
+            };
+            let date = period.report_date(&self.timezone);
+            for parent in &parents {
+                if !components.contains(&parent.component_type) {
+                    continue;
+                }
+                let batch: Vec<UserUsage> = usage
+                    .iter()
+                    .filter_map(|(user, values)| {
+                        values.get(&parent.component_type).map(|v| UserUsage {
+                            username: user.clone(),
+                            usage: amount(round2(*v)),
+                            date: date.clone(),
+                            user: user_urls.get(user).cloned(),
+                        })
+                    })
+                    .collect();
+                if batch.is_empty() {
+                    continue;
+                }
+                let already: BTreeMap<&str, f64> = user_usages
+                    .iter()
+                    .filter(|u| u.component_usage_uuid() == Some(parent.uuid.as_str()))
+                    .map(|u| (u.username.as_str(), u.usage))
+                    .collect();
+                let same = already.len() == batch.len()
+                    && batch.iter().all(|b| {
+                        already
+                            .get(b.username.as_str())
+                            .is_some_and(|v| amount(*v) == b.usage)
+                    });
+                if same {
+                    continue;
+                }
+                self.client.set_user_usages(&parent.uuid, &batch).await?;
+                user_batches += 1;
+            }
+        }
+        Ok(if unchanged {
+            PeriodOutcome::Unchanged { user_batches }
+        } else {
+            PeriodOutcome::Sent { user_batches }
+        })
+    }
+}

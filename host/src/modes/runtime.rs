@@ -1,0 +1,330 @@
+//! What every mode does before its real work, per offering (reference §3.1): register the
+//! agent with Waldur, read the offering's context, and get the plugin backend ready.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::tz::TimeZone;
+use waldur_plugin_abi::ffi::EntryKind;
+use waldur_plugin_abi::wire::{
+    AccountingType, BackendComponent, BackendComponents, RuntimeContext,
+};
+
+use super::error::ModeError;
+use super::gateway::ClientGateway;
+use crate::config::{Config, Offering};
+use crate::plugins::{Backend, HostContext, Registry};
+use crate::waldur::{
+    AgentDependency, AgentIdentityRequest, OfferingComponent, ProviderOffering, WaldurClient,
+};
+
+/// The agent's modes (the reference's `--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    OrderProcess,
+    Report,
+    MembershipSync,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OrderProcess => "order_process",
+            Self::Report => "report",
+            Self::MembershipSync => "membership_sync",
+        }
+    }
+
+    /// The processor name registered with Waldur (the reference's class names).
+    fn processor(self) -> &'static str {
+        match self {
+            Self::OrderProcess => "OfferingOrderProcessor",
+            Self::Report => "OfferingReportProcessor",
+            Self::MembershipSync => "OfferingMembershipProcessor",
+        }
+    }
+
+    /// The plugin entry this mode uses for an offering ("" = none configured).
+    pub fn backend_entry(self, offering: &Offering) -> &str {
+        match self {
+            Self::OrderProcess => &offering.order_processing_backend,
+            Self::Report => &offering.reporting_backend,
+            Self::MembershipSync => &offering.membership_sync_backend,
+        }
+    }
+}
+
+/// State shared by every cycle of every mode in this process.
+pub struct Agent {
+    pub config: Config,
+    pub registry: Registry,
+    /// When this process started, sent with the agent identity.
+    started: String,
+    /// One backend per (offering, entry), kept across cycles: plugins keep their state and
+    /// connections, and construction (settings validation, plugin start-up) happens once.
+    backends: Mutex<BTreeMap<(String, String), Arc<Backend>>>,
+}
+
+impl Agent {
+    pub fn new(config: Config, registry: Registry) -> Self {
+        Self {
+            config,
+            registry,
+            started: jiff::Timestamp::now().to_string(),
+            backends: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// One offering, ready for one mode's cycle: the reference's processor after `__init__`.
+pub struct Session<'a> {
+    pub agent: &'a Agent,
+    pub offering: &'a Offering,
+    pub mode: Mode,
+    pub client: WaldurClient,
+    pub waldur_offering: ProviderOffering,
+    pub backend: Arc<Backend>,
+    pub service_provider_uuid: String,
+    pub timezone: TimeZone,
+}
+
+impl<'a> Session<'a> {
+    /// Registers the agent, reads the offering and prepares the backend.
+    pub async fn open(
+        agent: &'a Agent,
+        offering: &'a Offering,
+        mode: Mode,
+    ) -> Result<Self, ModeError> {
+        let entry = mode.backend_entry(offering);
+        if entry.is_empty() {
+            return Err(ModeError::NotConfigured(format!(
+                "offering '{}' has no {}_backend",
+                offering.name,
+                match mode {
+                    Mode::OrderProcess => "order_processing",
+                    Mode::Report => "reporting",
+                    Mode::MembershipSync => "membership_sync",
+                }
+            )));
+        }
+        let client = WaldurClient::for_offering(offering, &agent.config, mode.name())?;
+        let identity = client
+            .register_agent_identity(&AgentIdentityRequest {
+                offering: offering.waldur_offering_uuid.clone(),
+                name: format!("agent-{}", offering.waldur_offering_uuid),
+                version: crate::AGENT_VERSION.to_string(),
+                last_restarted: agent.started.clone(),
+                dependencies: dependencies(agent),
+                config_file_path: String::new(),
+                config_file_content: String::new(),
+            })
+            .await?;
+        let service = client
+            .register_service(&identity.uuid, mode.name(), mode.name())
+            .await?;
+        let waldur_offering = client
+            .provider_offering(
+                &offering.waldur_offering_uuid,
+                WaldurClient::PROCESSOR_OFFERING_FIELDS,
+            )
+            .await?;
+        let components =
+            extend_components(&offering.backend_components, &waldur_offering.components)?;
+        let service_provider = client
+            .service_provider_for_customer(&waldur_offering.customer_uuid)
+            .await?;
+        let backend = backend_for(agent, offering, entry, components, &client).await?;
+        let timezone = agent.config.timezone.clone();
+        let mut partitions: Vec<String> = waldur_offering
+            .partitions
+            .iter()
+            .map(|p| p.partition_name.clone())
+            .collect();
+        partitions.sort();
+        let runtime = RuntimeContext {
+            offering_uuid: offering.waldur_offering_uuid.clone(),
+            offering_name: offering.name.clone(),
+            timezone: timezone.iana_name().unwrap_or("UTC").to_string(),
+            service_provider_uuid: service_provider.uuid.clone(),
+            offering_partitions: partitions,
+            offering_enforce_qos: waldur_offering
+                .plugin_options
+                .get("enforce_qos")
+                .map(|v| v.as_bool().unwrap_or(false)),
+            ..Default::default()
+        };
+        let for_context = Arc::clone(&backend);
+        match blocking(&backend, move |_| for_context.set_runtime_context(&runtime)).await {
+            Err(e) if !e.is_not_implemented() => return Err(e.into()),
+            _ => {}
+        }
+        let plugin = agent
+            .registry
+            .plugin(EntryKind::BACKEND, entry)
+            .map(|p| (p.manifest().name.clone(), p.manifest().version.clone()))
+            .unwrap_or_default();
+        client
+            .register_processor(
+                &service.uuid,
+                mode.processor(),
+                &format!("{}.{entry}", plugin.0),
+                &plugin.1,
+            )
+            .await?;
+        Ok(Self {
+            agent,
+            offering,
+            mode,
+            client,
+            waldur_offering,
+            backend,
+            service_provider_uuid: service_provider.uuid,
+            timezone,
+        })
+    }
+}
+
+/// Runs a plugin call on a blocking thread: plugin calls block, and the plugin's own callbacks
+/// into Waldur block on this runtime, which must not happen on an async worker.
+pub async fn blocking<T: Send + 'static>(
+    backend: &Arc<Backend>,
+    call: impl FnOnce(&Backend) -> T + Send + 'static,
+) -> T {
+    let backend = Arc::clone(backend);
+    tokio::task::spawn_blocking(move || call(&backend))
+        .await
+        .expect("plugin calls catch panics; the blocking task cannot panic")
+}
+
+/// The offering's backend, built on first use and reused afterwards.
+async fn backend_for(
+    agent: &Agent,
+    offering: &Offering,
+    entry: &str,
+    components: BackendComponents,
+    client: &WaldurClient,
+) -> Result<Arc<Backend>, ModeError> {
+    let key = (offering.name.clone(), entry.to_string());
+    if let Some(backend) = agent
+        .backends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        return Ok(Arc::clone(backend));
+    }
+    let context = HostContext::new(entry, &offering.name)
+        .with_waldur(Arc::new(ClientGateway::new(client.clone())));
+    let settings = offering.backend_settings.clone();
+    // Loading a library and constructing an instance run plugin code: keep it off the
+    // async workers.
+    let registry_entry = entry.to_string();
+    let backend = tokio::task::block_in_place(|| {
+        agent
+            .registry
+            .backend(&registry_entry, &settings, &components, context)
+    })?;
+    let backend = Arc::new(backend);
+    agent
+        .backends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, Arc::clone(&backend));
+    Ok(backend)
+}
+
+/// The plugins this agent has loaded, for the agent identity.
+fn dependencies(agent: &Agent) -> Vec<AgentDependency> {
+    agent
+        .registry
+        .catalog()
+        .records
+        .iter()
+        .filter(|r| r.is_ok())
+        .filter_map(|r| r.manifest.as_ref())
+        .map(|m| AgentDependency {
+            package: m.name.clone(),
+            version: m.version.clone(),
+        })
+        .collect()
+}
+
+/// The offering's components: the configured ones, plus Waldur's components missing from the
+/// config (the reference's `extend_backend_components`).
+pub fn extend_components(
+    configured: &BackendComponents,
+    remote: &[OfferingComponent],
+) -> Result<BackendComponents, ModeError> {
+    let mut components = configured.clone();
+    for component in remote {
+        if components.contains_key(&component.component_type) {
+            continue;
+        }
+        let accounting_type = match component.billing_type.as_str() {
+            "" | "usage" => AccountingType::Usage,
+            "limit" => AccountingType::Limit,
+            "one" => AccountingType::One,
+            other => {
+                return Err(ModeError::Offering(format!(
+                    "Waldur component '{}' has billing type '{other}', which the agent cannot \
+                     account; add it to backend_components",
+                    component.component_type
+                )))
+            }
+        };
+        components.insert(
+            component.component_type.clone(),
+            BackendComponent {
+                measured_unit: component.measured_unit.clone(),
+                accounting_type,
+                label: component.name.clone(),
+                unit_factor: Some(component.unit_factor.unwrap_or(1.0)),
+                limit: component.limit_amount,
+                ..Default::default()
+            },
+        );
+    }
+    Ok(components)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(kind: &str, billing: &str) -> OfferingComponent {
+        OfferingComponent {
+            component_type: kind.into(),
+            name: kind.to_uppercase(),
+            measured_unit: "h".into(),
+            billing_type: billing.into(),
+            limit_amount: Some(5.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn waldur_components_fill_gaps_without_overriding_the_config() {
+        let mut configured = BackendComponents::new();
+        configured.insert(
+            "cpu".into(),
+            BackendComponent {
+                unit_factor: Some(60.0),
+                ..Default::default()
+            },
+        );
+        let extended = extend_components(
+            &configured,
+            &[remote("cpu", "limit"), remote("gpu", "limit")],
+        )
+        .unwrap();
+        assert_eq!(extended["cpu"].unit_factor, Some(60.0));
+        assert_eq!(extended["gpu"].accounting_type, AccountingType::Limit);
+        assert_eq!(extended["gpu"].unit_factor, Some(1.0));
+        assert_eq!(extended["gpu"].limit, Some(5.0));
+        let error = extend_components(&configured, &[remote("license", "fixed")]).unwrap_err();
+        assert!(
+            error.to_string().contains("billing type 'fixed'"),
+            "{error}"
+        );
+    }
+}
