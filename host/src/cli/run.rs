@@ -21,6 +21,7 @@ const DEFAULT_CONFIG: &str = "waldur-site-agent-config.yaml";
 pub enum RunMode {
     OrderProcess,
     Report,
+    MembershipSync,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +65,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     let (mode, period) = match args.mode {
         RunMode::OrderProcess => (Mode::OrderProcess, env.order_process_period),
         RunMode::Report => (Mode::Report, env.report_period),
+        RunMode::MembershipSync => (Mode::MembershipSync, env.membership_sync_period),
     };
     search_setup(&args.source)?;
     let registry = Registry::new(scan(&args.source)?);

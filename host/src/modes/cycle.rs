@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::error::ModeError;
+use super::membership_sync::MembershipSummary;
 use super::order_process::{OrderRetry, OrderSummary};
 use super::report::ReportSummary;
 use super::runtime::{Agent, Mode, Session};
@@ -24,6 +25,7 @@ pub enum OfferingOutcome {
     Skipped(String),
     Orders(OrderSummary),
     Usage(ReportSummary),
+    Membership(MembershipSummary),
     Failed(ModeError),
 }
 
@@ -58,6 +60,9 @@ fn skip_reason(mode: Mode, offering: &Offering) -> Option<String> {
         Mode::OrderProcess if offering.order_processing_backend.is_empty() => {
             Some("no order_processing_backend".into())
         }
+        Mode::MembershipSync if offering.stomp_membership_sync() => {
+            Some("event processing (STOMP) handles its membership".into())
+        }
         _ => None,
     }
 }
@@ -81,10 +86,10 @@ async fn run_offering(
             .await
             .map(OfferingOutcome::Orders),
         Mode::Report => session.report_usage().await.map(OfferingOutcome::Usage),
-        Mode::MembershipSync => Err(ModeError::NotConfigured(format!(
-            "mode {} is not available in this build",
-            mode.name()
-        ))),
+        Mode::MembershipSync => session
+            .sync_membership()
+            .await
+            .map(OfferingOutcome::Membership),
     };
     result.unwrap_or_else(OfferingOutcome::Failed)
 }
@@ -114,7 +119,13 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
                     s.resources, s.totals_sent, s.totals_unchanged, s.user_usages_sent,
                     s.anomalies, s.missing, s.failed
                 ),
-                OfferingOutcome::Failed(e) => {
+                OfferingOutcome::Membership(s) => tracing::info!(
+                mode = mode.name(),
+                offering = %offering.name,
+                "membership: {} resource(s), {} user(s) added, {} removed, {} missing, {} failed",
+                s.resources, s.users_added, s.users_removed, s.missing, s.failed
+            ),
+            OfferingOutcome::Failed(e) => {
                     tracing::error!(mode = mode.name(), offering = %offering.name, "{e}")
                 }
             }

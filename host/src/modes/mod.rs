@@ -6,6 +6,7 @@ pub mod cycle;
 pub mod error;
 pub mod gateway;
 pub mod membership;
+pub mod membership_sync;
 pub mod offering_users;
 pub mod order_process;
 pub mod periods;

@@ -1,0 +1,345 @@
+//! membership_sync (reference §3.4): each resource's backend users follow its Waldur team,
+//! its status follows Waldur's paused/downscaled flags, and limits and metadata are synced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use waldur_plugin_abi::wire::{
+    BackendResourceInfo, CapabilitySet, OfferingUser, ProjectUser, WaldurResource,
+};
+
+use super::error::ModeError;
+use super::membership::{plan, user_limits_to_apply};
+use super::offering_users::{
+    CREATING, ERROR_CREATING, OK, PENDING_ACCOUNT_LINKING, PENDING_ADDITIONAL_VALIDATION, REQUESTED,
+};
+use super::runtime::{blocking, Session};
+use crate::plugins::{Backend, PluginError};
+use crate::waldur::{
+    map_concurrent, ResourceFilter, DEFAULT_CONCURRENCY, MEMBERSHIP_RESOURCE_FIELDS,
+};
+
+/// What one membership cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipSummary {
+    pub resources: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    /// Resources the backend does not have.
+    pub missing: usize,
+    pub failed: usize,
+}
+
+/// Offering-user states membership works with.
+const ACTIVE_STATES: &[&str] = &[
+    OK,
+    REQUESTED,
+    CREATING,
+    ERROR_CREATING,
+    PENDING_ACCOUNT_LINKING,
+    PENDING_ADDITIONAL_VALIDATION,
+];
+
+/// A plugin call; NOT_IMPLEMENTED (a method without an agent default) is `Ok(None)`.
+async fn optional<T: Send + 'static>(
+    backend: &Arc<Backend>,
+    f: impl FnOnce(&Backend) -> Result<T, PluginError> + Send + 'static,
+) -> Result<Option<T>, ModeError> {
+    match blocking(backend, f).await {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_implemented() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Session<'_> {
+    /// One membership cycle for this offering.
+    pub async fn sync_membership(&self) -> Result<MembershipSummary, ModeError> {
+        let caps = self.backend.capabilities().clone();
+        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
+        filter.states = caps.handled_resource_states.clone();
+        let resources: Vec<WaldurResource> = self
+            .client
+            .list_provider_resources(&filter)
+            .await?
+            .into_iter()
+            .filter(|r| !r.backend_id.is_empty())
+            .collect();
+        let listed = resources.clone();
+        let pulled = blocking(&self.backend, move |b| b.pull_resources(&listed)).await?;
+        let offering_users = self.active_offering_users().await;
+        let offering_users = Arc::new(offering_users);
+
+        // One team read per project: resources of a project share it.
+        let mut teams: BTreeMap<String, Vec<ProjectUser>> = BTreeMap::new();
+        for resource in resources
+            .iter()
+            .filter(|r| pulled.contains_key(&r.backend_id))
+        {
+            if !teams.contains_key(&resource.project_uuid) {
+                let team = self
+                    .client
+                    .resource_team(&resource.uuid, caps.fetch_consented_users_only)
+                    .await?;
+                teams.insert(resource.project_uuid.clone(), team);
+            }
+        }
+        let teams = Arc::new(teams);
+        let mut summary = MembershipSummary::default();
+        let listed_count = resources.len();
+        let work: Vec<(WaldurResource, BackendResourceInfo)> = resources
+            .into_iter()
+            .filter_map(|r| {
+                let info = pulled.get(&r.backend_id).cloned();
+                if info.is_none() {
+                    tracing::info!(resource = %r.uuid, backend_id = %r.backend_id, "not on the backend");
+                }
+                info.map(|i| (r, i))
+            })
+            .collect();
+        summary.missing = listed_count - work.len();
+        let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
+            let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());
+            async move {
+                let team = teams.get(&resource.project_uuid).cloned().unwrap_or_default();
+                let result = self.sync_resource(&resource, &info, &team, &users, &caps).await;
+                if let Err(e) = &result {
+                    tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "membership sync failed: {e}");
+                    let (message, traceback) =
+                        e.details_for_waldur(self.agent.config.expose_backend_error_details);
+                    if let Err(mark) = self.client.set_resource_erred(&resource.uuid, &message, &traceback).await {
+                        tracing::error!(resource = %resource.uuid, "marking it erred failed: {mark}");
+                    }
+                }
+                result
+            }
+        })
+        .await;
+        for outcome in outcomes {
+            summary.resources += 1;
+            match outcome {
+                Ok((added, removed)) => {
+                    summary.users_added += added;
+                    summary.users_removed += removed;
+                }
+                Err(_) => summary.failed += 1,
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Offering users in the states membership works with, after the username state machine
+    /// ran (reference `_refresh_local_offering_users`; any failure means none).
+    async fn active_offering_users(&self) -> Vec<OfferingUser> {
+        let read = || async {
+            let users: Vec<OfferingUser> = self
+                .offering_users()
+                .await?
+                .into_iter()
+                .filter(|u| ACTIVE_STATES.contains(&u.state.as_str()))
+                .collect();
+            Ok::<_, ModeError>(users)
+        };
+        let result = async {
+            let mut users = read().await?;
+            if self.update_offering_users(&users).await? {
+                users = read().await?;
+            }
+            if self.offering.username_reconciliation_enabled {
+                let uuid = self.offering.waldur_offering_uuid.clone();
+                if optional(&self.backend, move |b| {
+                    b.sync_offering_user_usernames(&uuid)
+                })
+                .await?
+                .unwrap_or(false)
+                {
+                    users = read().await?;
+                }
+            }
+            Ok::<_, ModeError>(users)
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::warn!(offering = %self.offering.name, "offering users unavailable: {e}");
+            Vec::new()
+        })
+    }
+
+    /// Syncs one resource; answers (users added, users removed).
+    async fn sync_resource(
+        &self,
+        resource: &WaldurResource,
+        info: &BackendResourceInfo,
+        team: &[ProjectUser],
+        offering_users: &[OfferingUser],
+        caps: &CapabilitySet,
+    ) -> Result<(usize, usize), ModeError> {
+        let b = &self.backend;
+        let r = resource.clone();
+        optional(b, move |b| b.sync_resource_project(&r, None)).await?;
+        let r = resource.clone();
+        optional(b, move |b| b.sync_project_end_date(&r, None)).await?;
+
+        let umask = self
+            .offering
+            .backend_settings
+            .get("default_homedir_umask")
+            .and_then(|v| v.as_str())
+            .unwrap_or("0077")
+            .to_string();
+        let diff = plan(
+            team,
+            &info.users,
+            offering_users,
+            caps,
+            resource.restrict_member_access,
+            Some(&umask),
+        );
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        if !diff.to_add.is_empty() {
+            let (r, users, options) = (
+                resource.clone(),
+                diff.to_add.iter().cloned().collect::<Vec<_>>(),
+                diff.options.clone(),
+            );
+            added = blocking(b, move |b| b.add_users_to_resource(&r, &users, &options)).await?;
+        }
+        if !diff.to_remove.is_empty() {
+            let (r, users, options) = (
+                resource.clone(),
+                diff.to_remove.iter().cloned().collect::<Vec<_>>(),
+                diff.options.clone(),
+            );
+            removed = blocking(b, move |b| {
+                b.remove_users_from_resource(&r, &users, &options)
+            })
+            .await?;
+        }
+        if !resource.restrict_member_access {
+            let existing: Vec<String> = diff.existing.iter().cloned().collect();
+            let list = existing.clone();
+            blocking(b, move |b| b.process_existing_users(&list)).await?;
+            let (r, roles, cuids) = (
+                resource.clone(),
+                diff.options.user_roles.clone(),
+                diff.options.user_cuids.clone(),
+            );
+            blocking(b, move |b| {
+                b.reconcile_existing_user_roles(&r, &existing, &roles, &cuids)
+            })
+            .await?;
+        }
+
+        self.sync_status(resource).await?;
+        let r = resource.clone();
+        optional(b, move |b| b.sync_resource_end_date(&r)).await?;
+        let r = resource.clone();
+        optional(b, move |b| b.sync_resource_effective_id(&r)).await?;
+        self.sync_limits(resource).await?;
+        if !resource.restrict_member_access {
+            let users: BTreeSet<String> = diff
+                .existing
+                .iter()
+                .cloned()
+                .chain(added.iter().cloned())
+                .collect();
+            self.sync_user_limits(resource, &users).await?;
+        }
+        self.client
+            .refresh_resource_last_sync(&resource.uuid)
+            .await?;
+        if resource.state == "Erred" {
+            self.client.set_resource_ok(&resource.uuid).await?;
+        }
+        Ok((added.len(), removed.len()))
+    }
+
+    /// Paused, downscaled or normal, as Waldur says; then the metadata, always.
+    async fn sync_status(&self, resource: &WaldurResource) -> Result<(), ModeError> {
+        let id = resource.backend_id.clone();
+        let b = &self.backend;
+        let changed = if resource.paused {
+            optional(b, move |b| b.pause_resource(&id)).await?
+        } else if resource.downscaled {
+            optional(b, move |b| b.downscale_resource(&id)).await?
+        } else {
+            optional(b, move |b| b.restore_resource(&id)).await?
+        };
+        if changed == Some(true) {
+            tracing::info!(resource = %resource.uuid, paused = resource.paused, downscaled = resource.downscaled, "status changed on the backend");
+        }
+        let id = resource.backend_id.clone();
+        if let Some(metadata) = optional(b, move |b| b.get_resource_metadata(&id)).await? {
+            self.client
+                .set_resource_backend_metadata(&resource.uuid, &metadata)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The plugin's own `sync_resource_limits`, or the reference default: the backend's limits
+    /// are the truth and Waldur is told when they differ.
+    async fn sync_limits(&self, resource: &WaldurResource) -> Result<(), ModeError> {
+        let r = resource.clone();
+        if optional(&self.backend, move |b| b.sync_resource_limits(&r))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let id = resource.backend_id.clone();
+        let Some(limits) = optional(&self.backend, move |b| b.get_resource_limits(&id)).await?
+        else {
+            return Ok(());
+        };
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let as_waldur: BTreeMap<String, f64> =
+            limits.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+        if as_waldur != resource.limits {
+            tracing::info!(resource = %resource.uuid, "limits differ from the backend's; updating Waldur");
+            self.client
+                .set_resource_limits(&resource.uuid, &as_waldur)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Per-user limits from Waldur onto the backend (reference `_sync_resource_user_limits`).
+    async fn sync_user_limits(
+        &self,
+        resource: &WaldurResource,
+        users: &BTreeSet<String>,
+    ) -> Result<(), ModeError> {
+        let id = resource.backend_id.clone();
+        let Some(backend) =
+            optional(&self.backend, move |b| b.get_resource_user_limits(&id)).await?
+        else {
+            return Ok(());
+        };
+        let mut waldur: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for limit in self
+            .client
+            .list_component_user_usage_limits(&resource.uuid)
+            .await?
+        {
+            waldur
+                .entry(limit.user)
+                .or_default()
+                .insert(limit.component_type, limit.limit.trunc() as i64);
+        }
+        for (user, limits) in user_limits_to_apply(users, &waldur, &backend) {
+            let (id, name) = (resource.backend_id.clone(), user.clone());
+            if let Err(e) = blocking(&self.backend, move |b| {
+                b.set_resource_user_limits(&id, &name, &limits)
+            })
+            .await
+            {
+                tracing::error!(resource = %resource.uuid, "limits of user {user}: {e}");
+            }
+        }
+        Ok(())
+    }
+}
