@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# Conformance of the Waldur API simulator (tests/waldur-sim) against the reference Python agent:
+# runs PyPI waldur-site-agent==1.0.7, unchanged, in order_process, membership_sync and report
+# modes (one cycle each) against the simulator seeded with
+# tests/waldur-sim/scenarios/conformance.yaml, using a tiny JSON-file backend plugin written
+# below, then checks the simulator's state through /__sim/ and prints PASS/FAIL per check.
+#
+# Usage: scripts/conformance-python.sh        (exit 0 when every check passes)
+# Env:   CONFORMANCE_VENV  virtualenv to (re)use (default target/conformance-python/venv)
+#        KEEP_TMP=1        keep the temp dir with configs and agent logs
+# Needs python3 with venv and access to PyPI. Not run in CI.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CONFORMANCE_VENV:-$ROOT/target/conformance-python/venv}"
+SCENARIO="$ROOT/tests/waldur-sim/scenarios/conformance.yaml"
+TOKEN="0123456789abcdef0123456789abcdef01234567"
+OFFERING="d629d5e4-5567-425d-a9cd-bdc1af67b32c"   # dashed on purpose: the agent sends it as written
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/waldur-conformance.XXXXXX")"
+SIM_PID=""
+AGENT_PID=""
+
+cleanup() {
+    # Only the processes this script started, by PID.
+    [[ -n "$AGENT_PID" ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
+    [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
+    if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+log() { echo "== $*"; }
+
+# ---------------------------------------------------------------- simulator
+log "building waldur-sim"
+cargo build --quiet -p waldur-sim --manifest-path "$ROOT/Cargo.toml"
+"$ROOT/target/debug/waldur-sim" --scenario "$SCENARIO" >"$TMP/sim.out" 2>"$TMP/sim.err" &
+SIM_PID=$!
+for _ in $(seq 50); do [[ -s "$TMP/sim.out" ]] && break; sleep 0.1; done
+URL="$(head -n1 "$TMP/sim.out")"
+[[ "$URL" == http://127.0.0.1:*/api/ ]] || { echo "simulator did not start"; cat "$TMP/sim.err"; exit 1; }
+ORIGIN="${URL%/api/}"
+log "simulator at $URL"
+
+# ---------------------------------------------------------------- Python agent + plugin
+if [[ ! -x "$VENV/bin/waldur_site_agent" ]] || ! "$VENV/bin/pip" show waldur-site-agent 2>/dev/null | grep -q '^Version: 1.0.7$'; then
+    log "creating virtualenv $VENV (pip install waldur-site-agent==1.0.7)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check waldur-site-agent==1.0.7
+fi
+
+# A tiny backend whose "cluster" is a JSON file, so state survives between the three agent
+# processes. Registered as `sim-demo` in both plugin entry-point groups.
+PLUGIN="$TMP/plugin"
+mkdir -p "$PLUGIN/waldur_sim_demo"
+cat >"$PLUGIN/pyproject.toml" <<'EOF'
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "waldur-sim-demo"
+version = "0.1.0"
+
+[project.entry-points."waldur_site_agent.backends"]
+sim-demo = "waldur_sim_demo:SimDemoBackend"
+
+[project.entry-points."waldur_site_agent.username_management_backends"]
+sim-demo = "waldur_sim_demo:SimDemoUsernames"
+EOF
+cat >"$PLUGIN/waldur_sim_demo/__init__.py" <<'EOF'
+"""JSON-file backend for simulator conformance runs."""
+import json
+import os
+
+from waldur_site_agent.backend.backends import AbstractUsernameManagementBackend, BaseBackend
+from waldur_site_agent.backend.clients import BaseClient
+from waldur_site_agent.backend.structures import Association, ClientResource
+
+USAGE = {"cpu": 12.345, "mem": 1.0}
+
+
+class JsonClient(BaseClient):
+    def __init__(self, path):
+        self.path = path
+
+    def _load(self):
+        if not os.path.exists(self.path):
+            return {}
+        with open(self.path) as f:
+            return json.load(f)
+
+    def _save(self, data):
+        with open(self.path, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+
+    def _edit(self, fn):
+        data = self._load()
+        out = fn(data)
+        self._save(data)
+        return out
+
+    def list_resources(self):
+        return [ClientResource(name=k, description=v["description"], organization=v["organization"])
+                for k, v in self._load().items()]
+
+    def get_resource(self, resource_id):
+        v = self._load().get(resource_id)
+        return None if v is None else ClientResource(
+            name=resource_id, description=v["description"], organization=v["organization"])
+
+    def create_resource(self, name, description, organization, parent_name=None):
+        self._edit(lambda d: d.setdefault(name, {"description": description, "organization": organization,
+                                                  "limits": {}, "users": [], "user_limits": {}}))
+        return name
+
+    def delete_resource(self, name):
+        self._edit(lambda d: d.pop(name, None))
+        return name
+
+    def set_resource_limits(self, resource_id, limits_dict):
+        self._edit(lambda d: d[resource_id].__setitem__("limits", dict(limits_dict)))
+        return None
+
+    def get_resource_limits(self, resource_id):
+        return self._load().get(resource_id, {}).get("limits", {})
+
+    def get_resource_user_limits(self, resource_id):
+        return self._load().get(resource_id, {}).get("user_limits", {})
+
+    def set_resource_user_limits(self, resource_id, username, limits):
+        self._edit(lambda d: d[resource_id]["user_limits"].__setitem__(username, limits))
+        return ""
+
+    def get_association(self, user, resource_id):
+        users = self._load().get(resource_id, {}).get("users", [])
+        return Association(account=resource_id, user=user) if user in users else None
+
+    def create_association(self, username, resource_id, default_account=None):
+        def add(d):
+            if username not in d[resource_id]["users"]:
+                d[resource_id]["users"].append(username)
+        self._edit(add)
+        return ""
+
+    def delete_association(self, username, resource_id):
+        self._edit(lambda d: d[resource_id]["users"].remove(username)
+                   if username in d[resource_id]["users"] else None)
+        return ""
+
+    def get_usage_report(self, resource_ids, timezone=None):
+        return []
+
+    def list_resource_users(self, resource_id):
+        return list(self._load().get(resource_id, {}).get("users", []))
+
+    def create_linux_user_homedir(self, username, umask=""):
+        return ""
+
+
+class SimDemoBackend(BaseBackend):
+    def __init__(self, backend_settings, backend_components):
+        super().__init__(backend_settings, backend_components)
+        self.backend_type = "sim-demo"
+        self.client = JsonClient(backend_settings["state_file"])
+
+    def ping(self, raise_exception=False):
+        return True
+
+    def diagnostics(self):
+        return True
+
+    def list_components(self):
+        return list(self.backend_components)
+
+    def _get_usage_report(self, resource_backend_ids):
+        report = {}
+        for rid in resource_backend_ids:
+            users = self.client.list_resource_users(rid)
+            report[rid] = {"TOTAL_ACCOUNT_USAGE": dict(USAGE)}
+            for u in users[:1]:  # the first member used everything
+                report[rid][u] = dict(USAGE)
+        return report
+
+    def downscale_resource(self, resource_backend_id):
+        return True
+
+    def pause_resource(self, resource_backend_id):
+        return True
+
+    def restore_resource(self, resource_backend_id):
+        return True
+
+    def get_resource_metadata(self, resource_backend_id):
+        return {"qos": "normal"}
+
+    def _collect_resource_limits(self, waldur_resource):
+        limits = waldur_resource.limits.to_dict() if waldur_resource.limits else {}
+        waldur = {k: int(v) for k, v in limits.items() if k in self.backend_components}
+        backend = {k: v * int(self.backend_components[k].get("unit_factor", 1)) for k, v in waldur.items()}
+        return backend, waldur
+
+    def _pre_create_resource(self, waldur_resource, user_context=None):
+        return None
+
+
+class SimDemoUsernames(AbstractUsernameManagementBackend):
+    def generate_username(self, offering_user):
+        return "sim_" + str(offering_user.user_username).split("@")[0]
+
+    def get_username(self, offering_user):
+        return None
+EOF
+log "installing the sim-demo plugin"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$PLUGIN"
+
+# The backend "cluster" already has the two resources the scenario says exist.
+cat >"$TMP/backend.json" <<'EOF'
+{"sim_running-alloc": {"description": "running-alloc", "organization": "sim_proj-slug",
+                       "limits": {"cpu": 5, "mem": 5}, "users": ["alice1"], "user_limits": {}},
+ "sim_old-alloc": {"description": "old-alloc", "organization": "sim_proj-slug",
+                   "limits": {"cpu": 1, "mem": 1}, "users": [], "user_limits": {}}}
+EOF
+
+cat >"$TMP/config.yaml" <<EOF
+sentry_dsn: ""
+timezone: "UTC"
+offerings:
+  - name: "Simulated Offering"
+    waldur_api_url: "$URL"
+    waldur_api_token: "$TOKEN"
+    waldur_offering_uuid: "$OFFERING"
+    username_management_backend: "sim-demo"
+    order_processing_backend: "sim-demo"
+    membership_sync_backend: "sim-demo"
+    reporting_backend: "sim-demo"
+    resource_import_enabled: false
+    stomp_enabled: false
+    backend_type: "sim-demo"
+    backend_settings:
+      state_file: "$TMP/backend.json"
+      allocation_prefix: "sim_"
+      project_prefix: "sim_"
+      customer_prefix: "sim_"
+    backend_components:
+      cpu: {limit: 10, measured_unit: "k-Hours", unit_factor: 1, accounting_type: "usage", label: "CPU"}
+      mem: {limit: 10, measured_unit: "gb-Hours", unit_factor: 1, accounting_type: "usage", label: "RAM"}
+EOF
+
+# ---------------------------------------------------------------- helper (stdlib only)
+cat >"$TMP/simctl.py" <<'EOF'
+import json, sys, time, urllib.request
+
+ORIGIN = sys.argv[1]
+
+def get(path):
+    with urllib.request.urlopen(ORIGIN + path, timeout=10) as r:
+        return json.load(r)
+
+def total():
+    return sum(get("/__sim/counters").values())
+
+def wait_quiet(baseline, quiet, limit):
+    """Waits for the agent's first request, then until it has been silent for `quiet` s (the
+    agent sleeps 60 s between cycles, so silence means the cycle is over)."""
+    start = time.time()
+    last, last_change = total(), time.time()
+    while time.time() - start < limit:
+        time.sleep(0.5)
+        now = total()
+        if now != last:
+            last, last_change = now, time.time()
+        elif now > baseline and time.time() - last_change >= quiet:
+            return 0
+    return 1
+
+if sys.argv[2] == "total":
+    print(total())
+elif sys.argv[2] == "wait-quiet":
+    sys.exit(wait_quiet(int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])))
+elif sys.argv[2] == "count":
+    print(get("/__sim/counters").get(sys.argv[3], 0))
+EOF
+PY="$VENV/bin/python"
+simctl() { "$PY" "$TMP/simctl.py" "$ORIGIN" "$@"; }
+
+# ---------------------------------------------------------------- model check
+# Every object shape the agent parses goes through waldur-api-client's own from_dict; this
+# mutates the state, so the scenario is reloaded and the log reset afterwards.
+cat >"$TMP/modelcheck.py" <<'EOF'
+import json, sys, urllib.request
+from waldur_api_client import models as M
+base, tok = sys.argv[1], sys.argv[2]
+def req(p, method="GET", body=None):
+    r = urllib.request.Request(base + p, method=method, data=None if body is None else json.dumps(body).encode(),
+                               headers={"Authorization": "Token " + tok, "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(r))
+off = "d629d5e45567425da9cdbdc1af67b32c"
+ident = req("marketplace-site-agent-identities/", "POST", {"offering": off, "name": "agent-x", "version": "1", "dependencies": []})
+svc = req(f"marketplace-site-agent-identities/{ident['uuid']}/register_service/", "POST", {"name": "order_process", "mode": "order_process"})
+proc = req(f"marketplace-site-agent-services/{svc['uuid']}/register_processor/", "POST", {"name": "P", "backend_type": "x", "backend_version": "1"})
+req("marketplace-component-usages/set_usage/", "POST", {"usages": [{"type": "cpu", "amount": "1.00"}], "resource": "88888888888888888888888888888802", "date": "2026-11-01T00:00:00+00:00"})
+cu = req("marketplace-component-usages/?resource_uuid=88888888888888888888888888888802")[0]
+req(f"marketplace-component-usages/{cu['uuid']}/set_user_usages/", "POST", {"usages": [{"username": "alice1", "usage": "1.00"}]})
+req("marketplace-provider-resources/88888888888888888888888888888802/refresh_last_sync/", "POST", {})
+checks = [
+  ("AgentIdentity", [ident, req(f"marketplace-site-agent-identities/{ident['uuid']}/")]),
+  ("AgentService", [svc]), ("AgentProcessor", [proc]),
+  ("UserMe" if hasattr(M, "UserMe") else "User", [req("users/me/")]),
+  ("Version", [req("version/")]),
+  ("ProviderOfferingDetails", [req(f"marketplace-provider-offerings/{off}/")]),
+  ("ServiceProvider", req("marketplace-service-providers/")),
+  ("OfferingUserAttributeConfig", [req(f"marketplace-provider-offerings/{off}/user-attribute-config/")]),
+  ("SshKey", req("marketplace-service-providers/66666666666666666666666666666666/keys/")),
+  ("OrderDetails", req("marketplace-orders/")),
+  ("Resource", req("marketplace-provider-resources/")),
+  ("ProjectUser", req("marketplace-provider-resources/88888888888888888888888888888801/team/")),
+  ("OfferingUser", req("marketplace-offering-users/")),
+  ("ComponentUsage", req("marketplace-component-usages/")),
+  ("ComponentUserUsage", req("marketplace-component-user-usages/")),
+  ("ProviderPlanDetails", [req("marketplace-plans/12121212-1212-1212-1212-121212121201/")]),
+  ("ComponentUserUsageLimit", req("component-user-usage-limits/?resource_uuid=88888888888888888888888888888802")),
+]
+bad = 0
+for name, objs in checks:
+    cls = getattr(M, name)
+    for o in objs:
+        try:
+            m = cls.from_dict(o)
+            # touch every attribute to force lazy parsing
+            m.to_dict()
+        except Exception as e:
+            bad += 1; print(f"FAIL  model {name} parses: {type(e).__name__}: {e}")
+    print(f"PASS  model {name} parses ({len(objs)} objects)")
+sys.exit(1 if bad else 0)
+EOF
+log "model check (waldur-api-client from_dict on every response shape)"
+MODEL_OK=0
+"$PY" "$TMP/modelcheck.py" "$URL" "$TOKEN" || MODEL_OK=1
+curl -sf -X POST --data-binary @"$SCENARIO" "$ORIGIN/__sim/scenario" >/dev/null
+curl -sf -X POST "$ORIGIN/__sim/reset" >/dev/null
+
+run_mode() {
+    local mode="$1" base
+    base="$(simctl total)"
+    log "agent: $mode (one cycle)"
+    WALDUR_SITE_AGENT_ORDER_PROCESS_PERIOD_MINUTES=60 \
+    WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES=60 \
+    WALDUR_SITE_AGENT_MEMBERSHIP_SYNC_PERIOD_MINUTES=60 \
+        timeout 120 "$VENV/bin/waldur_site_agent" -m "$mode" -c "$TMP/config.yaml" >"$TMP/agent-$mode.log" 2>&1 &
+    AGENT_PID=$!
+    if ! simctl wait-quiet "$base" 8 110; then echo "   (agent $mode did not go quiet in time)"; fi
+    kill "$AGENT_PID" 2>/dev/null || true
+    wait "$AGENT_PID" 2>/dev/null || true
+    AGENT_PID=""
+    echo "   $(( $(simctl total) - base )) API requests"
+}
+
+run_mode order_process
+run_mode membership_sync
+run_mode report
+SET_USAGE_AFTER_FIRST="$(simctl count 'POST /api/marketplace-component-usages/set_usage/')"
+run_mode report   # second report: same numbers, so no new set_usage (idempotency)
+
+# ---------------------------------------------------------------- checks
+log "checks"
+set +e
+"$PY" - "$ORIGIN" "$TMP/backend.json" "$SET_USAGE_AFTER_FIRST" <<'EOF'
+import json, sys, urllib.request
+origin, backend_file, set_usage_first = sys.argv[1], sys.argv[2], int(sys.argv[3])
+get = lambda p: json.load(urllib.request.urlopen(origin + p, timeout=10))
+st, log, counters = get("/__sim/state"), get("/__sim/log"), get("/__sim/counters")
+backend = json.load(open(backend_file))
+O = lambda n: st["orders"]["7777777777777777777777777777770" + n]
+R = lambda n: st["resources"]["8888888888888888888888888888880" + n]
+period = None
+for u in st["component_usages"].values():
+    period = u["billing_period"]
+usages = {(u["resource_uuid"][-2:], u["type"]): u for u in st["component_usages"].values()}
+services = sorted(s["name"] for s in st["services"].values())
+bob = st["offering_users"]["33333333333333333333333333333302"]
+errors = [f'{e["method"]} {e["path"]}?{e["query"]} -> {e["status"]}' for e in log if e["status"] >= 400 or e["status"] == 0]
+checks = [
+    ("agent registered identity, 3 services, 3 processors",
+     len(st["identities"]) == 1 and services == ["membership_sync", "order_process", "report"]
+     and len(st["processors"]) == 3, (len(st["identities"]), services, len(st["processors"]))),
+    ("Create order done", O("1")["state"] == "done", O("1")["state"]),
+    ("created resource OK with backend_id and limits",
+     R("1")["state"] == "OK" and R("1")["backend_id"] == "sim_new-alloc" and R("1")["limits"] == {"cpu": 10, "mem": 10},
+     (R("1")["state"], R("1")["backend_id"], R("1")["limits"])),
+    ("Update order done, resource limits := order limits",
+     O("2")["state"] == "done" and R("2")["limits"] == {"cpu": 20, "mem": 20} and R("2")["state"] == "OK",
+     (O("2")["state"], R("2")["limits"])),
+    ("Terminate order done, resource Terminated",
+     O("3")["state"] == "done" and R("3")["state"] == "Terminated", (O("3")["state"], R("3")["state"])),
+    ("backend: allocation created with limits, old one deleted",
+     "sim_new-alloc" in backend and backend["sim_new-alloc"]["limits"] == {"cpu": 10, "mem": 10}
+     and "sim_old-alloc" not in backend and backend["sim_running-alloc"]["limits"] == {"cpu": 20, "mem": 20},
+     sorted(backend)),
+    ("offering user created by the agent (begin_creating + PATCH -> OK)",
+     bob["state"] == "OK" and bob["username"] == "sim_bob", (bob["state"], bob["username"])),
+    ("membership: team added to backend",
+     {"alice1", "sim_bob"} <= set(backend.get("sim_new-alloc", {}).get("users", [])),
+     backend.get("sim_new-alloc", {}).get("users")),
+    ("membership: last_sync refreshed and metadata pushed",
+     all(R(n)["last_sync"] and R(n)["backend_metadata"] == {"qos": "normal"} for n in "12"),
+     [(R(n)["last_sync"], R(n)["backend_metadata"]) for n in "12"]),
+    ("report: usage stored per resource and component (12.35 cpu)",
+     all(usages.get((n, "cpu"), {}).get("usage") == "12.35" and (n, "mem") in usages for n in ("01", "02")),
+     {k: v["usage"] for k, v in usages.items()}),
+    ("report: per-user usage stored",
+     any(uu["username"] in ("alice1", "sim_bob") for uu in st["user_usages"].values()),
+     [(u["username"], u["usage"]) for u in st["user_usages"].values()]),
+    ("report: second cycle made no new set_usage (idempotent)",
+     set_usage_first >= 1 and counters.get("POST /api/marketplace-component-usages/set_usage/") == set_usage_first,
+     (set_usage_first, counters.get("POST /api/marketplace-component-usages/set_usage/"))),
+    ("no 4xx/5xx answers", not errors, errors[:10]),
+]
+failed = 0
+for name, ok, detail in checks:
+    print(f'{"PASS" if ok else "FAIL"}  {name}' + ("" if ok else f"   [{detail}]"))
+    failed += not ok
+print(f"{len(checks) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+EOF
+CHECKS_OK=$?
+exit $(( MODEL_OK || CHECKS_OK ))

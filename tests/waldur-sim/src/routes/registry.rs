@@ -1,0 +1,367 @@
+//! Agent registry (A1–A5) and the offering context every processor loads at start-up
+//! (B1–B5, B7, B8, B11, B13).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{body_json, created, ok, paginate, path_id, ApiError, ApiResult, Params};
+use crate::app::App;
+use crate::store::{now, AgentService, Identity, Processor};
+use crate::{ids, render};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/version/", get(version))
+        .route("/api/users/me/", get(users_me))
+        .route("/api/marketplace-provider-offerings/{uuid}/", get(offering))
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/user-attribute-config/",
+            get(attribute_config),
+        )
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/list_project_service_accounts/",
+            get(empty_offering_list),
+        )
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/list_course_accounts/",
+            get(empty_offering_list),
+        )
+        .route(
+            "/api/marketplace-service-providers/",
+            get(service_providers),
+        )
+        .route(
+            "/api/marketplace-service-providers/{uuid}/keys/",
+            get(sp_keys),
+        )
+        .route("/api/marketplace-plans/{uuid}/", get(plan))
+        .route(
+            "/api/marketplace-site-agent-identities/",
+            get(list_identities).post(create_identity),
+        )
+        .route(
+            "/api/marketplace-site-agent-identities/{uuid}/",
+            get(get_identity)
+                .put(update_identity)
+                .patch(update_identity),
+        )
+        .route(
+            "/api/marketplace-site-agent-identities/{uuid}/register_service/",
+            post(register_service),
+        )
+        .route(
+            "/api/marketplace-site-agent-services/{uuid}/register_processor/",
+            post(register_processor),
+        )
+}
+
+async fn version(State(app): State<App>) -> ApiResult {
+    ok(render::version(&app.store()))
+}
+
+async fn users_me(State(app): State<App>) -> ApiResult {
+    ok(render::user_me(&app.store(), &app.base))
+}
+
+async fn offering(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+    let id = path_id(&u)?;
+    let st = app.store();
+    let o = st.offerings.get(&id).ok_or_else(ApiError::not_found)?;
+    ok(render::offering(&st, &app.base, o))
+}
+
+async fn attribute_config(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+    let id = path_id(&u)?;
+    let st = app.store();
+    let o = st.offerings.get(&id).ok_or_else(ApiError::not_found)?;
+    ok(render::attribute_config(o))
+}
+
+/// Service and course accounts are not modelled: the offering exists, the list is empty.
+async fn empty_offering_list(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> ApiResult {
+    let id = path_id(&u)?;
+    if !app.store().offerings.contains_key(&id) {
+        return Err(ApiError::not_found());
+    }
+    paginate(&app, uri.path(), &params, Vec::<Value>::new(), Clone::clone)
+}
+
+async fn service_providers(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
+    let customer = params.uuid("customer_uuid")?;
+    let items: Vec<Value> = {
+        let st = app.store();
+        st.customers
+            .values()
+            .filter(|c| customer.as_ref().is_none_or(|x| *x == c.uuid))
+            .map(|c| render::service_provider(&app.base, c))
+            .collect()
+    };
+    paginate(&app, uri.path(), &params, items, Clone::clone)
+}
+
+async fn sp_keys(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> ApiResult {
+    let sp = path_id(&u)?;
+    let items: Vec<Value> = {
+        let st = app.store();
+        if st.customer_by_service_provider(&sp).is_none() {
+            return Err(ApiError::not_found());
+        }
+        st.ssh_keys
+            .values()
+            .filter(|k| k.service_provider_uuid == sp)
+            .map(|k| render::ssh_key(&app.base, k))
+            .collect()
+    };
+    paginate(&app, uri.path(), &params, items, Clone::clone)
+}
+
+async fn plan(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+    let id = path_id(&u)?;
+    let st = app.store();
+    let p = st.plans.get(&id).ok_or_else(ApiError::not_found)?;
+    ok(render::plan(&app.base, p))
+}
+
+async fn list_identities(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
+    let name = params.get("name").map(str::to_string);
+    let offering = params.uuid("offering_uuid")?;
+    let items: Vec<Value> = {
+        let st = app.store();
+        st.identities
+            .values()
+            .filter(|i| name.as_ref().is_none_or(|n| *n == i.name))
+            .filter(|i| offering.as_ref().is_none_or(|o| *o == i.offering))
+            .map(|i| render::identity(&st, &app.base, i))
+            .collect()
+    };
+    paginate(&app, uri.path(), &params, items, Clone::clone)
+}
+
+/// Validates an `AgentIdentityRequest` and returns `(name, offering hex)`.
+fn identity_fields(body: &Value) -> Result<(String, String), ApiError> {
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({"name": ["This field is required."]}),
+            )
+        })?;
+    let offering = body
+        .get("offering")
+        .and_then(Value::as_str)
+        .and_then(ids::normalize)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({"offering": ["This field is required."]}),
+            )
+        })?;
+    Ok((name.to_string(), offering))
+}
+
+/// POST creates the identity, or refreshes the one with the same name (registration is
+/// idempotent by name, which is what the agent relies on across restarts).
+async fn create_identity(State(app): State<App>, body: Bytes) -> ApiResult {
+    let body = body_json(&body)?;
+    let (name, offering) = identity_fields(&body)?;
+    let mut st = app.store();
+    if !st.offerings.contains_key(&offering) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            json!({"offering": ["Object with uuid does not exist."]}),
+        ));
+    }
+    let ts = now();
+    let existing = st
+        .identities
+        .values()
+        .find(|i| i.name == name)
+        .map(|i| i.uuid.clone());
+    let uuid = existing.unwrap_or_else(ids::generate);
+    let created_at = st
+        .identities
+        .get(&uuid)
+        .map(|i| i.created.clone())
+        .unwrap_or_else(|| ts.clone());
+    st.identities.insert(
+        uuid.clone(),
+        Identity {
+            uuid: uuid.clone(),
+            name,
+            offering,
+            body,
+            created: created_at,
+            modified: ts,
+        },
+    );
+    created(render::identity(&st, &app.base, &st.identities[&uuid]))
+}
+
+async fn get_identity(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+    let id = path_id(&u)?;
+    let st = app.store();
+    let i = st.identities.get(&id).ok_or_else(ApiError::not_found)?;
+    ok(render::identity(&st, &app.base, i))
+}
+
+async fn update_identity(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
+    let id = path_id(&u)?;
+    let body = body_json(&body)?;
+    let mut st = app.store();
+    let ident = st.identities.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    if let Some(name) = body.get("name").and_then(Value::as_str) {
+        ident.name = name.to_string();
+    }
+    if let Some(off) = body
+        .get("offering")
+        .and_then(Value::as_str)
+        .and_then(ids::normalize)
+    {
+        ident.offering = off;
+    }
+    if let (Some(old), Some(new)) = (ident.body.as_object_mut(), body.as_object()) {
+        for (k, v) in new {
+            old.insert(k.clone(), v.clone());
+        }
+    }
+    ident.modified = now();
+    ok(render::identity(&st, &app.base, &st.identities[&id]))
+}
+
+fn required_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, ApiError> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({key: ["This field is required."]}),
+            )
+        })
+}
+
+/// 201 for a new service, 200 when the identity already had one with this name.
+async fn register_service(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
+    let identity = path_id(&u)?;
+    let body = body_json(&body)?;
+    let name = required_str(&body, "name")?.to_string();
+    let mode = body
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut st = app.store();
+    if !st.identities.contains_key(&identity) {
+        return Err(ApiError::not_found());
+    }
+    let ts = now();
+    let existing = st
+        .services
+        .values()
+        .find(|s| s.identity_uuid == identity && s.name == name)
+        .map(|s| s.uuid.clone());
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let uuid = existing.unwrap_or_else(ids::generate);
+    let created_at = st
+        .services
+        .get(&uuid)
+        .map(|s| s.created.clone())
+        .unwrap_or_else(|| ts.clone());
+    st.services.insert(
+        uuid.clone(),
+        AgentService {
+            uuid: uuid.clone(),
+            identity_uuid: identity,
+            name,
+            mode,
+            state: "Active".into(),
+            created: created_at,
+            modified: ts,
+        },
+    );
+    Ok((
+        status,
+        Json(render::service(&st, &app.base, &st.services[&uuid])),
+    )
+        .into_response())
+}
+
+async fn register_processor(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let service = path_id(&u)?;
+    let body = body_json(&body)?;
+    let name = required_str(&body, "name")?.to_string();
+    let backend_type = body
+        .get("backend_type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let backend_version = body
+        .get("backend_version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut st = app.store();
+    if !st.services.contains_key(&service) {
+        return Err(ApiError::not_found());
+    }
+    let ts = now();
+    let existing = st
+        .processors
+        .values()
+        .find(|p| p.service_uuid == service && p.name == name)
+        .map(|p| p.uuid.clone());
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let uuid = existing.unwrap_or_else(ids::generate);
+    let created_at = st
+        .processors
+        .get(&uuid)
+        .map(|p| p.created.clone())
+        .unwrap_or_else(|| ts.clone());
+    st.processors.insert(
+        uuid.clone(),
+        Processor {
+            uuid: uuid.clone(),
+            service_uuid: service,
+            name,
+            backend_type,
+            backend_version,
+            created: created_at,
+            modified: ts,
+        },
+    );
+    Ok((
+        status,
+        Json(render::processor(&st, &app.base, &st.processors[&uuid])),
+    )
+        .into_response())
+}

@@ -1,0 +1,102 @@
+//! The `/__sim/` inspection and control API (no auth, never faulted, never counted): tests in
+//! other languages (the Python conformance script) use it the way Rust tests use
+//! [`crate::Simulator`]'s methods.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::faults::Fault;
+use crate::scenario::Scenario;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/__sim/health", get(health))
+        .route("/__sim/state", get(state))
+        .route("/__sim/log", get(log))
+        .route("/__sim/counters", get(counters))
+        .route("/__sim/reset", post(reset))
+        .route(
+            "/__sim/faults",
+            get(list_faults).post(add_faults).delete(clear_faults),
+        )
+        .route("/__sim/scenario", post(load_scenario))
+}
+
+fn bad(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"detail": msg}))).into_response()
+}
+
+async fn health(State(app): State<App>) -> Json<Value> {
+    Json(json!({"status": "ok", "url": app.base}))
+}
+
+async fn state(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(&*app.store()).unwrap_or_default())
+}
+
+async fn log(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(app.inspect().log()).unwrap_or_default())
+}
+
+async fn counters(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(app.inspect().counters()).unwrap_or_default())
+}
+
+/// Clears the request log and counters (state and faults stay).
+async fn reset(State(app): State<App>) -> StatusCode {
+    app.inspect().reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn list_faults(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(app.faults().list()).unwrap_or_default())
+}
+
+/// Body: one fault object or a list of them, e.g.
+/// `{"kind":"status","status":500,"method":"POST","path_template":"/api/…/","count":2}`.
+async fn add_faults(State(app): State<App>, body: Bytes) -> Response {
+    let faults: Vec<Fault> = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => match items.into_iter().map(serde_json::from_value).collect() {
+            Ok(v) => v,
+            Err(e) => return bad(format!("invalid fault: {e}")),
+        },
+        Ok(one) => match serde_json::from_value(one) {
+            Ok(f) => vec![f],
+            Err(e) => return bad(format!("invalid fault: {e}")),
+        },
+        Err(e) => return bad(format!("invalid JSON: {e}")),
+    };
+    let mut active = app.faults();
+    for f in faults {
+        active.add(f);
+    }
+    (
+        StatusCode::CREATED,
+        Json(serde_json::to_value(active.list()).unwrap_or_default()),
+    )
+        .into_response()
+}
+
+async fn clear_faults(State(app): State<App>) -> StatusCode {
+    app.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Replaces the whole state with a scenario given as YAML (or JSON) in the body.
+async fn load_scenario(State(app): State<App>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    let scenario = match Scenario::from_yaml_str(&text) {
+        Ok(s) => s,
+        Err(e) => return bad(e.to_string()),
+    };
+    match app.load(&scenario) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(e.to_string()),
+    }
+}
