@@ -179,12 +179,6 @@ impl<T: UsernameBackend> UsernameShims<T> {
     }
 }
 
-fn log_warnings(entry: &str, warnings: &[String]) {
-    for warning in warnings {
-        log::warn!(target: "waldur_plugin::settings", "{entry}: {warning}");
-    }
-}
-
 /// Builds a `T` for the agent (called by the export macro's constructor).
 pub fn new_backend<T: Backend>(
     entry: RStr<'_>,
@@ -197,8 +191,10 @@ pub fn new_backend<T: Backend>(
     guard(|| {
         let settings: JsonMap = decode("backend_settings", settings_json)?;
         let components: BackendComponents = decode("backend_components", components_json)?;
-        log_warnings(entry.as_str(), &T::validate_settings(&settings)?);
-        log_warnings(entry.as_str(), &T::validate_components(&components)?);
+        // Errors stop construction; warnings are the agent's to report (it validates once
+        // per offering, knowing every entry that shares these settings).
+        T::validate_settings(&settings)?;
+        T::validate_components(&components)?;
         let value = T::new(BackendContext {
             entry: entry.to_string(),
             settings,
@@ -226,7 +222,7 @@ pub fn new_username_backend<T: UsernameBackend>(
     guard(|| {
         let settings: JsonMap = decode("backend_settings", settings_json)?;
         let offering: OfferingInfo = decode("offering", offering_json)?;
-        log_warnings(entry.as_str(), &T::validate_settings(&settings)?);
+        T::validate_settings(&settings)?;
         let value = T::new(UsernameContext {
             entry: entry.to_string(),
             settings,

@@ -141,7 +141,15 @@ impl Backend for Demo {
         _waldur_resource: Option<WaldurResource>,
     ) -> Result<UsageReport> {
         self.fail_point("get_usage_report_for_period")?;
-        self.usage_report(&resource_backend_ids, Period::new(year, month)?)
+        let period = Period::new(year, month)?;
+        let mut report = self.usage_report(&resource_backend_ids, period)?;
+        // A past month without a usage file had no data, not zero use: reporting zeros would
+        // create Waldur records for months before the account existed.
+        let dir = self.store.usage_dir();
+        report.retain(|account, _| {
+            crate::usage::usage_path(&dir, period, account).is_ok_and(|path| path.exists())
+        });
+        Ok(report)
     }
 
     fn downscale_resource(&self, resource_backend_id: String) -> Result<bool> {
