@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod modes;
 pub mod plugins;
 pub mod waldur;

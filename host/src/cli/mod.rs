@@ -2,6 +2,7 @@
 
 mod plugins;
 mod run;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +21,36 @@ pub struct Cli {
 pub enum Command {
     /// Runs the agent: polls Waldur and drives the backend plugins.
     Run(run::RunArgs),
+    /// The main job end to end on the bundled Waldur simulator and the demo plugins.
+    Demo {
+        /// An extra directory to look for the demo plugins in (repeatable).
+        #[arg(long = "plugin-dir", value_name = "DIR")]
+        plugin_dirs: Vec<PathBuf>,
+        /// Keep the demo backend's state in DIR instead of a temporary directory.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Installed plugins: list, inspect, check.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Checks Waldur access, pending orders and every backend plugin, per offering.
+    #[command(after_help = tools::EXIT_CODES)]
+    Diagnostics(tools::ToolArgs),
+    /// Creates or updates the offerings' Waldur components from `backend_components`.
+    #[command(after_help = tools::EXIT_CODES)]
+    LoadComponents(tools::ToolArgs),
+    /// Runs the offering-user username state machine once for every offering.
+    #[command(after_help = tools::EXIT_CODES)]
+    SyncOfferingUsers(tools::ToolArgs),
+    /// Pushes the backends' resource limits to Waldur where they differ.
+    #[command(after_help = tools::EXIT_CODES)]
+    SyncResourceLimits(tools::ToolArgs),
+    /// Creates home directories for the OK offering users (backends that support it).
+    #[command(after_help = tools::EXIT_CODES)]
+    CreateHomedirs(tools::ToolArgs),
+    /// Liveness (heartbeat file) and readiness (Waldur answers) check.
+    #[command(after_help = tools::healthz::AFTER_HELP)]
+    Healthz(tools::healthz::HealthzArgs),
 }
 
 /// Where to look for plugins; shared by every command that loads them.
@@ -82,7 +110,27 @@ pub enum PluginsCommand {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Demo {
+            plugin_dirs,
+            state_dir,
+        } => match crate::demo::run(crate::demo::DemoOptions {
+            plugin_dirs,
+            state_dir,
+        }) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+        },
         Command::Plugins(command) => plugins::run(command),
+        Command::Diagnostics(args) => tools::diagnostics::run(args),
+        Command::LoadComponents(args) => tools::components::run(args),
+        Command::SyncOfferingUsers(args) => tools::offering_users::run(args),
+        Command::SyncResourceLimits(args) => tools::limits::run(args),
+        Command::CreateHomedirs(args) => tools::homedirs::run(args),
+        Command::Healthz(args) => tools::healthz::run(args),
     }
 }
 

@@ -22,6 +22,8 @@ pub enum RunMode {
     OrderProcess,
     Report,
     MembershipSync,
+    /// The three polling modes together in one process, each on its own period.
+    All,
 }
 
 #[derive(Debug, Args)]
@@ -62,10 +64,15 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         tracing::warn!("{warning}");
     }
     let env = AgentEnv::from_env().map_err(|e| e.to_string())?;
-    let (mode, period) = match args.mode {
-        RunMode::OrderProcess => (Mode::OrderProcess, env.order_process_period),
-        RunMode::Report => (Mode::Report, env.report_period),
-        RunMode::MembershipSync => (Mode::MembershipSync, env.membership_sync_period),
+    let modes: Vec<(Mode, std::time::Duration)> = match args.mode {
+        RunMode::OrderProcess => vec![(Mode::OrderProcess, env.order_process_period)],
+        RunMode::Report => vec![(Mode::Report, env.report_period)],
+        RunMode::MembershipSync => vec![(Mode::MembershipSync, env.membership_sync_period)],
+        RunMode::All => vec![
+            (Mode::OrderProcess, env.order_process_period),
+            (Mode::MembershipSync, env.membership_sync_period),
+            (Mode::Report, env.report_period),
+        ],
     };
     search_setup(&args.source)?;
     let registry = Registry::new(scan(&args.source)?);
@@ -91,17 +98,44 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             tracing::info!("stopping after the current cycle");
             let _ = stop_tx.send(true);
         });
-        run_loop(
-            &agent,
-            mode,
-            period,
-            args.once,
-            RunSettings::default(),
-            stop_rx,
-        )
-        .await
+        if args.once {
+            // One pass: in dependency order, so what order processing creates is synced
+            // and reported in the same run.
+            let mut reports = Vec::new();
+            for &(mode, period) in &modes {
+                reports.push(
+                    run_loop(
+                        &agent,
+                        mode,
+                        period,
+                        true,
+                        RunSettings::default(),
+                        stop_rx.clone(),
+                    )
+                    .await,
+                );
+            }
+            return reports;
+        }
+        // Each mode loops on its own period; they share the agent (and so the plugin
+        // instances) and stop together.
+        let loops = modes.iter().map(|&(mode, period)| {
+            run_loop(
+                &agent,
+                mode,
+                period,
+                false,
+                RunSettings::default(),
+                stop_rx.clone(),
+            )
+        });
+        futures_util::future::join_all(loops).await
     });
-    let failed = reports.last().map_or(0, |r| r.failures());
+    let failed: usize = reports
+        .iter()
+        .filter_map(|mode_reports| mode_reports.last())
+        .map(|r| r.failures())
+        .sum();
     Ok(if args.once && failed > 0 {
         ExitCode::from(1)
     } else {

@@ -148,7 +148,10 @@ pub async fn run_loop(
 ) -> Vec<CycleReport> {
     let mut reports = Vec::new();
     loop {
+        // The liveness probe (`healthz`) watches this file.
+        super::tools::heartbeat::beat();
         let report = run_cycle(agent, mode, settings).await;
+        super::tools::heartbeat::beat();
         tracing::info!(
             mode = mode.name(),
             "cycle finished: {} offering(s), {} failed",

@@ -279,22 +279,22 @@ impl Session<'_> {
     }
 
     /// The plugin's own `sync_resource_limits`, or the reference default: the backend's limits
-    /// are the truth and Waldur is told when they differ.
-    async fn sync_limits(&self, resource: &WaldurResource) -> Result<(), ModeError> {
+    /// are the truth and Waldur is told when they differ. Answers whether Waldur was told.
+    pub(crate) async fn sync_limits(&self, resource: &WaldurResource) -> Result<bool, ModeError> {
         let r = resource.clone();
         if optional(&self.backend, move |b| b.sync_resource_limits(&r))
             .await?
             .is_some()
         {
-            return Ok(());
+            return Ok(false);
         }
         let id = resource.backend_id.clone();
         let Some(limits) = optional(&self.backend, move |b| b.get_resource_limits(&id)).await?
         else {
-            return Ok(());
+            return Ok(false);
         };
         if limits.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let as_waldur: BTreeMap<String, f64> =
             limits.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
@@ -303,8 +303,9 @@ impl Session<'_> {
             self.client
                 .set_resource_limits(&resource.uuid, &as_waldur)
                 .await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Per-user limits from Waldur onto the backend (reference `_sync_resource_user_limits`).

@@ -12,5 +12,6 @@ pub mod order_process;
 pub mod periods;
 pub mod report;
 pub mod runtime;
+pub mod tools;
 pub mod usage;
 pub mod users;

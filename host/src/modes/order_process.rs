@@ -112,7 +112,8 @@ impl Session<'_> {
     async fn process_order(&self, order: &Order) -> Result<Outcome, ModeError> {
         let mut order = order.clone();
         match order.state.as_str() {
-            "done" | "erred" => return Ok(Outcome::Done),
+            "done" => return Ok(Outcome::Done),
+            "erred" => return Ok(Outcome::Erred),
             "executing" => {}
             "pending-provider" => {
                 let backend = Arc::clone(&self.backend);
@@ -310,6 +311,8 @@ impl Session<'_> {
             resource.slug.clone()
         };
         let context = Arc::new(context);
+        // Why the last candidate was refused, for the error users see when all were.
+        let mut refused = String::new();
         for retry in 1..=attempts {
             let slug = base.clone();
             let id = call(&self.backend, move |b| b.get_resource_backend_id(&slug)).await?;
@@ -321,6 +324,7 @@ impl Session<'_> {
                 {
                     Ok(false) => {
                         tracing::info!(resource = %resource.uuid, "backend id {id} is taken in Waldur");
+                        refused = format!("{id} is taken in Waldur");
                         base = format!("{}-{retry}", resource.project_slug);
                         continue;
                     }
@@ -339,13 +343,16 @@ impl Session<'_> {
             {
                 Err(ModeError::Plugin(e)) if e.kind() == ErrorKind::DUPLICATE_RESOURCE => {
                     tracing::info!(resource = %resource.uuid, "backend id {id} exists on the backend");
+                    refused = format!("{id} exists on the backend");
                     base = format!("{}-{retry}", resource.project_slug);
                 }
                 other => return other,
             }
         }
+        // Name the refused id: without it a duplicate (e.g. a second resource with the same
+        // slug, no uniqueness check) errs the order with no hint of the cause.
         Err(ModeError::Backend(format!(
-            "no unique backend id found for resource {} after {attempts} attempt(s)",
+            "no unique backend id found for resource {} after {attempts} attempt(s): {refused}",
             resource.name
         )))
     }

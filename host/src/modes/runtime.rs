@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use waldur_plugin_abi::ffi::EntryKind;
@@ -63,6 +64,8 @@ pub struct Agent {
     /// One backend per (offering, entry), kept across cycles: plugins keep their state and
     /// connections, and construction (settings validation, plugin start-up) happens once.
     backends: Mutex<BTreeMap<(String, String), Arc<Backend>>>,
+    /// Per-attempt Waldur request timeout replacing the default 600 s (tests).
+    waldur_timeout: Option<Duration>,
 }
 
 impl Agent {
@@ -72,7 +75,16 @@ impl Agent {
             registry,
             started: jiff::Timestamp::now().to_string(),
             backends: Mutex::new(BTreeMap::new()),
+            waldur_timeout: None,
         }
+    }
+
+    /// Replaces the per-attempt Waldur request timeout (default 600 s, as the reference) for
+    /// every client this agent opens. Not configurable in YAML: tests use it to exercise
+    /// timeouts without waiting ten minutes.
+    pub fn with_waldur_timeout(mut self, timeout: Duration) -> Self {
+        self.waldur_timeout = Some(timeout);
+        self
     }
 }
 
@@ -107,7 +119,11 @@ impl<'a> Session<'a> {
                 }
             )));
         }
-        let client = WaldurClient::for_offering(offering, &agent.config, mode.name())?;
+        let mut options = WaldurClient::offering_options(offering, &agent.config, mode.name());
+        if let Some(timeout) = agent.waldur_timeout {
+            options.timeout = timeout;
+        }
+        let client = WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)?;
         let identity = client
             .register_agent_identity(&AgentIdentityRequest {
                 offering: offering.waldur_offering_uuid.clone(),
@@ -122,6 +138,41 @@ impl<'a> Session<'a> {
         let service = client
             .register_service(&identity.uuid, mode.name(), mode.name())
             .await?;
+        let session = Self::prepare(agent, offering, mode, client).await?;
+        let plugin = agent
+            .registry
+            .plugin(EntryKind::BACKEND, entry)
+            .map(|p| (p.manifest().name.clone(), p.manifest().version.clone()))
+            .unwrap_or_default();
+        session
+            .client
+            .register_processor(
+                &service.uuid,
+                mode.processor(),
+                &format!("{}.{entry}", plugin.0),
+                &plugin.1,
+            )
+            .await?;
+        Ok(session)
+    }
+
+    /// The offering's context and backend without registering anything with Waldur (the
+    /// reference's CLI tools do not register): B3 (processor fields), B4, the backend with the
+    /// runtime context. `mode` picks the backend entry, which must be configured.
+    pub async fn prepare(
+        agent: &'a Agent,
+        offering: &'a Offering,
+        mode: Mode,
+        client: WaldurClient,
+    ) -> Result<Self, ModeError> {
+        let entry = mode.backend_entry(offering);
+        if entry.is_empty() {
+            return Err(ModeError::NotConfigured(format!(
+                "offering '{}' has no {} backend",
+                offering.name,
+                mode.name()
+            )));
+        }
         let waldur_offering = client
             .provider_offering(
                 &offering.waldur_offering_uuid,
@@ -158,19 +209,6 @@ impl<'a> Session<'a> {
             Err(e) if !e.is_not_implemented() => return Err(e.into()),
             _ => {}
         }
-        let plugin = agent
-            .registry
-            .plugin(EntryKind::BACKEND, entry)
-            .map(|p| (p.manifest().name.clone(), p.manifest().version.clone()))
-            .unwrap_or_default();
-        client
-            .register_processor(
-                &service.uuid,
-                mode.processor(),
-                &format!("{}.{entry}", plugin.0),
-                &plugin.1,
-            )
-            .await?;
         Ok(Self {
             agent,
             offering,
@@ -197,7 +235,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// The offering's backend, built on first use and reused afterwards.
-async fn backend_for(
+pub(crate) async fn backend_for(
     agent: &Agent,
     offering: &Offering,
     entry: &str,
@@ -224,6 +262,9 @@ async fn backend_for(
             .registry
             .backend(&registry_entry, &settings, &components, context)
     })?;
+    for warning in settings_warnings(agent, offering) {
+        tracing::warn!(offering = %offering.name, "{warning}");
+    }
     let backend = Arc::new(backend);
     agent
         .backends
@@ -231,6 +272,55 @@ async fn backend_for(
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, Arc::clone(&backend));
     Ok(backend)
+}
+
+/// Settings warnings for an offering, from every plugin entry it uses. The entries share
+/// `backend_settings` (as in the reference), so a key one entry declares is not "unknown" to
+/// another.
+pub fn settings_warnings(agent: &Agent, offering: &Offering) -> Vec<String> {
+    let mut entries: Vec<(EntryKind, &str)> = offering
+        .plugin_entries()
+        .into_iter()
+        .map(|(key, entry)| {
+            let kind = if key == "username_management_backend" {
+                EntryKind::USERNAME
+            } else {
+                EntryKind::BACKEND
+            };
+            (kind, entry)
+        })
+        .collect();
+    entries.sort_by_key(|(kind, entry)| (kind.0, *entry));
+    entries.dedup();
+    let mut declared = std::collections::BTreeSet::new();
+    let mut warnings = Vec::new();
+    for (kind, entry) in entries {
+        let Ok(plugin) = agent.registry.plugin(kind, entry) else {
+            continue; // reported when the entry is used
+        };
+        if let Some(manifest_entry) = plugin.manifest().entries.iter().find(|e| e.name == entry) {
+            declared.extend(manifest_entry.settings.iter().map(|s| s.name.clone()));
+        }
+        match plugin.validate(
+            entry,
+            &offering.backend_settings,
+            &offering.backend_components,
+        ) {
+            Ok(found) => warnings.extend(found.into_iter().map(|w| (entry.to_string(), w))),
+            Err(e) => warnings.push((entry.to_string(), e.to_string())),
+        }
+    }
+    warnings
+        .into_iter()
+        .filter(|(_, w)| {
+            let unknown_key = w
+                .strip_prefix("backend_settings.")
+                .and_then(|rest| rest.split_once(" is not a setting this plugin knows"))
+                .map(|(key, _)| key);
+            !unknown_key.is_some_and(|key| declared.contains(key))
+        })
+        .map(|(entry, w)| format!("plugin entry '{entry}': {w}"))
+        .collect()
 }
 
 /// The plugins this agent has loaded, for the agent identity.

@@ -88,7 +88,9 @@ impl Session<'_> {
             plugin_options: self.waldur_offering.plugin_options.clone(),
             ..Default::default()
         };
-        let context = HostContext::new(&entry, &self.offering.name);
+        let context = HostContext::new(&entry, &self.offering.name).with_waldur(Arc::new(
+            super::gateway::ClientGateway::new(self.client.clone()),
+        ));
         let settings = self.offering.backend_settings.clone();
         let usernames = Arc::new(tokio::task::block_in_place(|| {
             self.agent

@@ -154,12 +154,17 @@ impl WaldurClient {
         config: &Config,
         mode: &str,
     ) -> Result<WaldurClient, WaldurError> {
-        let options = ClientOptions {
+        let options = WaldurClient::offering_options(offering, config, mode);
+        WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)
+    }
+
+    /// The options [`WaldurClient::for_offering`] uses, for callers that adjust them.
+    pub fn offering_options(offering: &Offering, config: &Config, mode: &str) -> ClientOptions {
+        ClientOptions {
             verify_ssl: offering.verify_ssl,
             proxy: config.global_proxy.clone(),
             ..ClientOptions::new(mode)
-        };
-        WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)
+        }
     }
 
     /// The URL every request path is appended to; ends with `/api/`.

@@ -921,3 +921,60 @@ async fn plugin_requests_pass_through_and_reach_waldur_from_blocking_threads() {
     assert_eq!(created.1.kind, waldur_plugin_abi::ErrorKind::BACKEND);
     assert!(created.1.message.contains("404"), "{}", created.1);
 }
+
+#[tokio::test]
+async fn offering_components_are_created_with_201_and_updated_with_200() {
+    let server = serve(|seen, _| match seen.path.as_str() {
+        p if p.ends_with("/create_offering_component/") => reply(201, json!({"uuid": HEX})),
+        p if p.ends_with("/update_offering_component/") => reply(200, json!({})),
+        _ => reply(404, json!({"detail": "Not found."})),
+    })
+    .await;
+    let client = token_client(&server);
+    let body: waldur_plugin_abi::wire::JsonMap = serde_json::from_value(json!({
+        "billing_type": "limit", "type": "cpu", "name": "CPU",
+        "measured_unit": "Hours", "limit_amount": null,
+    }))
+    .unwrap();
+    client
+        .create_offering_component(DASHED, &body)
+        .await
+        .unwrap();
+    let mut update = body.clone();
+    update.insert("uuid".into(), json!(HEX));
+    client
+        .update_offering_component(DASHED, &update)
+        .await
+        .unwrap();
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(
+        seen[0].path,
+        format!("/api/marketplace-provider-offerings/{HEX}/create_offering_component/")
+    );
+    assert_eq!(seen[0].json(), Value::Object(body));
+    assert_eq!(
+        seen[1].path,
+        format!("/api/marketplace-provider-offerings/{HEX}/update_offering_component/")
+    );
+    assert_eq!(seen[1].json()["uuid"], HEX);
+
+    // Strict status codes: a create answered 200 or an update answered 201 is an error.
+    let wrong = serve(|seen, _| match seen.path.as_str() {
+        p if p.ends_with("/create_offering_component/") => reply(200, json!({})),
+        _ => reply(201, json!({})),
+    })
+    .await;
+    let client = token_client(&wrong);
+    let error = client
+        .create_offering_component(HEX, &update)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(200));
+    let error = client
+        .update_offering_component(HEX, &update)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(201));
+}

@@ -1,6 +1,7 @@
 //! Identity, version and offering context (reference §2.2).
 
 use reqwest::Method;
+use waldur_plugin_abi::wire::JsonMap;
 
 use crate::waldur::decode::required_within;
 use crate::waldur::http::{Call, Query};
@@ -8,6 +9,7 @@ use crate::waldur::models::{
     CheckUniqueBackendIdResponse, OfferingUserAttributeConfig, Plan, ProviderOffering,
     ServiceProvider, SshKey, UserMe, Version,
 };
+use crate::waldur::retry::RetryMode;
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
 
 /// Dereferenced without a guard by the reference (§0.6, §6.2): `components` is iterated,
@@ -21,6 +23,16 @@ impl WaldurClient {
         "customer_uuid",
         "partitions",
         "plugin_options",
+    ];
+
+    /// The `field=` set of the diagnostics tool's offering read (B3 (d)).
+    pub const DIAGNOSTICS_OFFERING_FIELDS: &'static [&'static str] = &[
+        "uuid",
+        "name",
+        "customer_name",
+        "state",
+        "components",
+        "backend_id",
     ];
 
     /// B1 `GET /api/version/` -> 200 `{version}`.
@@ -172,5 +184,52 @@ impl WaldurClient {
         );
         let call = Call::get("B13 marketplace_plans_retrieve", url);
         self.http.json(&call, &["name", "quotas"]).await
+    }
+
+    /// B9 `POST /api/marketplace-provider-offerings/{uuid}/create_offering_component/`
+    /// `OfferingComponentRequest` -> 201 (body not read). It creates a component each time,
+    /// so it is retried only when it provably did not reach Waldur.
+    pub async fn create_offering_component(
+        &self,
+        offering_uuid: &str,
+        component: &JsonMap,
+    ) -> Result<(), WaldurError> {
+        let call = Call::with_json(
+            "B9 marketplace_provider_offerings_create_offering_component",
+            Method::POST,
+            self.offering_action(offering_uuid, "create_offering_component"),
+            component,
+        )
+        .accept(&[201])
+        .retry(RetryMode::UnlessDelivered);
+        self.http.send(&call).await.map(|_| ())
+    }
+
+    /// B10 `POST /api/marketplace-provider-offerings/{uuid}/update_offering_component/`
+    /// `UpdateOfferingComponentRequest` (B9's body plus the component's `uuid`) -> 200 (body
+    /// not read). Sets values, hence retried.
+    pub async fn update_offering_component(
+        &self,
+        offering_uuid: &str,
+        component: &JsonMap,
+    ) -> Result<(), WaldurError> {
+        let call = Call::with_json(
+            "B10 marketplace_provider_offerings_update_offering_component",
+            Method::POST,
+            self.offering_action(offering_uuid, "update_offering_component"),
+            component,
+        );
+        self.http.send(&call).await.map(|_| ())
+    }
+
+    fn offering_action(&self, offering_uuid: &str, action: &str) -> reqwest::Url {
+        self.http.url(
+            &[
+                "marketplace-provider-offerings",
+                &normalize_uuid(offering_uuid),
+                action,
+            ],
+            Query::new(),
+        )
     }
 }

@@ -1,5 +1,5 @@
 //! Agent registry (A1–A5) and the offering context every processor loads at start-up
-//! (B1–B5, B7, B8, B11, B13).
+//! (B1–B5, B7–B11, B13).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{body_json, created, ok, paginate, path_id, ApiError, ApiResult, Params};
 use crate::app::App;
-use crate::store::{now, AgentService, Identity, Processor};
+use crate::store::{now, AgentService, Component, Identity, Processor};
 use crate::{ids, render};
 
 pub fn router() -> Router<App> {
@@ -38,6 +38,14 @@ pub fn router() -> Router<App> {
         .route(
             "/api/marketplace-service-providers/{uuid}/keys/",
             get(sp_keys),
+        )
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/create_offering_component/",
+            post(create_offering_component),
+        )
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/update_offering_component/",
+            post(update_offering_component),
         )
         .route("/api/marketplace-plans/{uuid}/", get(plan))
         .route(
@@ -128,6 +136,112 @@ async fn sp_keys(
             .collect()
     };
     paginate(&app, uri.path(), &params, items, Clone::clone)
+}
+
+/// A field error in DRF's shape (`{"field": ["message"]}`).
+fn field_error(field: &str, message: &str) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, json!({ field: [message] }))
+}
+
+/// Applies the writable `OfferingComponentRequest` fields the store keeps. `type`, `name` and
+/// `billing_type` are required (as Mastermind's serializer requires them).
+fn apply_component(c: &mut Component, body: &Value) -> Result<(), ApiError> {
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    for key in ["type", "name", "billing_type"] {
+        if text(key).is_none_or(|v| v.is_empty()) {
+            return Err(field_error(key, "This field is required."));
+        }
+    }
+    let billing = text("billing_type").unwrap_or_default();
+    if !["fixed", "usage", "limit", "one", "few"].contains(&billing.as_str()) {
+        return Err(field_error(
+            "billing_type",
+            &format!("\"{billing}\" is not a valid choice."),
+        ));
+    }
+    c.type_ = text("type").unwrap_or_default();
+    c.name = text("name").unwrap_or_default();
+    c.billing_type = billing;
+    c.measured_unit = text("measured_unit").unwrap_or_default();
+    c.limit_amount = body.get("limit_amount").and_then(Value::as_f64);
+    if let Some(period) = body.get("limit_period") {
+        c.limit_period = period.as_str().map(str::to_string);
+    }
+    Ok(())
+}
+
+/// B9: adds a component to the offering; 201 with the component. A type the offering already
+/// has is a 400.
+async fn create_offering_component(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = path_id(&u)?;
+    let body = body_json(&body)?;
+    let mut st = app.store();
+    let offering = st.offerings.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    let mut component = Component {
+        uuid: ids::generate(),
+        type_: String::new(),
+        name: String::new(),
+        measured_unit: String::new(),
+        billing_type: String::new(),
+        limit_amount: None,
+        limit_period: None,
+        unit_factor: 1,
+    };
+    apply_component(&mut component, &body)?;
+    if offering
+        .components
+        .iter()
+        .any(|c| c.type_ == component.type_)
+    {
+        return Err(field_error(
+            "type",
+            "Offering component with this type already exists.",
+        ));
+    }
+    let rendered = render::component(&component);
+    offering.components.push(component);
+    created(rendered)
+}
+
+/// B10: updates the offering's component named by `uuid` in the body; 200.
+async fn update_offering_component(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = path_id(&u)?;
+    let body = body_json(&body)?;
+    let target = body
+        .get("uuid")
+        .and_then(Value::as_str)
+        .and_then(ids::normalize)
+        .ok_or_else(|| field_error("uuid", "This field is required."))?;
+    let mut st = app.store();
+    let offering = st.offerings.get_mut(&id).ok_or_else(ApiError::not_found)?;
+    let index = offering
+        .components
+        .iter()
+        .position(|c| c.uuid == target)
+        .ok_or_else(ApiError::not_found)?;
+    let mut component = offering.components[index].clone();
+    apply_component(&mut component, &body)?;
+    if offering
+        .components
+        .iter()
+        .any(|c| c.uuid != target && c.type_ == component.type_)
+    {
+        return Err(field_error(
+            "type",
+            "Offering component with this type already exists.",
+        ));
+    }
+    let rendered = render::component(&component);
+    offering.components[index] = component;
+    ok(rendered)
 }
 
 async fn plan(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
