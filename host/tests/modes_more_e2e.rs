@@ -206,13 +206,15 @@ fn duplicate_backend_ids_get_the_project_suffix_when_uniqueness_is_checked() {
     );
     let report = h.cycle(Mode::OrderProcess);
     assert_eq!(orders_summary(&report), (3, 0, 0), "{report:?}");
-    // Whichever came first got `shared`; the others `<project slug>-1`.
+    // Orders of different resources run concurrently, so which one gets the bare `shared`
+    // depends on timing; the contract is that every id is unique and a taken id is retried as
+    // `<its own project slug>-<n>`.
     let mut ids = Vec::new();
     for (resource, project) in [(RES_A, "proj"), (RES_B, "proj2"), (RES_C, "proj")] {
         let r = h.resource(resource);
         assert_eq!(r.state, "OK");
         assert!(
-            r.backend_id == "shared" || r.backend_id == format!("{project}-1"),
+            r.backend_id == "shared" || r.backend_id.starts_with(&format!("{project}-")),
             "{resource}: {}",
             r.backend_id
         );
@@ -224,7 +226,9 @@ fn duplicate_backend_ids_get_the_project_suffix_when_uniqueness_is_checked() {
         ids.push(r.backend_id);
     }
     ids.sort();
-    assert_eq!(ids, ["proj-1", "proj2-1", "shared"]);
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "unique backend ids: {ids:?}");
+    assert!(ids.contains(&"shared".to_string()), "{ids:?}");
 }
 
 #[test]

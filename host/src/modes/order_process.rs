@@ -68,8 +68,34 @@ impl Session<'_> {
         let filter = crate::waldur::OrderFilter::pending(&self.offering.waldur_offering_uuid);
         let orders = self.client.list_orders(&filter).await?;
         tracing::info!(offering = %self.offering.name, "{} order(s) to process", orders.len());
+        // Orders of different resources are independent and run concurrently; the orders of
+        // one resource keep their order (a Terminate must not overtake its Create).
+        let mut groups: Vec<Vec<Order>> = Vec::new();
+        let mut group_of: BTreeMap<String, usize> = BTreeMap::new();
         for order in orders {
-            match self.process_order_with_retries(order, retry).await {
+            let key = order.marketplace_resource_uuid.clone();
+            match group_of.get(&key) {
+                Some(&index) => groups[index].push(order),
+                None => {
+                    group_of.insert(key, groups.len());
+                    groups.push(vec![order]);
+                }
+            }
+        }
+        let outcomes = crate::waldur::map_concurrent(
+            crate::waldur::DEFAULT_CONCURRENCY,
+            groups,
+            |group| async move {
+                let mut outcomes = Vec::with_capacity(group.len());
+                for order in group {
+                    outcomes.push(self.process_order_with_retries(order, retry).await);
+                }
+                outcomes
+            },
+        )
+        .await;
+        for outcome in outcomes.into_iter().flatten() {
+            match outcome {
                 Ok(Outcome::Done) => summary.done += 1,
                 Ok(Outcome::Erred) => summary.erred += 1,
                 Ok(Outcome::Rejected) => summary.rejected += 1,

@@ -98,6 +98,14 @@ pub struct Session<'a> {
     pub backend: Arc<Backend>,
     pub service_provider_uuid: String,
     pub timezone: TimeZone,
+    /// The offering's offering users, read once per cycle (the reference caches them per
+    /// processor too); dropped when the agent changes one.
+    pub(crate) offering_users_cache:
+        tokio::sync::Mutex<Option<Arc<Vec<waldur_plugin_abi::wire::OfferingUser>>>>,
+    /// The username-management backend, built on first use.
+    pub(crate) usernames: tokio::sync::OnceCell<Arc<crate::plugins::UsernameBackend>>,
+    /// One username state-machine run at a time: concurrent orders share team members.
+    pub(crate) username_turn: tokio::sync::Mutex<()>,
 }
 
 impl<'a> Session<'a> {
@@ -218,6 +226,9 @@ impl<'a> Session<'a> {
             backend,
             service_provider_uuid: service_provider.uuid,
             timezone,
+            offering_users_cache: Default::default(),
+            usernames: Default::default(),
+            username_turn: Default::default(),
         })
     }
 }

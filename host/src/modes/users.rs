@@ -49,14 +49,54 @@ impl Session<'_> {
         Ok(context)
     }
 
-    /// The offering's unrestricted offering users.
+    /// The offering's unrestricted offering users, read once per cycle.
     pub async fn offering_users(&self) -> Result<Vec<OfferingUser>, ModeError> {
-        Ok(self
-            .client
-            .list_offering_users(&OfferingUserFilter::offering(
-                &self.offering.waldur_offering_uuid,
-            ))
-            .await?)
+        let mut cache = self.offering_users_cache.lock().await;
+        if let Some(users) = cache.as_ref() {
+            return Ok(users.as_ref().clone());
+        }
+        let users = Arc::new(
+            self.client
+                .list_offering_users(&OfferingUserFilter::offering(
+                    &self.offering.waldur_offering_uuid,
+                ))
+                .await?,
+        );
+        *cache = Some(Arc::clone(&users));
+        Ok(users.as_ref().clone())
+    }
+
+    /// Forgets the cached offering users (after the agent changed one).
+    async fn invalidate_offering_users(&self) {
+        *self.offering_users_cache.lock().await = None;
+    }
+
+    /// The offering's username-management backend, built once per session.
+    async fn username_backend(&self) -> Result<Arc<crate::plugins::UsernameBackend>, ModeError> {
+        self.usernames
+            .get_or_try_init(|| async {
+                let entry = self.offering.username_management_backend.clone();
+                let offering = OfferingInfo {
+                    name: self.offering.name.clone(),
+                    uuid: self.offering.waldur_offering_uuid.clone(),
+                    api_url: self.offering.waldur_api_url.clone(),
+                    backend_type: self.offering.backend_type.clone(),
+                    plugin_options: self.waldur_offering.plugin_options.clone(),
+                    ..Default::default()
+                };
+                let context = HostContext::new(&entry, &self.offering.name).with_waldur(Arc::new(
+                    super::gateway::ClientGateway::new(self.client.clone()),
+                ));
+                let settings = self.offering.backend_settings.clone();
+                let backend = tokio::task::block_in_place(|| {
+                    self.agent
+                        .registry
+                        .username_backend(&entry, &settings, &offering, context)
+                })?;
+                Ok::<_, ModeError>(Arc::new(backend))
+            })
+            .await
+            .cloned()
     }
 
     /// Does this offering let the agent choose usernames (reference `_can_generate_usernames`)?
@@ -79,29 +119,22 @@ impl Session<'_> {
         if !self.generates_usernames() {
             return Ok(false);
         }
-        let entry = self.offering.username_management_backend.clone();
-        let offering = OfferingInfo {
-            name: self.offering.name.clone(),
-            uuid: self.offering.waldur_offering_uuid.clone(),
-            api_url: self.offering.waldur_api_url.clone(),
-            backend_type: self.offering.backend_type.clone(),
-            plugin_options: self.waldur_offering.plugin_options.clone(),
-            ..Default::default()
-        };
-        let context = HostContext::new(&entry, &self.offering.name).with_waldur(Arc::new(
-            super::gateway::ClientGateway::new(self.client.clone()),
-        ));
-        let settings = self.offering.backend_settings.clone();
-        let usernames = Arc::new(tokio::task::block_in_place(|| {
-            self.agent
-                .registry
-                .username_backend(&entry, &settings, &offering, context)
-        })?);
-        let mut changed = false;
-        for user in users {
+        // Concurrent orders share team members: one run at a time, on the current states.
+        let _turn = self.username_turn.lock().await;
+        let usernames = self.username_backend().await?;
+        let wanted: BTreeSet<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+        let current: Vec<OfferingUser> = self
+            .offering_users()
+            .await?
+            .into_iter()
+            .filter(|u| wanted.contains(u.uuid.as_str()))
+            .collect();
+        let (mut changed, mut touched) = (false, false);
+        for user in &current {
             let Some(first) = entry_steps(&user.state) else {
                 continue;
             };
+            touched = true;
             match self.offering_user_steps(&usernames, user, first).await {
                 Ok(set) => changed |= set,
                 Err(e) => tracing::error!(
@@ -111,6 +144,10 @@ impl Session<'_> {
                     user.user_username
                 ),
             }
+        }
+        // Any call may have moved a user's state, not only a new username.
+        if touched {
+            self.invalidate_offering_users().await;
         }
         Ok(changed)
     }
