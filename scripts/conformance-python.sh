@@ -2,8 +2,8 @@
 # Conformance of the Waldur API simulator (tests/waldur-sim) against the reference Python agent:
 # runs PyPI waldur-site-agent==1.0.7, unchanged, in order_process, membership_sync and report
 # modes (one cycle each) against the simulator seeded with
-# tests/waldur-sim/scenarios/conformance.yaml, using a tiny JSON-file backend plugin written
-# below, then checks the simulator's state through /__sim/ and prints PASS/FAIL per check.
+# tests/waldur-sim/scenarios/conformance.yaml, using the JSON-file backend plugin `sim-demo`
+# (scripts/python/), then checks the simulator's state through /__sim/ and prints PASS/FAIL per check.
 #
 # Usage: scripts/conformance-python.sh        (exit 0 when every check passes)
 # Env:   CONFORMANCE_VENV  virtualenv to (re)use (default target/conformance-python/venv)
@@ -48,178 +48,34 @@ if [[ ! -x "$VENV/bin/waldur_site_agent" ]] || ! "$VENV/bin/pip" show waldur-sit
     "$VENV/bin/pip" install --quiet --disable-pip-version-check waldur-site-agent==1.0.7
 fi
 
-# A tiny backend whose "cluster" is a JSON file, so state survives between the three agent
-# processes. Registered as `sim-demo` in both plugin entry-point groups.
-PLUGIN="$TMP/plugin"
-mkdir -p "$PLUGIN/waldur_sim_demo"
-cat >"$PLUGIN/pyproject.toml" <<'EOF'
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "waldur-sim-demo"
-version = "0.1.0"
-
-[project.entry-points."waldur_site_agent.backends"]
-sim-demo = "waldur_sim_demo:SimDemoBackend"
-
-[project.entry-points."waldur_site_agent.username_management_backends"]
-sim-demo = "waldur_sim_demo:SimDemoUsernames"
-EOF
-cat >"$PLUGIN/waldur_sim_demo/__init__.py" <<'EOF'
-"""JSON-file backend for simulator conformance runs."""
-import json
-import os
-
-from waldur_site_agent.backend.backends import AbstractUsernameManagementBackend, BaseBackend
-from waldur_site_agent.backend.clients import BaseClient
-from waldur_site_agent.backend.structures import Association, ClientResource
-
-USAGE = {"cpu": 12.345, "mem": 1.0}
-
-
-class JsonClient(BaseClient):
-    def __init__(self, path):
-        self.path = path
-
-    def _load(self):
-        if not os.path.exists(self.path):
-            return {}
-        with open(self.path) as f:
-            return json.load(f)
-
-    def _save(self, data):
-        with open(self.path, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-
-    def _edit(self, fn):
-        data = self._load()
-        out = fn(data)
-        self._save(data)
-        return out
-
-    def list_resources(self):
-        return [ClientResource(name=k, description=v["description"], organization=v["organization"])
-                for k, v in self._load().items()]
-
-    def get_resource(self, resource_id):
-        v = self._load().get(resource_id)
-        return None if v is None else ClientResource(
-            name=resource_id, description=v["description"], organization=v["organization"])
-
-    def create_resource(self, name, description, organization, parent_name=None):
-        self._edit(lambda d: d.setdefault(name, {"description": description, "organization": organization,
-                                                  "limits": {}, "users": [], "user_limits": {}}))
-        return name
-
-    def delete_resource(self, name):
-        self._edit(lambda d: d.pop(name, None))
-        return name
-
-    def set_resource_limits(self, resource_id, limits_dict):
-        self._edit(lambda d: d[resource_id].__setitem__("limits", dict(limits_dict)))
-        return None
-
-    def get_resource_limits(self, resource_id):
-        return self._load().get(resource_id, {}).get("limits", {})
-
-    def get_resource_user_limits(self, resource_id):
-        return self._load().get(resource_id, {}).get("user_limits", {})
-
-    def set_resource_user_limits(self, resource_id, username, limits):
-        self._edit(lambda d: d[resource_id]["user_limits"].__setitem__(username, limits))
-        return ""
-
-    def get_association(self, user, resource_id):
-        users = self._load().get(resource_id, {}).get("users", [])
-        return Association(account=resource_id, user=user) if user in users else None
-
-    def create_association(self, username, resource_id, default_account=None):
-        def add(d):
-            if username not in d[resource_id]["users"]:
-                d[resource_id]["users"].append(username)
-        self._edit(add)
-        return ""
-
-    def delete_association(self, username, resource_id):
-        self._edit(lambda d: d[resource_id]["users"].remove(username)
-                   if username in d[resource_id]["users"] else None)
-        return ""
-
-    def get_usage_report(self, resource_ids, timezone=None):
-        return []
-
-    def list_resource_users(self, resource_id):
-        return list(self._load().get(resource_id, {}).get("users", []))
-
-    def create_linux_user_homedir(self, username, umask=""):
-        return ""
-
-
-class SimDemoBackend(BaseBackend):
-    def __init__(self, backend_settings, backend_components):
-        super().__init__(backend_settings, backend_components)
-        self.backend_type = "sim-demo"
-        self.client = JsonClient(backend_settings["state_file"])
-
-    def ping(self, raise_exception=False):
-        return True
-
-    def diagnostics(self):
-        return True
-
-    def list_components(self):
-        return list(self.backend_components)
-
-    def _get_usage_report(self, resource_backend_ids):
-        report = {}
-        for rid in resource_backend_ids:
-            users = self.client.list_resource_users(rid)
-            report[rid] = {"TOTAL_ACCOUNT_USAGE": dict(USAGE)}
-            for u in users[:1]:  # the first member used everything
-                report[rid][u] = dict(USAGE)
-        return report
-
-    def downscale_resource(self, resource_backend_id):
-        return True
-
-    def pause_resource(self, resource_backend_id):
-        return True
-
-    def restore_resource(self, resource_backend_id):
-        return True
-
-    def get_resource_metadata(self, resource_backend_id):
-        return {"qos": "normal"}
-
-    def _collect_resource_limits(self, waldur_resource):
-        limits = waldur_resource.limits.to_dict() if waldur_resource.limits else {}
-        waldur = {k: int(v) for k, v in limits.items() if k in self.backend_components}
-        backend = {k: v * int(self.backend_components[k].get("unit_factor", 1)) for k, v in waldur.items()}
-        return backend, waldur
-
-    def _pre_create_resource(self, waldur_resource, user_context=None):
-        return None
-
-
-class SimDemoUsernames(AbstractUsernameManagementBackend):
-    def generate_username(self, offering_user):
-        return "sim_" + str(offering_user.user_username).split("@")[0]
-
-    def get_username(self, offering_user):
-        return None
-EOF
+# The `sim-demo` backend (scripts/python/waldur_sim_demo.py): its "cluster" is a JSON state dir in
+# the Rust demo plugin's format, so state survives between the three agent processes. Installed
+# from a copy so the build leaves nothing in scripts/.
 log "installing the sim-demo plugin"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$PLUGIN"
+cp -r "$ROOT/scripts/python" "$TMP/plugin"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$TMP/plugin"
 
-# The backend "cluster" already has the two resources the scenario says exist.
-cat >"$TMP/backend.json" <<'EOF'
-{"sim_running-alloc": {"description": "running-alloc", "organization": "sim_proj-slug",
-                       "limits": {"cpu": 5, "mem": 5}, "users": ["alice1"], "user_limits": {}},
- "sim_old-alloc": {"description": "old-alloc", "organization": "sim_proj-slug",
-                   "limits": {"cpu": 1, "mem": 1}, "users": [], "user_limits": {}}}
+# The backend "cluster" already has the two resources the scenario says exist, and usage for
+# them (and for the allocation the Create order makes) this month.
+STATE="$TMP/backend"
+MONTH="$(date -u +%Y-%m)"
+mkdir -p "$STATE/usage/$MONTH"
+cat >"$STATE/state.json" <<'EOF'
+{"version": 1, "homedirs": {}, "accounts": {
+ "sim_cust-slug": {"name": "sim_cust-slug", "description": "Feas Customer", "organization": "sim_cust-slug",
+                   "parent": "root", "limits": {}, "user_limits": {}, "users": {}, "qos": "normal"},
+ "sim_proj-slug": {"name": "sim_proj-slug", "description": "Feas Project", "organization": "sim_proj-slug",
+                   "parent": "sim_cust-slug", "limits": {}, "user_limits": {}, "users": {}, "qos": "normal"},
+ "sim_running-alloc": {"name": "sim_running-alloc", "description": "running-alloc", "organization": "sim_proj-slug",
+                       "parent": "sim_proj-slug", "limits": {"cpu": 5, "mem": 5},
+                       "users": {"alice1": {"default_account": "root"}}, "user_limits": {}, "qos": "normal"},
+ "sim_old-alloc": {"name": "sim_old-alloc", "description": "old-alloc", "organization": "sim_proj-slug",
+                   "parent": "sim_proj-slug", "limits": {"cpu": 1, "mem": 1}, "users": {}, "user_limits": {},
+                   "qos": "normal"}}}
 EOF
+for acc in sim_running-alloc sim_new-alloc; do
+    echo '{"alice1": {"cpu": 12.345, "mem": 1.0}}' >"$STATE/usage/$MONTH/$acc.json"
+done
 
 cat >"$TMP/config.yaml" <<EOF
 sentry_dsn: ""
@@ -237,7 +93,7 @@ offerings:
     stomp_enabled: false
     backend_type: "sim-demo"
     backend_settings:
-      state_file: "$TMP/backend.json"
+      state_dir: "$STATE"
       allocation_prefix: "sim_"
       project_prefix: "sim_"
       customer_prefix: "sim_"
@@ -364,12 +220,12 @@ run_mode report   # second report: same numbers, so no new set_usage (idempotenc
 # ---------------------------------------------------------------- checks
 log "checks"
 set +e
-"$PY" - "$ORIGIN" "$TMP/backend.json" "$SET_USAGE_AFTER_FIRST" <<'EOF'
+"$PY" - "$ORIGIN" "$STATE/state.json" "$SET_USAGE_AFTER_FIRST" <<'EOF'
 import json, sys, urllib.request
 origin, backend_file, set_usage_first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 get = lambda p: json.load(urllib.request.urlopen(origin + p, timeout=10))
 st, log, counters = get("/__sim/state"), get("/__sim/log"), get("/__sim/counters")
-backend = json.load(open(backend_file))
+backend = json.load(open(backend_file))["accounts"]
 O = lambda n: st["orders"]["7777777777777777777777777777770" + n]
 R = lambda n: st["resources"]["8888888888888888888888888888880" + n]
 period = None
@@ -399,10 +255,10 @@ checks = [
     ("offering user created by the agent (begin_creating + PATCH -> OK)",
      bob["state"] == "OK" and bob["username"] == "sim_bob", (bob["state"], bob["username"])),
     ("membership: team added to backend",
-     {"alice1", "sim_bob"} <= set(backend.get("sim_new-alloc", {}).get("users", [])),
-     backend.get("sim_new-alloc", {}).get("users")),
+     {"alice1", "sim_bob"} <= set(backend.get("sim_new-alloc", {}).get("users", {})),
+     sorted(backend.get("sim_new-alloc", {}).get("users", {}))),
     ("membership: last_sync refreshed and metadata pushed",
-     all(R(n)["last_sync"] and R(n)["backend_metadata"] == {"qos": "normal"} for n in "12"),
+     all(R(n)["last_sync"] and (R(n)["backend_metadata"] or {}).get("qos") == "normal" for n in "12"),
      [(R(n)["last_sync"], R(n)["backend_metadata"]) for n in "12"]),
     ("report: usage stored per resource and component (12.35 cpu)",
      all(usages.get((n, "cpu"), {}).get("usage") == "12.35" and (n, "mem") in usages for n in ("01", "02")),
