@@ -268,21 +268,35 @@ impl Backend {
             usernames.len(),
             usernames.join(", ")
         );
+        // The options reach a plugin's own `add_user`; the reference's loop drops them.
+        self.each_user(usernames, "add", resource_backend_id, |username| {
+            self.add_user(waldur_resource, username, options)
+        })
+    }
+
+    /// The reference's per-user loop: every distinct username once; a backend error for one
+    /// user is logged and that user left out; any other error stops the loop.
+    fn each_user(
+        &self,
+        usernames: &[String],
+        verb: &str,
+        resource_backend_id: &str,
+        mut apply: impl FnMut(&str) -> Result<bool, PluginError>,
+    ) -> Result<Vec<String>, PluginError> {
         let mut seen = BTreeSet::new();
-        let mut added = Vec::new();
+        let mut done = Vec::new();
         for username in usernames.iter().filter(|u| seen.insert(u.as_str())) {
-            // The options reach a plugin's own `add_user`; the reference's loop drops them.
-            match self.add_user(waldur_resource, username, options) {
-                Ok(true) => added.push(username.clone()),
+            match apply(username) {
+                Ok(true) => done.push(username.clone()),
                 Ok(false) => {}
                 Err(e) if is_backend_error(&e) => tracing::error!(
                     plugin = %self.entry,
-                    "Unable to add user {username} to resource {resource_backend_id}, details: {e}"
+                    "Unable to {verb} user {username} (resource {resource_backend_id}), details: {e}"
                 ),
                 Err(e) => return Err(e),
             }
         }
-        Ok(added)
+        Ok(done)
     }
 
     pub(super) fn default_add_user(
@@ -349,20 +363,9 @@ impl Backend {
             usernames.len(),
             usernames.join(", ")
         );
-        let mut seen = BTreeSet::new();
-        let mut removed = Vec::new();
-        for username in usernames.iter().filter(|u| seen.insert(u.as_str())) {
-            match self.remove_user(waldur_resource, username, options) {
-                Ok(true) => removed.push(username.clone()),
-                Ok(false) => {}
-                Err(e) if is_backend_error(&e) => tracing::error!(
-                    plugin = %self.entry,
-                    "Unable to remove user {username} from resource {resource_backend_id}, details: {e}"
-                ),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
+        self.each_user(usernames, "remove", resource_backend_id, |username| {
+            self.remove_user(waldur_resource, username, options)
+        })
     }
 
     pub(super) fn default_remove_user(

@@ -22,6 +22,14 @@ pub use offering_users::OfferingUserFilter;
 pub use orders::OrderFilter;
 pub use resources::{ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS};
 
+/// The body of the `set_state_erred` / `set_as_erred` actions (O6, R10).
+fn error_details(error_message: &str, error_traceback: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error_message": error_message,
+        "error_traceback": error_traceback,
+    })
+}
+
 /// Owned `field=` selections as the `&[&str]` the decoders take.
 fn as_strs(fields: &[String]) -> Vec<&str> {
     fields.iter().map(String::as_str).collect()

@@ -138,10 +138,7 @@ impl WaldurClient {
         error_message: &str,
         error_traceback: &str,
     ) -> Result<(), WaldurError> {
-        let body = serde_json::json!({
-            "error_message": error_message,
-            "error_traceback": error_traceback,
-        });
+        let body = super::error_details(error_message, error_traceback);
         let call = Call::with_json(
             "O6 marketplace_orders_set_state_erred",
             Method::POST,
