@@ -1,5 +1,5 @@
 //! The harness shared by the end-to-end mode tests: the Waldur simulator seeded from a YAML
-//! scenario, real plugin libraries (demo, panicky, basic-username) in a private plugin
+//! scenario, real plugin libraries (demo, panicky, async-remote, basic-username) in a private plugin
 //! directory, the agent built from a YAML config, and helpers to look at both sides.
 //!
 //! Each test file uses a different subset.
@@ -113,6 +113,10 @@ pub fn harness_with(scenario: Scenario, options: Options<'_>) -> Harness {
     let plugins = PluginDir::new();
     plugins.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
     plugins.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    plugins.add(
+        &workspace_plugin("waldur-plugin-async-remote"),
+        "async-remote.so",
+    );
     plugins.add(
         &workspace_plugin("waldur-plugin-basic-username"),
         "usernames.so",
