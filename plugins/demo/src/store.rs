@@ -4,10 +4,15 @@
 //! access takes an advisory lock on `state.lock` (shared to read, exclusive to change) for the
 //! whole load-change-save sequence. Writes go to a temporary file that is renamed over
 //! `state.json`, so a reader (or a crash) never sees half a file.
+//!
+//! Parsing the file is the expensive part once it holds thousands of accounts, so the parsed
+//! state is kept in memory and reused while the file on disk is the one it was read from
+//! (same inode, size, mtime and ctime: every writer replaces the file by rename).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -27,8 +32,38 @@ pub struct StateStore {
     /// (flock locks belong to the open file, so two opens in one process exclude each other),
     /// but on platforms where the lock is per process it would let two threads in at once.
     /// It is shared by every store on the same directory: the agent builds one backend
-    /// instance per mode, all in one process when modes run together.
-    guard: Arc<Mutex<()>>,
+    /// instance per mode, all in one process when modes run together. It also holds the
+    /// last state this process read or wrote.
+    guard: Arc<Mutex<Option<Cached>>>,
+}
+
+/// A parsed `state.json` and the identity of the file it came from.
+#[derive(Debug)]
+struct Cached {
+    stamp: FileStamp,
+    state: Arc<State>,
+}
+
+/// What changes whenever `state.json` is replaced or edited in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 impl StateStore {
@@ -80,13 +115,13 @@ impl StateStore {
 
     /// Runs `f` on the current state under a shared lock.
     pub fn read<T>(&self, f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
-        let _guard = self.in_process_guard();
+        let mut cache = self.in_process_guard();
         let lock = self
             .lock_file()
             .map_err(|e| self.io_error("open lock file", e))?;
         lock.lock_shared()
             .map_err(|e| self.io_error("lock (shared)", e))?;
-        let state = self.load()?;
+        let state = self.load(&mut cache)?;
         f(&state)
         // `lock` is dropped (closed, hence unlocked) here.
     }
@@ -95,21 +130,21 @@ impl StateStore {
     /// succeeded and changed something. A failing `f` leaves the file untouched, so an
     /// operation is all or nothing.
     pub fn update<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-        let _guard = self.in_process_guard();
+        let mut cache = self.in_process_guard();
         let lock = self
             .lock_file()
             .map_err(|e| self.io_error("open lock file", e))?;
         lock.lock().map_err(|e| self.io_error("lock", e))?;
-        let before = self.load()?;
-        let mut state = before.clone();
+        let before = self.load(&mut cache)?;
+        let mut state = State::clone(&before);
         let answer = f(&mut state)?;
-        if state != before {
-            self.save(&state)?;
+        if state != *before {
+            self.save(state, &mut cache)?;
         }
         Ok(answer)
     }
 
-    fn in_process_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn in_process_guard(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
         // A panic while holding the guard poisons it, but cannot have left a half-written
         // file (writes are atomic), so the guard is still good to use.
         self.guard.lock().unwrap_or_else(|e| e.into_inner())
@@ -124,14 +159,28 @@ impl StateStore {
             .open(self.dir.join(LOCK_FILE))
     }
 
-    fn load(&self) -> Result<State> {
+    /// The current state: the cached one while the file is unchanged, else parsed afresh.
+    fn load(&self, cache: &mut Option<Cached>) -> Result<Arc<State>> {
         let path = self.state_path();
-        let text = match fs::read(&path) {
-            Ok(text) => text,
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
             // No file yet: an empty backend.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                *cache = None;
+                return Ok(Arc::default());
+            }
             Err(e) => return Err(self.io_error("read state file", e)),
         };
+        let stamp = file
+            .metadata()
+            .map(|meta| FileStamp::of(&meta))
+            .map_err(|e| self.io_error("read state file", e))?;
+        if let Some(cached) = cache.as_ref().filter(|c| c.stamp == stamp) {
+            return Ok(Arc::clone(&cached.state));
+        }
+        let mut text = Vec::with_capacity(stamp.len as usize);
+        io::Read::read_to_end(&mut file, &mut text)
+            .map_err(|e| self.io_error("read state file", e))?;
         let corrupt = |why: String| {
             Error::backend(format!(
                 "demo: state file {} is corrupt: {why}; fix or remove it",
@@ -140,27 +189,42 @@ impl StateStore {
         };
         let state: State = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
         state.check().map_err(corrupt)?;
+        let state = Arc::new(state);
+        *cache = Some(Cached {
+            stamp,
+            state: Arc::clone(&state),
+        });
         Ok(state)
     }
 
-    fn save(&self, state: &State) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(state)
+    fn save(&self, state: State, cache: &mut Option<Cached>) -> Result<()> {
+        // Whatever happens below, the cache must not outlive the file it describes.
+        *cache = None;
+        let mut text = serde_json::to_vec_pretty(&state)
             .map_err(|e| Error::internal(format!("demo: cannot encode the state: {e}")))?;
         text.push(b'\n');
         let tmp = self
             .dir
             .join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
-        let written = File::create(&tmp)
-            .and_then(|mut file| {
-                file.write_all(&text)?;
-                // On disk before the rename, or a crash could leave an empty state.json.
-                file.sync_all()
-            })
-            .and_then(|_| fs::rename(&tmp, self.state_path()));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error("write state file", e));
-        }
+        let written = File::create(&tmp).and_then(|mut file| {
+            file.write_all(&text)?;
+            // On disk before the rename, or a crash could leave an empty state.json.
+            file.sync_all()?;
+            fs::rename(&tmp, self.state_path())?;
+            // The renamed file keeps its inode, so this is the stamp of `state.json`.
+            file.metadata()
+        });
+        let stamp = match written {
+            Ok(meta) => FileStamp::of(&meta),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(self.io_error("write state file", e));
+            }
+        };
+        *cache = Some(Cached {
+            stamp,
+            state: Arc::new(state),
+        });
         // Makes the rename itself durable; failing here loses nothing already visible.
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
@@ -177,8 +241,9 @@ impl StateStore {
 }
 
 /// The in-process guard of a directory, shared by every store opened on it.
-fn guard_for(dir: &Path) -> Arc<Mutex<()>> {
-    static GUARDS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+fn guard_for(dir: &Path) -> Arc<Mutex<Option<Cached>>> {
+    type Guards = HashMap<PathBuf, Arc<Mutex<Option<Cached>>>>;
+    static GUARDS: OnceLock<Mutex<Guards>> = OnceLock::new();
     let mut guards = GUARDS
         .get_or_init(Default::default)
         .lock()
@@ -246,6 +311,29 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("already exists"));
         assert!(!store.state_path().exists());
+    }
+
+    #[test]
+    fn changes_made_by_others_are_seen_despite_the_cached_state() {
+        let (_dir, store) = store();
+        let other = StateStore::open(store.dir(), false).unwrap();
+        store
+            .update(|s| s.create_account("a", "A", "a", None, "root"))
+            .unwrap();
+        assert!(store.read(|s| Ok(s.account("a").is_ok())).unwrap());
+        // An operator's in-place edit (same inode): the cache must not hide it.
+        let text = fs::read_to_string(store.state_path()).unwrap();
+        fs::write(store.state_path(), text.replace("\"a\"", "\"b\"")).unwrap();
+        let names = |s: &State| Ok(s.accounts.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(store.read(names).unwrap(), vec!["b"]);
+        // A replacement by rename, as another process's update does.
+        let replaced = store.dir().join("replacement.json");
+        fs::write(&replaced, text.replace("\"a\"", "\"c\"")).unwrap();
+        fs::rename(&replaced, store.state_path()).unwrap();
+        assert_eq!(other.read(names).unwrap(), vec!["c"]);
+        // Deleting the file empties the backend.
+        fs::remove_file(store.state_path()).unwrap();
+        assert!(store.read(names).unwrap().is_empty());
     }
 
     #[test]
