@@ -490,6 +490,13 @@ fn expected_answer(method: &str) -> Option<Value> {
         "client_list_resource_users" => json!(["alice"]),
         "client_get_resource_user_limits" => json!({"alice": {"gpu": 60}}),
         "get_usage_report" => json!({ALLOC: {TOTAL_ACCOUNT_USAGE: zero}}),
+        // Batched: the same users and usage as `client_list_resource_users` and
+        // `get_usage_report` answer for the account.
+        "pull_resources" => json!({ALLOC: {
+            "backend_id": ALLOC, "parent_id": "", "effective_id": "", "users": ["alice"],
+            "usage": {TOTAL_ACCOUNT_USAGE: zero}, "limits": {}, "pending_order_id": "",
+            "backend_metadata": {}, "endpoints": [],
+        }}),
         // The usage file of 2024-01 (see the test): the README's example, divided by 60 and
         // rounded to 2 decimals per user; the total is the sum of the rounded values.
         "get_usage_report_for_period" => json!({ALLOC: {

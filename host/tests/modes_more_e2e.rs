@@ -559,3 +559,46 @@ orders:
     });
     assert!(!sent_for_ghost);
 }
+
+#[test]
+fn a_failing_batched_pull_falls_back_to_pulling_resource_by_resource() {
+    // The demo batches pulls (`pull_resources`); here that call fails, so report and
+    // membership_sync must pull each resource on its own and still do all their work,
+    // including the previous period's usage, which then is also read per resource.
+    let h = harness(
+        scenario(&two_create_orders()),
+        "        fail_methods: [pull_resources]\n",
+        "",
+    );
+    h.cycle(Mode::OrderProcess);
+    let (this, previous) = months();
+    h.usage_file(&this, "alloc-a", json!({"alice1": {"cpu": 120, "mem": 2}}));
+    h.usage_file(&previous, "alloc-a", json!({"alice1": {"cpu": 60}}));
+
+    let report = h.cycle(Mode::Report);
+    match outcome(&report, "Demo Offering") {
+        OfferingOutcome::Usage(s) => assert_eq!(
+            (s.resources, s.missing, s.failed, s.totals_sent),
+            (2, 0, 0, 3),
+            "{s:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let rows = h.reported(RES_A);
+    assert!(
+        rows.contains(&(format!("{this}-01"), "cpu".into(), "2.00".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&(format!("{previous}-01"), "cpu".into(), "1.00".into())),
+        "{rows:?}"
+    );
+
+    let membership = h.cycle(Mode::MembershipSync);
+    match outcome(&membership, "Demo Offering") {
+        OfferingOutcome::Membership(s) => assert_eq!((s.missing, s.failed), (0, 0), "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+    let refreshed = "/api/marketplace-provider-resources/{uuid}/refresh_last_sync/";
+    assert_eq!(h.sim.count("POST", refreshed), 2);
+}

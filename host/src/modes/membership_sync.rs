@@ -66,8 +66,7 @@ impl Session<'_> {
             .into_iter()
             .filter(|r| !r.backend_id.is_empty())
             .collect();
-        let listed = resources.clone();
-        let pulled = blocking(&self.backend, move |b| b.pull_resources(&listed)).await?;
+        let pulled = self.pull_resources(&resources).await.resources;
         let offering_users = self.active_offering_users().await;
         let offering_users = Arc::new(offering_users);
 

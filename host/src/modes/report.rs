@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use waldur_plugin_abi::wire::{ResourceUsage, WaldurResource, TOTAL_ACCOUNT_USAGE};
+use waldur_plugin_abi::wire::{
+    BackendResourceInfo, ResourceUsage, UsageReport, WaldurResource, TOTAL_ACCOUNT_USAGE,
+};
 
 use super::error::ModeError;
 use super::periods::{reporting_periods, Period};
@@ -31,6 +33,17 @@ pub struct ReportSummary {
     /// Resources the backend does not have.
     pub missing: usize,
     pub failed: usize,
+}
+
+/// What the backend has of a cycle's resources, read before any of them is reported.
+struct PulledCycle {
+    /// When the pull started: usage read across a month boundary belongs to no period.
+    started: jiff::Zoned,
+    /// Backend id -> what the backend has; absent ids are not on the backend.
+    resources: BTreeMap<String, BackendResourceInfo>,
+    /// `(year, month)` of each past reporting period -> its usage report, or why not; only
+    /// for plugins that batch (the others are asked resource by resource).
+    past: BTreeMap<(i16, i8), Result<UsageReport, String>>,
 }
 
 enum PeriodOutcome {
@@ -74,10 +87,14 @@ impl Session<'_> {
                 }
             },
         );
+        let pulled = Arc::new(self.pull_cycle(&resources).await);
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, resources, |resource| {
-            let (components, user_urls) = (&components, Arc::clone(&user_urls));
+            let (components, user_urls, pulled) =
+                (&components, Arc::clone(&user_urls), Arc::clone(&pulled));
             async move {
-                let result = self.report_resource(&resource, components, &user_urls).await;
+                let result = self
+                    .report_resource(&resource, components, &user_urls, &pulled)
+                    .await;
                 if let Err(e) = &result {
                     tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "usage report failed: {e}");
                 }
@@ -112,23 +129,63 @@ impl Session<'_> {
         Ok(summary)
     }
 
+    /// Every resource pulled up front: in one plugin call when the plugin batches, and then
+    /// the usage of each past reporting period also in one call for all resources.
+    async fn pull_cycle(&self, resources: &[WaldurResource]) -> PulledCycle {
+        let with_ids: Vec<WaldurResource> = resources
+            .iter()
+            .filter(|r| !r.backend_id.is_empty())
+            .cloned()
+            .collect();
+        let started = self.now();
+        let pulled = self.pull_resources(&with_ids).await;
+        let mut past = BTreeMap::new();
+        if let (true, Some(first)) = (pulled.batched, with_ids.first()) {
+            let ids: Vec<String> = pulled.resources.keys().cloned().collect();
+            for period in reporting_periods(&started, self.agent.config.reporting_periods)
+                .into_iter()
+                .filter(|p| !p.is_current)
+            {
+                // `waldur_resource` carries offering-level context (e.g. the cluster), which
+                // every resource of the batch shares.
+                let (ids, first) = (ids.clone(), first.clone());
+                let (year, month) = (i32::from(period.year), period.month as u32);
+                let report = blocking(&self.backend, move |b| {
+                    b.get_usage_report_for_period(&ids, year, month, Some(&first))
+                })
+                .await
+                .map_err(|e| e.to_string());
+                past.insert((period.year, period.month), report);
+            }
+        }
+        PulledCycle {
+            started,
+            resources: pulled.resources,
+            past,
+        }
+    }
+
+    fn now(&self) -> jiff::Zoned {
+        jiff::Zoned::now().with_time_zone(self.timezone.clone())
+    }
+
     /// `None` when the backend does not have the resource.
     async fn report_resource(
         &self,
         resource: &WaldurResource,
         components: &BTreeSet<String>,
         user_urls: &BTreeMap<String, String>,
+        pulled: &PulledCycle,
     ) -> Result<Option<Vec<PeriodOutcome>>, ModeError> {
         if resource.backend_id.is_empty() {
             return Ok(None);
         }
-        let before = jiff::Zoned::now().with_time_zone(self.timezone.clone());
-        let pulled = resource.clone();
-        let Some(info) = blocking(&self.backend, move |b| b.pull_resource(&pulled)).await? else {
+        let before = &pulled.started;
+        let Some(info) = pulled.resources.get(&resource.backend_id) else {
             tracing::info!(resource = %resource.uuid, "not on the backend; nothing to report");
             return Ok(None);
         };
-        let now = jiff::Zoned::now().with_time_zone(self.timezone.clone());
+        let now = self.now();
         if (now.year(), now.month()) != (before.year(), before.month()) {
             // The month turned while reading: the usage belongs to no single period.
             tracing::info!(resource = %resource.uuid, "billing month changed while reading usage; next cycle");
@@ -141,12 +198,23 @@ impl Session<'_> {
             } else {
                 let (id, r) = (resource.backend_id.clone(), resource.clone());
                 let (year, month) = (i32::from(period.year), period.month as u32);
-                match blocking(&self.backend, move |b| {
-                    b.get_usage_report_for_period(&[id], year, month, Some(&r))
-                })
-                .await
-                {
-                    Ok(mut report) => report.remove(&resource.backend_id).unwrap_or_default(),
+                let usage = match pulled.past.get(&(period.year, period.month)) {
+                    Some(Ok(report)) => Ok(report.get(&id).cloned().unwrap_or_default()),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => blocking(&self.backend, move |b| {
+                        b.get_usage_report_for_period(
+                            std::slice::from_ref(&id),
+                            year,
+                            month,
+                            Some(&r),
+                        )
+                        .map(|mut report| report.remove(&id).unwrap_or_default())
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+                };
+                match usage {
+                    Ok(usage) => usage,
                     Err(e) => {
                         tracing::warn!(resource = %resource.uuid, "usage of {}-{:02} unavailable: {e}", period.year, period.month);
                         continue;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use waldur_plugin_abi::ffi::EntryKind;
 use waldur_plugin_abi::wire::{
-    AccountingType, BackendComponent, BackendComponents, RuntimeContext,
+    AccountingType, BackendComponent, BackendComponents, BackendResourceInfo, RuntimeContext,
+    WaldurResource,
 };
 
 use super::error::ModeError;
@@ -230,6 +231,56 @@ impl<'a> Session<'a> {
             usernames: Default::default(),
             username_turn: Default::default(),
         })
+    }
+}
+
+/// What the backend has of a cycle's resources (see [`Session::pull_resources`]).
+pub(crate) struct Pulled {
+    /// Backend id -> what the backend has; absent ids are not on the backend.
+    pub resources: BTreeMap<String, BackendResourceInfo>,
+    /// True when the plugin pulled them all in one call: it batches.
+    pub batched: bool,
+}
+
+impl Session<'_> {
+    /// What the backend has of `resources`: one plugin call when the plugin batches
+    /// (`pull_resources`), otherwise, or when that call fails, one `pull_resource` per
+    /// resource, concurrently, where a failure is logged and the resource left out (as the
+    /// reference's default does).
+    pub(crate) async fn pull_resources(&self, resources: &[WaldurResource]) -> Pulled {
+        let listed = resources.to_vec();
+        match blocking(&self.backend, move |b| b.plugin_pull_resources(&listed)).await {
+            Ok(Some(resources)) => {
+                return Pulled {
+                    resources,
+                    batched: true,
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                offering = %self.offering.name,
+                "batched pull failed, pulling resource by resource: {e}"
+            ),
+        }
+        let pulled = crate::waldur::map_concurrent(
+            crate::waldur::DEFAULT_CONCURRENCY,
+            resources.to_vec(),
+            |resource| async move {
+                let id = resource.backend_id.clone();
+                match blocking(&self.backend, move |b| b.pull_resource(&resource)).await {
+                    Ok(info) => info.map(|info| (id, info)),
+                    Err(e) => {
+                        tracing::error!(backend_id = %id, "pulling the resource failed: {e}");
+                        None
+                    }
+                }
+            },
+        )
+        .await;
+        Pulled {
+            resources: pulled.into_iter().flatten().collect(),
+            batched: false,
+        }
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::RwLock;
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use waldur_plugin_abi::wire::{BackendComponents, JsonMap, UsageReport};
+use waldur_plugin_abi::wire::{
+    BackendComponents, JsonMap, ResourceUsage, UsageReport, TOTAL_ACCOUNT_USAGE,
+};
 use waldur_plugin_abi::{Backend, Client, Error, Result};
 
 use crate::settings::DemoSettings;
@@ -67,6 +69,12 @@ impl Demo {
 
     pub(crate) fn usage_report(&self, ids: &[String], period: Period) -> Result<UsageReport> {
         usage::report(&self.store.usage_dir(), period, ids, &self.components)
+    }
+
+    /// `{TOTAL_ACCOUNT_USAGE: {component: 0}}`: the usage of an account without records.
+    pub(crate) fn zero_usage(&self) -> ResourceUsage {
+        let zero = self.components.keys().map(|c| (c.clone(), 0.0)).collect();
+        ResourceUsage::from([(TOTAL_ACCOUNT_USAGE.to_string(), zero)])
     }
 }
 

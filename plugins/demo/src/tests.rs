@@ -330,6 +330,10 @@ fn every_method() -> Vec<(&'static str, Call)> {
             call(move |d| d.get_usage_report(vec![id()]).map(drop)),
         ),
         (
+            "pull_resources",
+            call(|d| d.pull_resources(vec![resource()]).map(drop)),
+        ),
+        (
             "get_usage_report_for_period",
             call(move |d| {
                 d.get_usage_report_for_period(vec![id()], 2026, 1, None)
@@ -448,7 +452,7 @@ fn every_implemented_method_honours_fail_methods() {
         covered, implemented,
         "the table must list every implemented method"
     );
-    assert_eq!(implemented.len(), 15 + 14, "15 backend + 14 client methods");
+    assert_eq!(implemented.len(), 16 + 14, "16 backend + 14 client methods");
 
     let dir = tempfile::tempdir().unwrap();
     let all: Vec<&str> = implemented.clone();

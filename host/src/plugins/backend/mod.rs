@@ -759,6 +759,20 @@ impl Backend {
         })
     }
 
+    /// The plugin's own `pull_resources`, or `None` when it leaves that to the agent. Modes use
+    /// this to pull a whole cycle in one call when the plugin can batch (SLURM: a constant
+    /// number of commands for all accounts), and otherwise pull resource by resource
+    /// concurrently instead of through the sequential default.
+    pub fn plugin_pull_resources(
+        &self,
+        waldur_resources: &[WaldurResource],
+    ) -> Result<Option<BTreeMap<String, BackendResourceInfo>>, PluginError> {
+        match self.handle.pull_resources(&waldur_resources.to_vec()) {
+            Err(e) if e.is_not_implemented() => Ok(None),
+            answer => self.wrap("pull_resources", answer).map(Some),
+        }
+    }
+
     /// Default: `None` without a backend id; otherwise `pull_backend_resource`, where any
     /// error is logged and becomes `None` (as in the reference, so a failing backend looks
     /// like a missing resource to the caller).
