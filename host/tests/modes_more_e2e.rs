@@ -529,14 +529,7 @@ orders:
     h.usage_file(&previous, "alloc-a", json!({"alice1": {"cpu": 60}}));
 
     let report = h.cycle(Mode::Report);
-    match outcome(&report, "Demo Offering") {
-        OfferingOutcome::Usage(s) => assert_eq!(
-            (s.resources, s.missing, s.failed, s.totals_sent),
-            (3, 1, 0, 2),
-            "{s:?}"
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(report_counts(&report, "Demo Offering"), (3, 1, 0, 2));
     let rows = h.reported(RES_A);
     assert!(
         rows.iter()
@@ -576,14 +569,7 @@ fn a_failing_batched_pull_falls_back_to_pulling_resource_by_resource() {
     h.usage_file(&previous, "alloc-a", json!({"alice1": {"cpu": 60}}));
 
     let report = h.cycle(Mode::Report);
-    match outcome(&report, "Demo Offering") {
-        OfferingOutcome::Usage(s) => assert_eq!(
-            (s.resources, s.missing, s.failed, s.totals_sent),
-            (2, 0, 0, 3),
-            "{s:?}"
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(report_counts(&report, "Demo Offering"), (2, 0, 0, 3));
     let rows = h.reported(RES_A);
     assert!(
         rows.contains(&(format!("{this}-01"), "cpu".into(), "2.00".into())),

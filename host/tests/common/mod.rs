@@ -320,6 +320,14 @@ pub fn outcome<'a>(report: &'a CycleReport, offering: &str) -> &'a OfferingOutco
         .1
 }
 
+/// `(resources, missing, failed, totals_sent)` of an offering's report cycle.
+pub fn report_counts(report: &CycleReport, offering: &str) -> (usize, usize, usize, usize) {
+    match outcome(report, offering) {
+        OfferingOutcome::Usage(s) => (s.resources, s.missing, s.failed, s.totals_sent),
+        other => panic!("not a report outcome: {other:?}"),
+    }
+}
+
 pub const CREATE_A: &str = "77777777777777777777777777777701";
 pub const CREATE_B: &str = "77777777777777777777777777777702";
 pub const RES_A: &str = "88888888888888888888888888888801";
