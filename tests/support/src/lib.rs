@@ -12,6 +12,7 @@
 //! so inside CI these are up-to-date checks.
 
 mod generated;
+pub mod slurm;
 mod standalone;
 
 use std::collections::HashMap;

@@ -1,0 +1,406 @@
+//! Home directories (`mkhomedir_helper`), their optional quotas (CephFS xattrs, XFS, Lustre)
+//! and per-allocation project directories.
+
+use std::ffi::{CStr, CString};
+use std::path::Path;
+
+use serde_json::Value;
+use waldur_plugin_abi::wire::JsonMap;
+use waldur_plugin_abi::Result;
+
+use crate::command::argv;
+use crate::settings::{invalid, opt_int, opt_string, text_or_number, ProjectDirectory};
+use crate::slurm::Slurm;
+
+/// Where a quota is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaProvider {
+    /// `setfattr -n ceph.quota.max_{bytes,files}` on the home directory.
+    CephXattr,
+    /// `xfs_quota -x -c "limit -u ..."` on the mount point.
+    Xfs,
+    /// `lfs setquota -u ...` on the mount point.
+    Lustre,
+}
+
+/// `homedir_quota`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomedirQuota {
+    pub provider: QuotaProvider,
+    pub max_bytes: Option<String>,
+    pub max_files: Option<i64>,
+    pub mount_point: Option<String>,
+    pub block_softlimit: Option<String>,
+    pub block_hardlimit: Option<String>,
+    pub inode_softlimit: Option<i64>,
+    pub inode_hardlimit: Option<i64>,
+}
+
+const QUOTA_KEYS: [&str; 8] = [
+    "provider",
+    "max_bytes",
+    "max_files",
+    "mount_point",
+    "block_softlimit",
+    "block_hardlimit",
+    "inode_softlimit",
+    "inode_hardlimit",
+];
+
+impl HomedirQuota {
+    /// Parses `homedir_quota` (absent, null or `{}`: no quota). Unknown keys, an unknown
+    /// provider, a missing `mount_point` (xfs, lustre) or no limit at all are INVALID_SETTINGS
+    /// (the reference only logs them, and then sets no quota).
+    pub fn parse(value: Option<&Value>) -> Result<Option<Self>> {
+        let context = "backend_settings.homedir_quota";
+        let map: &JsonMap = match value {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(map)) if map.is_empty() => return Ok(None),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(invalid(format!("{context} must be an object, got {other}")))
+            }
+        };
+        if let Some(key) = map.keys().find(|k| !QUOTA_KEYS.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "{context}.{key} is not a quota setting (known: {})",
+                QUOTA_KEYS.join(", ")
+            )));
+        }
+        let provider = match opt_string(map, "provider", context)?.as_deref() {
+            Some("ceph_xattr") => QuotaProvider::CephXattr,
+            Some("xfs") => QuotaProvider::Xfs,
+            Some("lustre") => QuotaProvider::Lustre,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{context}.provider must be one of ceph_xattr, xfs, lustre; got {other:?}"
+                )))
+            }
+            None => {
+                return Err(invalid(format!(
+                    "{context}.provider is required (ceph_xattr, xfs or lustre)"
+                )))
+            }
+        };
+        let quota = Self {
+            provider,
+            max_bytes: text_or_number(map, "max_bytes", context)?,
+            max_files: opt_int(map, "max_files", context)?,
+            mount_point: opt_string(map, "mount_point", context)?,
+            block_softlimit: text_or_number(map, "block_softlimit", context)?,
+            block_hardlimit: text_or_number(map, "block_hardlimit", context)?,
+            inode_softlimit: opt_int(map, "inode_softlimit", context)?,
+            inode_hardlimit: opt_int(map, "inode_hardlimit", context)?,
+        };
+        let name = match provider {
+            QuotaProvider::CephXattr => "ceph_xattr",
+            QuotaProvider::Xfs => "xfs",
+            QuotaProvider::Lustre => "lustre",
+        };
+        match provider {
+            QuotaProvider::CephXattr => {
+                if quota.max_bytes.is_none() && quota.max_files.is_none() {
+                    return Err(invalid(format!(
+                        "{context}: provider ceph_xattr needs max_bytes or max_files"
+                    )));
+                }
+            }
+            QuotaProvider::Xfs | QuotaProvider::Lustre => {
+                if quota.mount_point.is_none() {
+                    return Err(invalid(format!(
+                        "{context}.mount_point is required by provider {name}"
+                    )));
+                }
+                if quota.block_softlimit.is_none()
+                    && quota.block_hardlimit.is_none()
+                    && quota.inode_softlimit.is_none()
+                    && quota.inode_hardlimit.is_none()
+                {
+                    return Err(invalid(format!(
+                        "{context}: provider {name} needs at least one of block_softlimit, \
+                         block_hardlimit, inode_softlimit, inode_hardlimit"
+                    )));
+                }
+            }
+        }
+        Ok(Some(quota))
+    }
+}
+
+/// A user's home directory from the password database.
+fn passwd_home(username: &str) -> Option<String> {
+    let name = CString::new(username).ok()?;
+    let mut buffer = vec![0_u8; 16 * 1024];
+    loop {
+        // SAFETY: zeroed is a valid `passwd` (pointers null, integers 0) for getpwnam_r to fill.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call and `buffer.len()` is its real size.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: getpwnam_r succeeded, so pw_dir points to a NUL-terminated string in `buffer`.
+        let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
+        return Some(dir.to_string_lossy().into_owned());
+    }
+}
+
+/// `<base>/<user>` when `homedir_base_path` is set, else the user's passwd home.
+pub fn homedir_of(username: &str, base: Option<&str>) -> Option<String> {
+    match base {
+        Some(base) => Some(format!("{}/{username}", base.trim_end_matches('/'))),
+        None => passwd_home(username),
+    }
+}
+
+impl Slurm {
+    /// The reference BaseBackend's `create_user_homedirs`: for each user whose directory
+    /// `homedir_base_path/<user>` does not exist (always, without a base path),
+    /// `mkhomedir_helper <user> <umask>`, then the quota when one is configured. Failures are
+    /// logged per user and never stop the others.
+    pub(crate) fn create_homedirs(&self, usernames: &[String], umask: &str) {
+        log::info!("Creating homedirs for users");
+        let base = self.settings.homedir_base_path.as_deref();
+        let mut seen = std::collections::BTreeSet::new();
+        for username in usernames.iter().filter(|u| seen.insert(u.as_str())) {
+            let exists = base.is_some_and(|base| Path::new(base).join(username).is_dir());
+            if exists {
+                log::info!("Homedir for user {username} already exists, skipping creation");
+            } else {
+                log::info!("Creating homedir for the user {username} with umask {umask}");
+                match self.client.create_linux_user_homedir(username, umask) {
+                    Ok(_) => log::info!("Homedir for user {username} has been created"),
+                    Err(e) => {
+                        log::error!(
+                            "Unable to create user homedir for {username}, reason: {}",
+                            e.message
+                        );
+                        continue;
+                    }
+                }
+            }
+            if let Some(quota) = &self.settings.homedir_quota {
+                if let Err(message) = self.apply_quota(quota, username, base) {
+                    log::error!("Failed to apply homedir quota for {username}: {message}");
+                }
+            }
+        }
+    }
+
+    fn apply_quota(
+        &self,
+        quota: &HomedirQuota,
+        username: &str,
+        base: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        let home = homedir_of(username, base)
+            .ok_or_else(|| format!("{username} has no entry in the password database"))?;
+        let run =
+            |command: Vec<String>| self.client.execute(&command, false).map_err(|e| e.message);
+        match quota.provider {
+            QuotaProvider::CephXattr => {
+                let attributes = [
+                    ("ceph.quota.max_bytes", quota.max_bytes.clone()),
+                    (
+                        "ceph.quota.max_files",
+                        quota.max_files.map(|n| n.to_string()),
+                    ),
+                ];
+                for (attribute, value) in attributes {
+                    let Some(value) = value else { continue };
+                    run(argv(&["setfattr", "-n", attribute, "-v", &value, &home]))?;
+                    log::info!("Set {attribute}={value} on {home}");
+                    match run(argv(&["getfattr", "--only-values", "-n", attribute, &home])) {
+                        Ok(actual) if actual.trim() == value => {
+                            log::info!("Verified {attribute}={value} on {home}")
+                        }
+                        Ok(actual) => log::warn!(
+                            "Quota verification mismatch for {attribute} on {home}: expected={value}, actual={}",
+                            actual.trim()
+                        ),
+                        Err(_) => log::warn!("Could not verify {attribute} on {home}"),
+                    }
+                }
+            }
+            QuotaProvider::Xfs => {
+                let mount = quota.mount_point.as_deref().unwrap_or_default();
+                let limits = [
+                    ("bsoft", quota.block_softlimit.clone()),
+                    ("bhard", quota.block_hardlimit.clone()),
+                    ("isoft", quota.inode_softlimit.map(|n| n.to_string())),
+                    ("ihard", quota.inode_hardlimit.map(|n| n.to_string())),
+                ]
+                .into_iter()
+                .filter_map(|(key, value)| Some(format!("{key}={}", value?)))
+                .collect::<Vec<_>>()
+                .join(" ");
+                run(argv(&[
+                    "xfs_quota",
+                    "-x",
+                    "-c",
+                    &format!("limit -u {limits} {username}"),
+                    mount,
+                ]))?;
+                log::info!("Set XFS user quota for {username} on {mount}: {limits}");
+                let check = format!("quota -u -N -b -h {username}");
+                match run(argv(&["xfs_quota", "-x", "-c", &check, mount])) {
+                    Ok(report) => {
+                        log::info!("XFS quota of {username} on {mount}: {}", report.trim())
+                    }
+                    Err(_) => log::warn!("Could not verify XFS quota for {username} on {mount}"),
+                }
+            }
+            QuotaProvider::Lustre => {
+                let mount = quota.mount_point.as_deref().unwrap_or_default();
+                let mut command = argv(&["lfs", "setquota", "-u", username]);
+                for (flag, value) in [
+                    ("-b", quota.block_softlimit.clone()),
+                    ("-B", quota.block_hardlimit.clone()),
+                    ("-i", quota.inode_softlimit.map(|n| n.to_string())),
+                    ("-I", quota.inode_hardlimit.map(|n| n.to_string())),
+                ] {
+                    if let Some(value) = value {
+                        command.extend([flag.to_string(), value]);
+                    }
+                }
+                command.push(mount.to_string());
+                run(command)?;
+                log::info!("Set Lustre user quota for {username} on {mount}");
+                match run(argv(&["lfs", "quota", "-u", username, mount])) {
+                    Ok(report) => {
+                        log::info!("Lustre quota of {username} on {mount}: {}", report.trim())
+                    }
+                    Err(_) => log::warn!("Could not verify Lustre quota for {username} on {mount}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `project_directory`: `mkdir -p <base>/<account>`, `chmod <permissions>`, `chmod g+s`,
+    /// `chown <owner>:<group>`, `setfacl -R -m group:<g>:rwx,d:group:<g>:rwx`. Failures are
+    /// logged, never fatal (as in the reference).
+    pub(crate) fn setup_project_directory(&self, config: &ProjectDirectory, account: &str) {
+        let path = format!("{}/{account}", config.base_path);
+        let group = match (config.group_owner_source.as_str(), &config.group_name) {
+            ("project_id", _) | (_, None) => account.to_string(),
+            (_, Some(name)) => name.clone(),
+        };
+        let run = |command: Vec<String>| self.client.execute(&command, false).map(drop);
+        let created = run(argv(&["mkdir", "-p", &path]))
+            .and_then(|()| run(argv(&["chmod", &config.permissions, &path])))
+            .and_then(|()| match config.set_gid {
+                true => run(argv(&["chmod", "g+s", &path])),
+                false => Ok(()),
+            });
+        if let Err(e) = created {
+            log::error!("Failed to create project directory {path}: {}", e.message);
+            return;
+        }
+        if let Err(e) = run(argv(&[
+            "chown",
+            &format!("{}:{group}", config.owner),
+            &path,
+        ])) {
+            log::error!("Failed to chown project directory {path}: {}", e.message);
+        }
+        if config.set_acl {
+            let acl = format!("group:{group}:rwx,d:group:{group}:rwx");
+            if let Err(e) = run(argv(&["setfacl", "-R", "-m", &acl, &path])) {
+                log::error!(
+                    "Failed to set ACL on project directory {path}: {}",
+                    e.message
+                );
+            }
+        }
+        log::info!("Created project directory {path}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Option<HomedirQuota>> {
+        HomedirQuota::parse(Some(&value))
+    }
+
+    #[test]
+    fn no_quota() {
+        assert_eq!(HomedirQuota::parse(None).unwrap(), None);
+        assert_eq!(parse(json!({})).unwrap(), None);
+        assert_eq!(parse(Value::Null).unwrap(), None);
+    }
+
+    #[test]
+    fn valid_quotas() {
+        let q = parse(json!({"provider": "ceph_xattr", "max_bytes": "1T"}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.provider, QuotaProvider::CephXattr);
+        assert_eq!(q.max_bytes.as_deref(), Some("1T"));
+        let q = parse(json!({"provider": "xfs", "mount_point": "/home", "block_hardlimit": 900}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.block_hardlimit.as_deref(), Some("900"));
+        assert!(
+            parse(json!({"provider": "lustre", "mount_point": "/lu", "inode_softlimit": 5}))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn misconfigured_quotas_are_invalid_settings() {
+        for (bad, needle) in [
+            (json!({"provider": "zfs"}), "provider"),
+            (json!({"max_bytes": "1T"}), "provider is required"),
+            (
+                json!({"provider": "xfs", "block_softlimit": "1g"}),
+                "mount_point",
+            ),
+            (
+                json!({"provider": "lustre", "mount_point": "/lu"}),
+                "at least one",
+            ),
+            (json!({"provider": "ceph_xattr"}), "max_bytes or max_files"),
+            (
+                json!({"provider": "ceph_xattr", "max_bytes": "1T", "maxbytes": 1}),
+                "maxbytes",
+            ),
+            (
+                json!({"provider": "ceph_xattr", "max_files": "many"}),
+                "max_files",
+            ),
+            (json!("ceph"), "object"),
+        ] {
+            let err = parse(bad.clone()).unwrap_err();
+            assert_eq!(err.kind, waldur_plugin_abi::ErrorKind::INVALID_SETTINGS);
+            assert!(err.message.contains("homedir_quota"), "{}", err.message);
+            assert!(err.message.contains(needle), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn homedirs_come_from_the_base_path_or_the_password_database() {
+        assert_eq!(
+            homedir_of("alice", Some("/cephfs/home/")).as_deref(),
+            Some("/cephfs/home/alice")
+        );
+        assert_eq!(homedir_of("root", None).as_deref(), Some("/root"));
+        assert_eq!(homedir_of("no-such-user-xyz", None), None);
+    }
+}

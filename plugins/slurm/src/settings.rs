@@ -1,0 +1,810 @@
+//! The `backend_settings` of the SLURM backend: declared once as [`SETTINGS`] (validation and
+//! `waldur-agent plugins inspect`) and parsed into [`SlurmSettings`] at construction. Defaults
+//! are the reference's. A value the plugin cannot work with is INVALID_SETTINGS with a one-line
+//! message naming the key; so is configuration for what this plugin deliberately does not do
+//! (the REST execution mode, LDAP, the periodic-limits emulator).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use waldur_plugin_abi::wire::JsonMap;
+use waldur_plugin_abi::{Error, Result, SettingKind, SettingSpec};
+
+use crate::client::QosSpec;
+use crate::command::check_qos_name;
+use crate::homedirs::HomedirQuota;
+
+/// The default of the new `command_timeout` setting.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Every setting the SLURM backend reads.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec::optional(
+        "default_account",
+        SettingKind::String,
+        "DefaultAccount= of new user associations (policy common); also checked by diagnostics",
+    )
+    .default_json("\"root\""),
+    SettingSpec::optional(
+        "default_account_policy",
+        SettingKind::String,
+        "DefaultAccount= of new associations: common (default_account), individual (the \
+         resource's account) or none (omitted)",
+    )
+    .default_json("\"common\""),
+    SettingSpec::optional(
+        "root_account",
+        SettingKind::String,
+        "Parent of customer accounts; defaults to default_account, then root",
+    ),
+    SettingSpec::optional(
+        "customer_prefix",
+        SettingKind::String,
+        "Prefix of customer account names",
+    )
+    .default_json("\"\""),
+    SettingSpec::optional(
+        "project_prefix",
+        SettingKind::String,
+        "Prefix of project account names",
+    )
+    .default_json("\"\""),
+    SettingSpec::optional(
+        "allocation_prefix",
+        SettingKind::String,
+        "Prefix of allocation account names (prefix + slug, lower-cased)",
+    )
+    .default_json("\"\""),
+    SettingSpec::optional(
+        "parent_account",
+        SettingKind::String,
+        "Flat hierarchy: project accounts directly under this account, no customer accounts",
+    ),
+    SettingSpec::optional(
+        "cluster_name",
+        SettingKind::String,
+        "Scope sacctmgr, sacct and scancel to this cluster (cluster=/--cluster=)",
+    ),
+    SettingSpec::optional(
+        "slurm_bin_path",
+        SettingKind::String,
+        "Directory of sacctmgr, sacct, scancel and sinfo",
+    )
+    .default_json("\"/usr/bin\""),
+    SettingSpec::optional(
+        "execution_mode",
+        SettingKind::String,
+        "Only cli (the SLURM commands); rest (slurmrestd) is refused",
+    )
+    .default_json("\"cli\""),
+    SettingSpec::optional(
+        "rest_api",
+        SettingKind::Object,
+        "slurmrestd settings of the rest mode; ignored (rest is not supported)",
+    ),
+    SettingSpec::optional(
+        "command_timeout",
+        SettingKind::Number,
+        "Seconds a SLURM, id or mkhomedir_helper command may run before it is killed",
+    )
+    .default_json("120"),
+    SettingSpec::optional(
+        "qos_default",
+        SettingKind::String,
+        "QoS restore_resource sets",
+    )
+    .default_json("\"normal\""),
+    SettingSpec::optional(
+        "qos_downscaled",
+        SettingKind::String,
+        "QoS downscale_resource sets (unset: downscaling fails)",
+    ),
+    SettingSpec::optional(
+        "qos_paused",
+        SettingKind::String,
+        "QoS pause_resource sets (unset: pausing fails)",
+    ),
+    SettingSpec::optional(
+        "qos_enforcement_enabled",
+        SettingKind::Boolean,
+        "Opt-in to QoS enforcement: order QoS granted on associations, pause by GrpSubmitJobs=0",
+    )
+    .default_json("false"),
+    SettingSpec::optional(
+        "enforce_offering_qos",
+        SettingKind::Boolean,
+        "With qos_enforcement_enabled: force enforcement on (true) or off (false); unset \
+         follows the offering's plugin_options.enforce_qos",
+    ),
+    SettingSpec::optional(
+        "default_partition",
+        SettingKind::String,
+        "Partition= of new associations when no offering partition applies",
+    ),
+    SettingSpec::optional(
+        "enforce_offering_partitions",
+        SettingKind::Boolean,
+        "Restrict new associations to the Waldur offering's partitions",
+    )
+    .default_json("false"),
+    SettingSpec::optional(
+        "qos_management",
+        SettingKind::Object,
+        "Per-account QoS: {enabled, flags, grp_tres, max_jobs, max_submit, max_wall, \
+         min_tres_per_job, additional_qos}",
+    ),
+    SettingSpec::optional(
+        "project_directory",
+        SettingKind::Object,
+        "Per-allocation directory: {enabled, base_path, owner, group_owner_source, \
+         group_name, permissions, set_gid, set_acl}",
+    ),
+    SettingSpec::optional(
+        "ldap",
+        SettingKind::Any,
+        "Refused: this plugin has no LDAP client",
+    ),
+    SettingSpec::optional(
+        "periodic_limits",
+        SettingKind::Object,
+        "{enabled, limit_type}: apply periodic usage-policy settings (emulator_mode refused)",
+    ),
+    SettingSpec::optional(
+        "enable_user_homedir_account_creation",
+        SettingKind::Boolean,
+        "Create home directories (mkhomedir_helper) of added and existing users",
+    )
+    .default_json("true"),
+    SettingSpec::optional(
+        "default_homedir_umask",
+        SettingKind::String,
+        "Umask passed to mkhomedir_helper (octal, at most 0777)",
+    )
+    .default_json("\"0077\""),
+    SettingSpec::optional(
+        "homedir_base_path",
+        SettingKind::String,
+        "Home directories are <base>/<user>: existing ones are skipped, quotas apply there",
+    ),
+    SettingSpec::optional(
+        "homedir_quota",
+        SettingKind::Object,
+        "Home directory quota: {provider: ceph_xattr|xfs|lustre, max_bytes, max_files, \
+         mount_point, block_softlimit, block_hardlimit, inode_softlimit, inode_hardlimit}",
+    ),
+    SettingSpec::optional(
+        "soft_delete",
+        SettingKind::Boolean,
+        "Terminate by zeroing the account's limits instead of removing it (agent default)",
+    )
+    .default_json("false"),
+];
+
+/// `default_account_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountPolicy {
+    /// `DefaultAccount=<default_account>`.
+    Common,
+    /// `DefaultAccount=<the resource's account>`.
+    Individual,
+    /// No `DefaultAccount=`.
+    None,
+}
+
+/// `qos_management` when enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QosManagement {
+    pub spec: QosSpec,
+    pub additional_qos: Vec<String>,
+}
+
+/// `project_directory` when enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectDirectory {
+    pub base_path: String,
+    /// `project_id` (the group is the allocation account) or anything else (`group_name`).
+    pub group_owner_source: String,
+    pub group_name: Option<String>,
+    pub owner: String,
+    pub permissions: String,
+    pub set_gid: bool,
+    pub set_acl: bool,
+}
+
+/// The limit types periodic settings may set.
+pub const PERIODIC_LIMIT_TYPES: [&str; 3] = ["GrpTRESMins", "MaxTRESMins", "GrpTRES"];
+
+/// `periodic_limits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodicLimits {
+    pub enabled: bool,
+    /// Used when a message has no `limit_type`.
+    pub limit_type: String,
+}
+
+/// The parsed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmSettings {
+    pub default_account: String,
+    pub default_account_policy: AccountPolicy,
+    pub root_account: String,
+    pub customer_prefix: String,
+    pub project_prefix: String,
+    pub allocation_prefix: String,
+    pub parent_account: Option<String>,
+    pub cluster_name: Option<String>,
+    pub slurm_bin_path: String,
+    pub command_timeout: Duration,
+    pub qos_default: String,
+    pub qos_downscaled: Option<String>,
+    pub qos_paused: Option<String>,
+    pub qos_enforcement_enabled: bool,
+    pub enforce_offering_qos: Option<bool>,
+    pub default_partition: Option<String>,
+    pub enforce_offering_partitions: bool,
+    pub qos_management: Option<QosManagement>,
+    pub project_directory: Option<ProjectDirectory>,
+    pub periodic_limits: PeriodicLimits,
+    pub enable_user_homedir_account_creation: bool,
+    pub default_homedir_umask: String,
+    pub homedir_base_path: Option<String>,
+    pub homedir_quota: Option<HomedirQuota>,
+    /// Read by the agent's delete; the plugin keeps the account's QoS then.
+    pub soft_delete: bool,
+}
+
+pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
+    Error::invalid_settings(format!("slurm: {message}"))
+}
+
+/// A string setting: `None` when absent, null or empty (Python falsiness).
+pub(crate) fn opt_string(map: &JsonMap, key: &str, context: &str) -> Result<Option<String>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid(format!(
+            "{context}.{key} must be a string, got {other}"
+        ))),
+    }
+}
+
+fn string(map: &JsonMap, key: &str, default: &str) -> Result<String> {
+    Ok(opt_string(map, key, "backend_settings")?.unwrap_or_else(|| default.to_string()))
+}
+
+pub(crate) fn opt_bool(map: &JsonMap, key: &str, context: &str) -> Result<Option<bool>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(invalid(format!(
+            "{context}.{key} must be a boolean, got {other}"
+        ))),
+    }
+}
+
+fn object<'a>(map: &'a JsonMap, key: &str) -> Result<Option<&'a JsonMap>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(inner)) => Ok(Some(inner)),
+        Some(other) => Err(invalid(format!(
+            "backend_settings.{key} must be an object, got {other}"
+        ))),
+    }
+}
+
+/// Python truthiness of a value.
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+/// A string or an integer, as text (`max_wall: 120` and `max_wall: "2:00:00"`).
+pub(crate) fn text_or_number(map: &JsonMap, key: &str, context: &str) -> Result<Option<String>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(invalid(format!(
+            "{context}.{key} must be a string or an integer, got {other}"
+        ))),
+    }
+}
+
+pub(crate) fn opt_int(map: &JsonMap, key: &str, context: &str) -> Result<Option<i64>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{context}.{key} must be an integer, got {value}"))),
+    }
+}
+
+/// `0077`, `077`, `0o077`: octal, at most 0777.
+fn check_umask(umask: &str) -> Result<()> {
+    let digits = umask.strip_prefix("0o").unwrap_or(umask);
+    let valid = !digits.is_empty()
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && u32::from_str_radix(digits, 8).is_ok_and(|v| v <= 0o777);
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "backend_settings.default_homedir_umask must be octal permissions of at most 0777 \
+             (e.g. \"0077\"), got {umask:?}"
+        )))
+    }
+}
+
+fn command_timeout(settings: &JsonMap) -> Result<Duration> {
+    match settings.get("command_timeout") {
+        None | Some(Value::Null) => Ok(DEFAULT_COMMAND_TIMEOUT),
+        Some(value) => value
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "backend_settings.command_timeout must be a positive number of seconds, got {value}"
+                ))
+            }),
+    }
+}
+
+fn qos_management(settings: &JsonMap) -> Result<Option<QosManagement>> {
+    let Some(map) = object(settings, "qos_management")? else {
+        return Ok(None);
+    };
+    let context = "backend_settings.qos_management";
+    if !opt_bool(map, "enabled", context)?.unwrap_or(false) {
+        return Ok(None);
+    }
+    // `flags` defaults to DenyOnLimit,NoDecay; an explicit null means no flags.
+    let flags = match map.get("flags") {
+        None => Some("DenyOnLimit,NoDecay".to_string()),
+        Some(_) => opt_string(map, "flags", context)?,
+    };
+    let additional_qos = match map.get("additional_qos") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(name) => check_qos_name(name)
+                    .map(|()| name.clone())
+                    .map_err(|e| invalid(format!("{context}.additional_qos: {}", e.message))),
+                other => Err(invalid(format!(
+                    "{context}.additional_qos entries must be QoS names, got {other}"
+                ))),
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{context}.additional_qos must be a list, got {other}"
+            )))
+        }
+    };
+    Ok(Some(QosManagement {
+        spec: QosSpec {
+            flags,
+            grp_tres: opt_string(map, "grp_tres", context)?,
+            max_jobs: opt_int(map, "max_jobs", context)?,
+            max_submit: opt_int(map, "max_submit", context)?,
+            max_wall: text_or_number(map, "max_wall", context)?,
+            min_tres_per_job: opt_string(map, "min_tres_per_job", context)?,
+        },
+        additional_qos,
+    }))
+}
+
+fn project_directory(settings: &JsonMap) -> Result<Option<ProjectDirectory>> {
+    let Some(map) = object(settings, "project_directory")? else {
+        return Ok(None);
+    };
+    let context = "backend_settings.project_directory";
+    if !opt_bool(map, "enabled", context)?.unwrap_or(false) {
+        return Ok(None);
+    }
+    if truthy(map.get("lustre_quota")) {
+        return Err(invalid(format!(
+            "{context}.lustre_quota needs the project group's id from LDAP, and this plugin has \
+             no LDAP client; remove lustre_quota"
+        )));
+    }
+    let text = |key: &str, default: &str| -> Result<String> {
+        Ok(opt_string(map, key, context)?.unwrap_or_else(|| default.to_string()))
+    };
+    Ok(Some(ProjectDirectory {
+        base_path: text("base_path", "/valhalla/projects")?,
+        group_owner_source: text("group_owner_source", "project_id")?,
+        group_name: opt_string(map, "group_name", context)?,
+        owner: text("owner", "nobody")?,
+        permissions: text_or_number(map, "permissions", context)?
+            .unwrap_or_else(|| "770".to_string()),
+        set_gid: opt_bool(map, "set_gid", context)?.unwrap_or(true),
+        set_acl: opt_bool(map, "set_acl", context)?.unwrap_or(true),
+    }))
+}
+
+fn periodic_limits(settings: &JsonMap) -> Result<PeriodicLimits> {
+    let context = "backend_settings.periodic_limits";
+    let Some(map) = object(settings, "periodic_limits")? else {
+        return Ok(PeriodicLimits {
+            enabled: false,
+            limit_type: "GrpTRESMins".into(),
+        });
+    };
+    let enabled = opt_bool(map, "enabled", context)?.unwrap_or(false);
+    if enabled && opt_bool(map, "emulator_mode", context)?.unwrap_or(false) {
+        return Err(invalid(format!(
+            "{context}.emulator_mode posts to the SLURM emulator's HTTP API, and this plugin has \
+             no HTTP client; remove emulator_mode (production mode runs sacctmgr)"
+        )));
+    }
+    let limit_type =
+        opt_string(map, "limit_type", context)?.unwrap_or_else(|| "GrpTRESMins".into());
+    if !PERIODIC_LIMIT_TYPES.contains(&limit_type.as_str()) {
+        return Err(invalid(format!(
+            "{context}.limit_type must be one of {}, got {limit_type:?}",
+            PERIODIC_LIMIT_TYPES.join(", ")
+        )));
+    }
+    Ok(PeriodicLimits {
+        enabled,
+        limit_type,
+    })
+}
+
+impl SlurmSettings {
+    /// Parses and checks `backend_settings`.
+    pub fn parse(settings: &JsonMap) -> Result<Self> {
+        match opt_string(settings, "execution_mode", "backend_settings")?.as_deref() {
+            None | Some("cli") => {}
+            Some("rest") => {
+                return Err(invalid(
+                    "execution_mode 'rest' is not supported by this plugin; use 'cli'",
+                ))
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "backend_settings.execution_mode must be 'cli', got {other:?}"
+                )))
+            }
+        }
+        if truthy(settings.get("ldap")) {
+            return Err(invalid(
+                "backend_settings.ldap is configured, but this plugin has no LDAP client (project \
+                 groups and their Lustre quotas are not supported); remove the ldap section",
+            ));
+        }
+        let policy =
+            match opt_string(settings, "default_account_policy", "backend_settings")?.as_deref() {
+                None | Some("common") => AccountPolicy::Common,
+                Some("individual") => AccountPolicy::Individual,
+                Some("none") => AccountPolicy::None,
+                Some(other) => {
+                    return Err(invalid(format!(
+                    "backend_settings.default_account_policy must be one of common, individual, \
+                     none; got {other:?}"
+                )))
+                }
+            };
+        let default_account = string(settings, "default_account", "root")?;
+        let root_account = opt_string(settings, "root_account", "backend_settings")?
+            .unwrap_or_else(|| default_account.clone());
+        let umask = string(settings, "default_homedir_umask", "0077")?;
+        check_umask(&umask)?;
+
+        let parsed = Self {
+            default_account_policy: policy,
+            root_account,
+            customer_prefix: string(settings, "customer_prefix", "")?,
+            project_prefix: string(settings, "project_prefix", "")?,
+            allocation_prefix: string(settings, "allocation_prefix", "")?,
+            parent_account: opt_string(settings, "parent_account", "backend_settings")?,
+            cluster_name: opt_string(settings, "cluster_name", "backend_settings")?,
+            slurm_bin_path: match settings.get("slurm_bin_path") {
+                None => "/usr/bin".to_string(),
+                // An explicit empty (or null) path means "find the commands on PATH".
+                Some(Value::Null) => String::new(),
+                Some(Value::String(path)) => path.clone(),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "backend_settings.slurm_bin_path must be a string, got {other}"
+                    )))
+                }
+            },
+            command_timeout: command_timeout(settings)?,
+            qos_default: string(settings, "qos_default", "normal")?,
+            qos_downscaled: opt_string(settings, "qos_downscaled", "backend_settings")?,
+            qos_paused: opt_string(settings, "qos_paused", "backend_settings")?,
+            qos_enforcement_enabled: opt_bool(
+                settings,
+                "qos_enforcement_enabled",
+                "backend_settings",
+            )?
+            .unwrap_or(false),
+            enforce_offering_qos: opt_bool(settings, "enforce_offering_qos", "backend_settings")?,
+            default_partition: opt_string(settings, "default_partition", "backend_settings")?,
+            enforce_offering_partitions: opt_bool(
+                settings,
+                "enforce_offering_partitions",
+                "backend_settings",
+            )?
+            .unwrap_or(false),
+            qos_management: qos_management(settings)?,
+            project_directory: project_directory(settings)?,
+            periodic_limits: periodic_limits(settings)?,
+            enable_user_homedir_account_creation: opt_bool(
+                settings,
+                "enable_user_homedir_account_creation",
+                "backend_settings",
+            )?
+            .unwrap_or(true),
+            default_homedir_umask: umask,
+            homedir_base_path: opt_string(settings, "homedir_base_path", "backend_settings")?,
+            homedir_quota: HomedirQuota::parse(settings.get("homedir_quota"))?,
+            soft_delete: opt_bool(settings, "soft_delete", "backend_settings")?.unwrap_or(false),
+            default_account,
+        };
+        if let Some(partition) = &parsed.default_partition {
+            crate::command::check_partition_name(partition).map_err(|e| {
+                invalid(format!("backend_settings.default_partition: {}", e.message))
+            })?;
+        }
+        let forced = parsed.qos_enforcement_enabled && parsed.enforce_offering_qos == Some(true);
+        if forced && (parsed.qos_paused.is_some() || parsed.qos_downscaled.is_some()) {
+            return Err(invalid(
+                "qos_enforcement_enabled and enforce_offering_qos are both true, so pausing uses \
+                 GrpSubmitJobs and never a QoS swap; remove qos_paused/qos_downscaled or unset \
+                 enforce_offering_qos",
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// Warnings about settings that work but may not be what the site wants.
+    pub fn warnings(settings: &JsonMap) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if opt_string(settings, "default_account", "backend_settings")
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            warnings.push(
+                "backend_settings.default_account is not set; \"root\" is used (the reference \
+                 requires it)"
+                    .to_string(),
+            );
+        }
+        if truthy(settings.get("rest_api")) {
+            warnings.push(
+                "backend_settings.rest_api is ignored: this plugin runs the SLURM commands (cli)"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use waldur_plugin_abi::ErrorKind;
+
+    fn map(value: Value) -> JsonMap {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn parse(value: Value) -> Result<SlurmSettings> {
+        SlurmSettings::parse(&map(value))
+    }
+
+    fn error(value: Value) -> String {
+        let err = parse(value).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::INVALID_SETTINGS);
+        assert!(!err.message.contains('\n'), "{}", err.message);
+        err.message
+    }
+
+    #[test]
+    fn defaults_are_the_references() {
+        let s = parse(json!({})).unwrap();
+        assert_eq!(s.default_account, "root");
+        assert_eq!(s.root_account, "root");
+        assert_eq!(s.default_account_policy, AccountPolicy::Common);
+        assert_eq!(s.slurm_bin_path, "/usr/bin");
+        assert_eq!(s.cluster_name, None);
+        assert_eq!(s.qos_default, "normal");
+        assert_eq!(
+            (s.qos_paused.as_deref(), s.qos_downscaled.as_deref()),
+            (None, None)
+        );
+        assert!(!s.qos_enforcement_enabled);
+        assert_eq!(s.enforce_offering_qos, None);
+        assert!(!s.enforce_offering_partitions);
+        assert!(s.enable_user_homedir_account_creation);
+        assert_eq!(s.default_homedir_umask, "0077");
+        assert_eq!(s.command_timeout, Duration::from_secs(120));
+        assert_eq!(s.qos_management, None);
+        assert_eq!(s.project_directory, None);
+        assert!(!s.periodic_limits.enabled);
+        assert_eq!(s.periodic_limits.limit_type, "GrpTRESMins");
+        assert_eq!(s.homedir_quota, None);
+    }
+
+    #[test]
+    fn root_account_falls_back_to_default_account() {
+        let s = parse(json!({"default_account": "acct"})).unwrap();
+        assert_eq!(s.root_account, "acct");
+        let s = parse(json!({"default_account": "acct", "root_account": "top"})).unwrap();
+        assert_eq!(s.root_account, "top");
+        let s = parse(json!({"default_account": "", "root_account": ""})).unwrap();
+        assert_eq!(s.root_account, "root");
+    }
+
+    #[test]
+    fn rest_mode_is_refused() {
+        assert_eq!(
+            error(json!({"execution_mode": "rest", "rest_api": {"url": "http://x"}})),
+            "slurm: execution_mode 'rest' is not supported by this plugin; use 'cli'"
+        );
+        assert!(error(json!({"execution_mode": "rset"})).contains("execution_mode"));
+        assert!(parse(json!({"execution_mode": "cli"})).is_ok());
+    }
+
+    #[test]
+    fn ldap_is_refused() {
+        let message = error(json!({"ldap": {"uri": "ldap://x"}}));
+        assert!(
+            message.contains("ldap") && message.contains("no LDAP client"),
+            "{message}"
+        );
+        assert!(parse(json!({"ldap": {}})).is_ok());
+        assert!(parse(json!({"ldap": null})).is_ok());
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (settings, key) in [
+            (
+                json!({"default_account_policy": "personal"}),
+                "default_account_policy",
+            ),
+            (json!({"command_timeout": 0}), "command_timeout"),
+            (json!({"command_timeout": "60"}), "command_timeout"),
+            (
+                json!({"default_homedir_umask": "0999"}),
+                "default_homedir_umask",
+            ),
+            (
+                json!({"default_homedir_umask": "1777"}),
+                "default_homedir_umask",
+            ),
+            (json!({"cluster_name": 5}), "cluster_name"),
+            (
+                json!({"qos_enforcement_enabled": "yes"}),
+                "qos_enforcement_enabled",
+            ),
+            (
+                json!({"qos_management": {"enabled": true, "max_jobs": "four"}}),
+                "max_jobs",
+            ),
+            (
+                json!({"qos_management": {"enabled": true, "additional_qos": ["a b"]}}),
+                "additional_qos",
+            ),
+            (json!({"qos_management": []}), "qos_management"),
+            (
+                json!({"periodic_limits": {"enabled": true, "limit_type": "GrpJobs"}}),
+                "limit_type",
+            ),
+            (json!({"default_partition": "a,b"}), "default_partition"),
+            (
+                json!({"homedir_quota": {"provider": "zfs"}}),
+                "homedir_quota",
+            ),
+        ] {
+            let message = error(settings.clone());
+            assert!(message.contains(key), "{settings}: {message}");
+        }
+    }
+
+    #[test]
+    fn fractional_timeouts_are_accepted() {
+        let s = parse(json!({"command_timeout": 0.5})).unwrap();
+        assert_eq!(s.command_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_emulator_is_refused_when_periodic_limits_are_enabled() {
+        let message = error(json!({"periodic_limits": {"enabled": true, "emulator_mode": true}}));
+        assert!(
+            message.contains("emulator_mode") && message.contains("HTTP"),
+            "{message}"
+        );
+        let s =
+            parse(json!({"periodic_limits": {"enabled": false, "emulator_mode": true}})).unwrap();
+        assert!(!s.periodic_limits.enabled);
+        let s = parse(json!({"periodic_limits": {"enabled": true, "limit_type": "MaxTRESMins"}}))
+            .unwrap();
+        assert!(s.periodic_limits.enabled);
+        assert_eq!(s.periodic_limits.limit_type, "MaxTRESMins");
+    }
+
+    #[test]
+    fn forced_enforcement_conflicts_with_the_qos_swap() {
+        let message = error(json!({
+            "qos_enforcement_enabled": true, "enforce_offering_qos": true, "qos_paused": "paused"
+        }));
+        assert!(message.contains("qos_paused"), "{message}");
+        assert!(parse(json!({
+            "qos_enforcement_enabled": true, "qos_paused": "paused"
+        }))
+        .is_ok());
+    }
+
+    #[test]
+    fn qos_management_defaults() {
+        let s = parse(json!({"qos_management": {"enabled": true, "max_wall": 120, "max_jobs": 4}}))
+            .unwrap();
+        let q = s.qos_management.unwrap();
+        assert_eq!(q.spec.flags.as_deref(), Some("DenyOnLimit,NoDecay"));
+        assert_eq!(q.spec.max_wall.as_deref(), Some("120"));
+        assert_eq!(q.spec.max_jobs, Some(4));
+        assert!(q.additional_qos.is_empty());
+        let s = parse(json!({"qos_management": {"enabled": true, "flags": null}})).unwrap();
+        assert_eq!(s.qos_management.unwrap().spec.flags, None);
+        assert!(
+            parse(json!({"qos_management": {"enabled": false, "max_jobs": 4}}))
+                .unwrap()
+                .qos_management
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn project_directory_defaults_and_lustre_refusal() {
+        let s = parse(json!({"project_directory": {"enabled": true}})).unwrap();
+        let d = s.project_directory.unwrap();
+        assert_eq!(d.base_path, "/valhalla/projects");
+        assert_eq!(d.owner, "nobody");
+        assert_eq!(d.permissions, "770");
+        assert!(d.set_gid && d.set_acl);
+        let message = error(
+            json!({"project_directory": {"enabled": true, "lustre_quota": {"mount_point": "/v"}}}),
+        );
+        assert!(message.contains("lustre_quota"), "{message}");
+    }
+
+    #[test]
+    fn warnings_for_a_missing_default_account_and_rest_settings() {
+        let warnings = SlurmSettings::warnings(&map(json!({"rest_api": {"url": "x"}})));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(SlurmSettings::warnings(&map(json!({"default_account": "root"}))).is_empty());
+    }
+
+    #[test]
+    fn declared_settings_validate_through_the_sdk() {
+        let warnings = waldur_plugin_abi::sdk::validate_settings(
+            SETTINGS,
+            &map(
+                json!({"default_account": "root", "check_backend_id_uniqueness": true, "bogus": 1}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(waldur_plugin_abi::sdk::validate_settings(
+            SETTINGS,
+            &map(json!({"soft_delete": "x"}))
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! Tests against REAL SLURM accounting (started by `scripts/slurm-setup.sh`).
+//!
+//! - [`require_real_slurm`] gates a test: `None` (the test returns) when SLURM is not
+//!   reachable, except under `CI=true`, where that is a failure.
+//! - [`AccountGuard`] removes, when dropped (so also when the test fails), every account
+//!   whose name starts with the test's own prefix, their associations and jobs, and every
+//!   QoS with that prefix. Tests running in parallel use distinct prefixes.
+//! - [`sacctmgr_rows`] runs one `sacctmgr --parsable2 --noheader` query.
+
+use std::fs::{File, OpenOptions};
+use std::process::{Command, Output};
+
+/// The SLURM a test runs against, held exclusively: while a test holds it, every other test
+/// that asks for real SLURM (in any process on the machine) waits. slurmdbd 22.05 treats a
+/// MariaDB deadlock between concurrent association writes as fatal and exits, which
+/// concurrent tests did trigger.
+#[derive(Debug)]
+pub struct RealSlurm {
+    /// The first cluster `sacctmgr list cluster` names.
+    pub cluster: String,
+    _exclusive: File,
+}
+
+/// Waits for exclusive use of the machine's SLURM (an flock on a file in the temp dir).
+fn exclusive() -> File {
+    let path = std::env::temp_dir().join("waldur-agent-real-slurm.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    file
+}
+
+fn run(program: &str, args: &[&str]) -> Option<Output> {
+    Command::new(program).args(args).output().ok()
+}
+
+/// The lock file the SLURM plugin takes around every writing sacctmgr command (in the temp
+/// directory), so writers on this machine never run concurrently.
+pub const SACCTMGR_WRITE_LOCK: &str = "waldur-agent-sacctmgr.lock";
+
+/// Runs a writing sacctmgr command under [`SACCTMGR_WRITE_LOCK`].
+fn write(program: &str, args: &[&str]) -> Option<Output> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join(SACCTMGR_WRITE_LOCK))
+        .and_then(|file| file.lock().map(|()| file));
+    let output = run(program, args);
+    drop(lock);
+    output
+}
+
+fn probe() -> Result<String, String> {
+    let clusters = run(
+        "sacctmgr",
+        &[
+            "--parsable2",
+            "--noheader",
+            "list",
+            "cluster",
+            "format=cluster",
+        ],
+    )
+    .ok_or("sacctmgr cannot be run")?;
+    let text = String::from_utf8_lossy(&clusters.stdout);
+    let cluster = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let cluster = match (clusters.status.success(), cluster) {
+        (true, Some(cluster)) => cluster.to_string(),
+        _ => {
+            return Err(format!(
+                "sacctmgr list cluster failed: {}{}",
+                text.trim(),
+                String::from_utf8_lossy(&clusters.stderr).trim()
+            ))
+        }
+    };
+    let sinfo = run("sinfo", &[]).ok_or("sinfo cannot be run")?;
+    if !sinfo.status.success() {
+        return Err(format!(
+            "sinfo failed: {}",
+            String::from_utf8_lossy(&sinfo.stderr).trim()
+        ));
+    }
+    Ok(cluster)
+}
+
+/// `Some` when real SLURM answers (`sacctmgr list cluster` and `sinfo`). Otherwise prints a
+/// skip line and answers `None`, or PANICS when `CI=true`.
+pub fn require_real_slurm() -> Option<RealSlurm> {
+    match probe() {
+        Ok(cluster) => Some(RealSlurm {
+            cluster,
+            _exclusive: exclusive(),
+        }),
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("real SLURM is not running: start it with scripts/slurm-setup.sh ({reason})")
+        }
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED: real SLURM is not running ({reason}); start it with scripts/slurm-setup.sh"
+            );
+            None
+        }
+    }
+}
+
+/// `sacctmgr --parsable2 --noheader <args>`, one row of `|`-separated fields per line. Panics
+/// when sacctmgr fails.
+pub fn sacctmgr_rows(args: &[&str]) -> Vec<Vec<String>> {
+    let mut full = vec!["--parsable2", "--noheader"];
+    full.extend_from_slice(args);
+    let output = run("sacctmgr", &full).expect("sacctmgr runs");
+    assert!(
+        output.status.success(),
+        "sacctmgr {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// Names in the first column of a sacctmgr query that start with `prefix`.
+fn names_with_prefix(args: &[&str], prefix: &str) -> Vec<String> {
+    let mut full = vec!["--parsable2", "--noheader"];
+    full.extend_from_slice(args);
+    let Some(output) = run("sacctmgr", &full) else {
+        return Vec::new();
+    };
+    let prefix = prefix.to_lowercase();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split('|').next())
+        .map(str::trim)
+        .filter(|name| name.to_lowercase().starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes everything a test created under its prefix when dropped.
+#[derive(Debug)]
+pub struct AccountGuard {
+    prefix: String,
+}
+
+impl AccountGuard {
+    /// A guard for `prefix`, which must be specific to one test run (at least 3 characters;
+    /// include the process id). Use [`AccountGuard::clean`] to remove leftovers first.
+    pub fn new(prefix: &str) -> Self {
+        assert!(
+            prefix.len() >= 3,
+            "a cleanup prefix must be specific, got {prefix:?}"
+        );
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Cancels the jobs of the prefix's accounts, removes their associations (users left
+    /// without any association go with them), the accounts, and the prefix's QoS. Retries a
+    /// few times (slurmdbd may be busy with another client) and reports what it could not
+    /// remove on stderr.
+    pub fn clean(&self) {
+        for attempt in 1..=3 {
+            let problems = self.clean_once();
+            if problems.is_empty() {
+                return;
+            }
+            if attempt == 3 {
+                eprintln!(
+                    "AccountGuard({}): could not remove everything: {}",
+                    self.prefix,
+                    problems.join("; ")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    fn clean_once(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut sacctmgr = |args: &[&str]| {
+            let mut full = vec!["-i"];
+            full.extend_from_slice(args);
+            match write("sacctmgr", &full) {
+                Some(out) if out.status.success() => {}
+                Some(out) => {
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    // Removing what another removal already took is fine.
+                    if !text.contains("Nothing deleted") {
+                        problems.push(format!("sacctmgr {}: {}", args.join(" "), text.trim()));
+                    }
+                }
+                None => problems.push("sacctmgr cannot be run".to_string()),
+            }
+        };
+        let accounts = names_with_prefix(&["list", "account", "format=account"], &self.prefix);
+        if !accounts.is_empty() {
+            if let Some(queue) = run("squeue", &["-h", "-o", "%a"]) {
+                let busy: Vec<String> = String::from_utf8_lossy(&queue.stdout)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|a| accounts.iter().any(|ours| ours == a))
+                    .map(str::to_string)
+                    .collect();
+                for account in busy {
+                    let _ = run("scancel", &["-A", &account, "-f"]);
+                }
+            }
+            for chunk in accounts.chunks(100) {
+                let list = chunk.join(",");
+                // One request for all: sacctmgr refuses it ("You can not remove the default
+                // account of a user") when it takes a user's default account together with
+                // another of the user's associations; one account per request it accepts.
+                let users = write(
+                    "sacctmgr",
+                    &["-i", "remove", "user", "where", &format!("account={list}")],
+                );
+                if !users.is_some_and(|out| out.status.success()) {
+                    for account in chunk {
+                        sacctmgr(&["remove", "user", "where", &format!("account={account}")]);
+                    }
+                }
+                sacctmgr(&["remove", "account", "where", &format!("name={list}")]);
+            }
+        }
+        let qos = names_with_prefix(&["list", "qos", "format=name"], &self.prefix);
+        for chunk in qos.chunks(100) {
+            sacctmgr(&[
+                "remove",
+                "qos",
+                "where",
+                &format!("name={}", chunk.join(",")),
+            ]);
+        }
+        problems
+    }
+}
+
+impl Drop for AccountGuard {
+    fn drop(&mut self) {
+        self.clean();
+    }
+}
