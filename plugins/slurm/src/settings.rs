@@ -254,7 +254,7 @@ pub struct SlurmSettings {
 }
 
 pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
-    Error::invalid_settings(format!("slurm: {message}"))
+    Error::invalid_settings(message.to_string())
 }
 
 /// A string setting: `None` when absent, null or empty (Python falsiness).
@@ -654,7 +654,7 @@ mod tests {
     fn rest_mode_is_refused() {
         assert_eq!(
             error(json!({"execution_mode": "rest", "rest_api": {"url": "http://x"}})),
-            "slurm: execution_mode 'rest' is not supported by this plugin; use 'cli'"
+            "execution_mode 'rest' is not supported by this plugin; use 'cli'"
         );
         assert!(error(json!({"execution_mode": "rset"})).contains("execution_mode"));
         assert!(parse(json!({"execution_mode": "cli"})).is_ok());

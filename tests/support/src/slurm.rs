@@ -6,33 +6,21 @@
 //!   whose name starts with the test's own prefix, their associations and jobs, and every
 //!   QoS with that prefix. Tests running in parallel use distinct prefixes.
 //! - [`sacctmgr_rows`] runs one `sacctmgr --parsable2 --noheader` query.
+//!
+//! Writes to the accounting database never run concurrently: the SLURM plugin takes the
+//! [`SACCTMGR_WRITE_LOCK`] flock around every writing sacctmgr command, and so does the guard.
+//! slurmdbd 22.05 exits (fatal) when MariaDB reports a deadlock between concurrent association
+//! writes ten times in a row, which concurrent writers on this machine did trigger. Reads run
+//! in parallel.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::process::{Command, Output};
 
-/// The SLURM a test runs against, held exclusively: while a test holds it, every other test
-/// that asks for real SLURM (in any process on the machine) waits. slurmdbd 22.05 treats a
-/// MariaDB deadlock between concurrent association writes as fatal and exits, which
-/// concurrent tests did trigger.
-#[derive(Debug)]
+/// The SLURM a test runs against.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealSlurm {
     /// The first cluster `sacctmgr list cluster` names.
     pub cluster: String,
-    _exclusive: File,
-}
-
-/// Waits for exclusive use of the machine's SLURM (an flock on a file in the temp dir).
-fn exclusive() -> File {
-    let path = std::env::temp_dir().join("waldur-agent-real-slurm.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    file.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    file
 }
 
 fn run(program: &str, args: &[&str]) -> Option<Output> {
@@ -94,10 +82,7 @@ fn probe() -> Result<String, String> {
 /// skip line and answers `None`, or PANICS when `CI=true`.
 pub fn require_real_slurm() -> Option<RealSlurm> {
     match probe() {
-        Ok(cluster) => Some(RealSlurm {
-            cluster,
-            _exclusive: exclusive(),
-        }),
+        Ok(cluster) => Some(RealSlurm { cluster }),
         Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("real SLURM is not running: start it with scripts/slurm-setup.sh ({reason})")
         }
