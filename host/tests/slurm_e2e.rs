@@ -207,7 +207,10 @@ fn users_of(prefix: &str, account: &str) -> Vec<String> {
 fn run_job(user: &str, account: &str) {
     let output = Command::new("runuser")
         .args(["-u", user, "--", "sbatch", "--parsable", "-A", account])
-        .args(["-n1", "--mem=100", "--chdir=/tmp", "--wrap", "sleep 3"])
+        // No output file: job ids restart after a wipe of the SLURM state, and a stale
+        // /tmp/slurm-<id>.out of another user would fail the job at once.
+        .args(["-n1", "--mem=100", "--chdir=/tmp", "--output=/dev/null"])
+        .args(["--wrap", "sleep 3"])
         .output()
         .unwrap();
     assert!(
