@@ -174,6 +174,16 @@ impl Run<'_> {
     }
 }
 
+/// Fails with the order's error and the agent's log unless the order is done.
+fn assert_order_done(sim: &Simulator, order: &str, log: &str) {
+    let order = sim.order(order).unwrap();
+    assert_eq!(
+        order.state, "done",
+        "order {}: {}\nagent log:\n{log}",
+        order.uuid, order.error_message
+    );
+}
+
 /// `(account, user, parent, GrpTRESMins, QOS)` of every association under `prefix`.
 fn associations(prefix: &str) -> Vec<[String; 5]> {
     let mut rows: Vec<[String; 5]> = sacctmgr_rows(&[
@@ -261,8 +271,8 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
     );
 
     // order_process: the hierarchy, the limits and the team's associations in SLURM.
-    run.once("order_process");
-    assert_eq!(sim.order(CREATE).unwrap().state, "done");
+    let log = run.once("order_process");
+    assert_order_done(&sim, CREATE, &log);
     assert_eq!(sim.resource(RES).unwrap().backend_id, alloc);
     assert_eq!(account_row(&prefix, &cust).unwrap()[2], "root");
     assert_eq!(account_row(&prefix, &proj).unwrap()[2], cust);
@@ -337,11 +347,8 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
         "Update",
         serde_json::json!({"gres/gpu": 7}),
     );
-    run.once("order_process");
-    assert_eq!(
-        sim.order("77777777777777777777777777777703").unwrap().state,
-        "done"
-    );
+    let log = run.once("order_process");
+    assert_order_done(&sim, "77777777777777777777777777777703", &log);
     assert_eq!(
         account_row(&prefix, &alloc).unwrap()[3],
         "cpu=10,gres/gpu=420"
@@ -352,11 +359,8 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
         "Terminate",
         serde_json::json!({}),
     );
-    run.once("order_process");
-    assert_eq!(
-        sim.order("77777777777777777777777777777704").unwrap().state,
-        "done"
-    );
+    let log = run.once("order_process");
+    assert_order_done(&sim, "77777777777777777777777777777704", &log);
     assert!(account_row(&prefix, &alloc).is_none(), "allocation removed");
     assert!(
         account_row(&prefix, &proj).is_none(),
