@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use waldur_sim::{Scenario, Simulator};
-use waldur_test_support::slurm::{require_real_slurm, sacctmgr_rows, AccountGuard};
+use waldur_test_support::slurm::{daemon_logs, require_real_slurm, sacctmgr_rows, AccountGuard};
 use waldur_test_support::{workspace_plugin, PluginDir};
 
 const TOKEN: &str = "slurm-e2e-token";
@@ -174,13 +174,17 @@ impl Run<'_> {
     }
 }
 
-/// Fails with the order's error and the agent's log unless the order is done.
+/// Fails with the order's error, the agent's log and the SLURM daemons' logs unless the
+/// order is done.
 fn assert_order_done(sim: &Simulator, order: &str, log: &str) {
     let order = sim.order(order).unwrap();
     assert_eq!(
-        order.state, "done",
-        "order {}: {}\nagent log:\n{log}",
-        order.uuid, order.error_message
+        order.state,
+        "done",
+        "order {}: {}\nagent log:\n{log}\n{}",
+        order.uuid,
+        order.error_message,
+        daemon_logs(30)
     );
 }
 

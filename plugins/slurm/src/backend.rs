@@ -175,6 +175,24 @@ impl Backend for Slurm {
         self.add_user_to(&waldur_resource, &username)
     }
 
+    fn remove_users_from_resource(
+        &self,
+        waldur_resource: WaldurResource,
+        usernames: Vec<String>,
+        _options: UserOptions,
+    ) -> Result<Vec<String>> {
+        self.remove_users(&waldur_resource, &usernames)
+    }
+
+    fn remove_user(
+        &self,
+        waldur_resource: WaldurResource,
+        username: String,
+        _options: UserOptions,
+    ) -> Result<bool> {
+        self.remove_user_from(&waldur_resource.backend_id, &username)
+    }
+
     fn process_existing_users(&self, usernames: Vec<String>) -> Result<()> {
         self.ensure_homedirs(&usernames);
         Ok(())

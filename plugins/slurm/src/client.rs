@@ -265,17 +265,35 @@ impl SlurmClient {
         ]))
     }
 
-    /// `show association where account=<a>`: does any association have a user?
-    pub fn account_has_users(&self, account: &str) -> Result<bool> {
+    /// `show association where account=<a>`: every association line of the account.
+    fn account_associations(&self, account: &str) -> Result<Vec<Association>> {
         let output = self.sacctmgr(&argv(&[
             "show",
             "association",
             "where",
             &format!("account={account}"),
         ]))?;
-        Ok(parser::associations(&output)
+        Ok(parser::associations(&output))
+    }
+
+    /// `show association where account=<a>`: does any association have a user?
+    pub fn account_has_users(&self, account: &str) -> Result<bool> {
+        Ok(self
+            .account_associations(account)?
             .iter()
             .any(|a| !a.user.is_empty()))
+    }
+
+    /// `show association where account=<a>`: the users with an association in the account,
+    /// lower-cased. The answer [`Self::get_association`] gives user by user: sacctmgr matches
+    /// `where` values case-insensitively.
+    pub fn association_users(&self, account: &str) -> Result<BTreeSet<String>> {
+        Ok(self
+            .account_associations(account)?
+            .into_iter()
+            .filter(|a| !a.user.is_empty() && a.account.eq_ignore_ascii_case(account))
+            .map(|a| a.user.to_lowercase())
+            .collect())
     }
 
     /// `remove user where account=<a>`.
@@ -399,7 +417,9 @@ impl SlurmClient {
         args
     }
 
-    /// `add user <u> account=<id> [DefaultAccount=<d>] Share=parent`.
+    /// `add user <u> account=<id> [DefaultAccount=<d>] Share=parent`. Like every
+    /// `create_association*`, `<u>` may be a comma list: one association per user, all or
+    /// none (sacctmgr commits an `add` as one transaction).
     pub fn create_association(
         &self,
         username: &str,
@@ -485,7 +505,7 @@ impl SlurmClient {
         self.sacctmgr(&args)
     }
 
-    /// `remove user where name=<u> and account=<id>`.
+    /// `remove user where name=<u> and account=<id>`; `<u>` may be a comma list.
     pub fn delete_association(&self, username: &str, resource_id: &str) -> Result<String> {
         self.sacctmgr(&argv(&[
             "remove",

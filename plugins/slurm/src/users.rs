@@ -29,6 +29,49 @@ fn selected_qos(resource: &WaldurResource) -> (Option<String>, Option<String>) {
     (text("qos"), text("partition"))
 }
 
+/// Every username once, in the given order.
+fn distinct(usernames: &[String]) -> Vec<&str> {
+    let mut seen = BTreeSet::new();
+    usernames
+        .iter()
+        .map(String::as_str)
+        .filter(|u| seen.insert(*u))
+        .collect()
+}
+
+/// The reference's per-user loop: the users `apply` answered true for; a backend error for
+/// one user is logged and that user left out; any other error stops the loop.
+fn one_by_one(
+    usernames: &[&str],
+    verb: &str,
+    account: &str,
+    mut apply: impl FnMut(&str) -> Result<bool>,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for &username in usernames {
+        match apply(username) {
+            Ok(true) => done.push(username.to_string()),
+            Ok(false) => {}
+            Err(e) if is_backend_error(&e) => log::error!(
+                "Unable to {verb} user {username} (resource {account}), details: {}",
+                e.message
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Whether a user name can go into a comma list for sacctmgr (`name=u1,u2`): a comma, `=`,
+/// a quote or white space would change what the list means, so such a name goes alone, as
+/// the reference sends it.
+fn fits_in_name_list(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| matches!(c, ',' | '=' | '"' | '\'') || c.is_whitespace())
+}
+
 impl Slurm {
     /// `DefaultAccount=` of a new association under `account`.
     fn default_account_for(&self, account: &str) -> Option<String> {
@@ -55,10 +98,17 @@ impl Slurm {
             log::info!("Association already exists, skipping creation");
             return Ok(true);
         }
-        log::info!("Creating association between {username} and {account}");
-        match self.create_association(resource, username) {
+        self.create_logged(resource, username)
+    }
+
+    /// Creates the association of `users` (a name or a comma list); false when that failed
+    /// (logged).
+    fn create_logged(&self, resource: &WaldurResource, users: &str) -> Result<bool> {
+        let account = resource.backend_id.as_str();
+        log::info!("Creating association between {users} and {account}");
+        match self.create_association(resource, users) {
             Ok(()) => {
-                log::info!("Created association between {username} and {account}");
+                log::info!("Created association between {users} and {account}");
                 Ok(true)
             }
             Err(e) if is_backend_error(&e) => {
@@ -72,8 +122,8 @@ impl Slurm {
     /// The association itself: with the order's QoS when enforced (on the order's
     /// partition, else the enforced offering partitions, else `default_partition`);
     /// otherwise restricted to the offering partitions (`enforce_offering_partitions`), or
-    /// `default_partition`, or plain.
-    fn create_association(&self, resource: &WaldurResource, username: &str) -> Result<()> {
+    /// `default_partition`, or plain. `users` is a name or a comma list of names.
+    fn create_association(&self, resource: &WaldurResource, users: &str) -> Result<()> {
         let account = resource.backend_id.as_str();
         let default_account = self.default_account_for(account);
         let default_account = default_account.as_deref();
@@ -90,7 +140,7 @@ impl Slurm {
                     (None, None) => None,
                 };
                 self.client.create_association_with_qos(
-                    username,
+                    users,
                     account,
                     std::slice::from_ref(&qos),
                     Some(&qos),
@@ -100,7 +150,7 @@ impl Slurm {
             }
             _ if use_offering_partitions => {
                 self.client.create_association_with_partitions(
-                    username,
+                    users,
                     account,
                     &offering_partitions,
                     default_account,
@@ -109,7 +159,7 @@ impl Slurm {
             _ => match &self.settings.default_partition {
                 Some(partition) => {
                     self.client.create_association_with_partition(
-                        username,
+                        users,
                         account,
                         partition,
                         default_account,
@@ -117,15 +167,21 @@ impl Slurm {
                 }
                 None => {
                     self.client
-                        .create_association(username, account, default_account)?;
+                        .create_association(users, account, default_account)?;
                 }
             },
         }
         Ok(())
     }
 
-    /// `add_user` for every distinct username (a backend error for one user is logged), then
-    /// the home directories of those added.
+    /// Adds every distinct username (a backend error for one user is logged), then creates
+    /// the home directories of those added. Answers the users now associated, in the given
+    /// order.
+    ///
+    /// The reference checks and creates association by association. When the names allow it,
+    /// this lists the account's associations once and creates all missing ones in one
+    /// `add user u1,u2,...`; should that fail, it creates them one by one, so one bad user
+    /// costs only that user. The associations left behind are the same.
     pub(crate) fn add_users(
         &self,
         resource: &WaldurResource,
@@ -142,25 +198,218 @@ impl Slurm {
             resource.backend_id,
             usernames.join(", ")
         );
-        let mut seen = BTreeSet::new();
-        let mut added = Vec::new();
-        for username in usernames.iter().filter(|u| seen.insert(u.as_str())) {
-            match self.add_user_to(resource, username) {
-                Ok(true) => added.push(username.clone()),
-                Ok(false) => {}
-                Err(e) if is_backend_error(&e) => log::error!(
-                    "Unable to add user {username} to resource {}, details: {}",
-                    resource.backend_id,
-                    e.message
-                ),
-                Err(e) => return Err(e),
-            }
-        }
+        let distinct = distinct(usernames);
+        let added = match self.add_users_in_bulk(resource, &distinct)? {
+            Some(added) => added,
+            None => self.add_users_one_by_one(resource, &distinct)?,
+        };
         if self.settings.enable_user_homedir_account_creation {
             let umask = options.homedir_umask.as_deref().unwrap_or("0077");
             self.create_homedirs(&added, umask);
         }
         Ok(added)
+    }
+
+    fn add_users_one_by_one(
+        &self,
+        resource: &WaldurResource,
+        usernames: &[&str],
+    ) -> Result<Vec<String>> {
+        one_by_one(usernames, "add", &resource.backend_id, |username| {
+            self.add_user_to(resource, username)
+        })
+    }
+
+    /// `None` when the users must go one by one: fewer than two, a blank account, a name
+    /// that cannot share a list, or the account's associations could not be listed.
+    fn add_users_in_bulk(
+        &self,
+        resource: &WaldurResource,
+        usernames: &[&str],
+    ) -> Result<Option<Vec<String>>> {
+        let account = resource.backend_id.as_str();
+        let Some(existing) = self.bulk_associations(account, usernames)? else {
+            return Ok(None);
+        };
+        let mut added = BTreeSet::new();
+        let mut missing = Vec::new();
+        for &username in usernames {
+            log::info!("Adding user {username} to resource {account}");
+            if username.is_empty() {
+                log::warn!("Username is blank, skipping creation of association");
+            } else if existing.contains(&username.to_lowercase()) {
+                log::info!("Association already exists, skipping creation");
+                added.insert(username);
+            } else {
+                missing.push(username);
+            }
+        }
+        if missing.len() == 1 {
+            if self.create_logged(resource, missing[0])? {
+                added.insert(missing[0]);
+            }
+        } else if !missing.is_empty() {
+            let list = missing.join(",");
+            log::info!("Creating association between {list} and {account}");
+            match self.create_association(resource, &list) {
+                Ok(()) => {
+                    log::info!("Created association between {list} and {account}");
+                    added.extend(missing);
+                }
+                Err(e) if is_backend_error(&e) => {
+                    log::warn!(
+                        "Creating {} associations in one command failed ({}); creating them one by one",
+                        missing.len(),
+                        e.message
+                    );
+                    for username in missing {
+                        if self.create_logged(resource, username)? {
+                            added.insert(username);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(
+            usernames
+                .iter()
+                .filter(|u| added.contains(*u))
+                .map(|u| u.to_string())
+                .collect(),
+        ))
+    }
+
+    /// The users associated with `account` (lower-cased), for the bulk paths; `None` when
+    /// the users must go one by one (see [`Self::add_users_in_bulk`]).
+    fn bulk_associations(
+        &self,
+        account: &str,
+        usernames: &[&str],
+    ) -> Result<Option<BTreeSet<String>>> {
+        let listable = |name: &&str| name.is_empty() || fits_in_name_list(name);
+        if usernames.len() < 2 || account.trim().is_empty() || !usernames.iter().all(listable) {
+            return Ok(None);
+        }
+        match self.client.association_users(account) {
+            Ok(users) => Ok(Some(users)),
+            Err(e) if is_backend_error(&e) => {
+                log::warn!(
+                    "Listing the associations of {account} failed ({}); going user by user",
+                    e.message
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes every distinct username's association (after cancelling their jobs); a
+    /// backend error for one user is logged. Answers the users no longer associated (those
+    /// who never were included), in the given order.
+    ///
+    /// As for [`Self::add_users`]: one listing and one `remove user where name=u1,u2,...`
+    /// where the reference checks and removes user by user; one by one when that fails.
+    pub(crate) fn remove_users(
+        &self,
+        resource: &WaldurResource,
+        usernames: &[String],
+    ) -> Result<Vec<String>> {
+        if usernames.is_empty() {
+            log::info!("No users to remove");
+            return Ok(Vec::new());
+        }
+        let account = resource.backend_id.as_str();
+        log::info!(
+            "Removing {} users from resource {account} on backend: {}",
+            usernames.len(),
+            usernames.join(", ")
+        );
+        let distinct = distinct(usernames);
+        match self.remove_users_in_bulk(account, &distinct)? {
+            Some(removed) => Ok(removed),
+            None => self.remove_users_one_by_one(account, &distinct),
+        }
+    }
+
+    fn remove_users_one_by_one(&self, account: &str, usernames: &[&str]) -> Result<Vec<String>> {
+        one_by_one(usernames, "remove", account, |username| {
+            self.remove_user_from(account, username)
+        })
+    }
+
+    /// Removes the user's association after cancelling their jobs in the account; true also
+    /// when there was none. False when that failed (logged); a blank account is a backend
+    /// error.
+    pub(crate) fn remove_user_from(&self, account: &str, username: &str) -> Result<bool> {
+        if account.trim().is_empty() {
+            return Err(Error::backend("Empty resource backend ID"));
+        }
+        log::info!("Removing user {username} from resource {account}");
+        if self.client.get_association(username, account)?.is_none() {
+            return Ok(true);
+        }
+        self.delete_logged(account, username)
+    }
+
+    /// Cancels the jobs of each of `users`, then removes their associations with one command
+    /// (`users`: a name or a comma list); false when that failed (logged).
+    fn delete_logged(&self, account: &str, users: &str) -> Result<bool> {
+        log::info!("Deleting association between {users} and {account}");
+        let outcome = users
+            .split(',')
+            .try_for_each(|user| self.cancel_user_jobs(account, user))
+            .and_then(|()| self.client.delete_association(users, account).map(drop));
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) if is_backend_error(&e) => {
+                log::error!("Unable to delete association in the backend: {}", e.message);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_users_in_bulk(
+        &self,
+        account: &str,
+        usernames: &[&str],
+    ) -> Result<Option<Vec<String>>> {
+        let Some(existing) = self.bulk_associations(account, usernames)? else {
+            return Ok(None);
+        };
+        let (present, absent): (Vec<&str>, Vec<&str>) = usernames
+            .iter()
+            .partition(|u| existing.contains(&u.to_lowercase()));
+        for username in &absent {
+            log::info!("Removing user {username} from resource {account}: no association");
+        }
+        let mut removed: BTreeSet<String> = absent.iter().map(|u| u.to_string()).collect();
+        match present.len() {
+            0 => {}
+            1 => {
+                if self.delete_logged(account, present[0])? {
+                    removed.insert(present[0].to_string());
+                }
+            }
+            n => {
+                if self.delete_logged(account, &present.join(","))? {
+                    removed.extend(present.iter().map(|u| u.to_string()));
+                } else {
+                    log::warn!(
+                        "Removing {n} associations in one command failed; removing them one by one"
+                    );
+                    removed.extend(self.remove_users_one_by_one(account, &present)?);
+                }
+            }
+        }
+        Ok(Some(
+            usernames
+                .iter()
+                .filter(|u| removed.contains(**u))
+                .map(|u| u.to_string())
+                .collect(),
+        ))
     }
 
     /// Before an association goes: cancel the user's jobs in the account, if the user

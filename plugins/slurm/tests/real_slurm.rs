@@ -312,7 +312,7 @@ fn associations_policies_partitions_and_user_limits() {
     let p = prefix("u");
     let _cleanup = AccountGuard::new(&p);
     let default = format!("{p}def");
-    let (_, common) = backend(settings(
+    let (commands, common) = backend(settings(
         &p,
         json!({"default_account_policy": "common", "default_account": default, "root_account": "root"}),
     ));
@@ -382,6 +382,36 @@ fn associations_policies_partitions_and_user_limits() {
     assert_eq!(
         agent.remove_users(&r1, &["wa-bob", "nobody-here"]).unwrap(),
         vec!["wa-bob", "nobody-here"]
+    );
+    assert_eq!(users_of(&a1), vec!["wa-alice"]);
+
+    // Several users at once: one association listing and one sacctmgr write for all of them
+    // (SLURM users without a Linux account: their job check stops at `id`).
+    let (x1, x2) = (format!("{p}x1"), format!("{p}x2"));
+    commands.take();
+    let added = common
+        .add_users_to_resource(
+            r1.clone(),
+            vec![x1.clone(), "wa-alice".into(), x2.clone()],
+            UserOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(added, vec![x1.clone(), "wa-alice".into(), x2.clone()]);
+    assert_eq!(
+        users_of(&a1),
+        vec!["wa-alice".into(), x1.clone(), x2.clone()]
+    );
+    let sacctmgr_calls =
+        |calls: Vec<String>| calls.into_iter().filter(|c| c.contains("sacctmgr")).count();
+    assert_eq!(sacctmgr_calls(commands.take()), 2, "one listing, one add");
+    assert_eq!(
+        agent.remove_users(&r1, &[&x1, &x2]).unwrap(),
+        vec![x1.clone(), x2.clone()]
+    );
+    assert_eq!(
+        sacctmgr_calls(commands.take()),
+        2,
+        "one listing, one remove"
     );
     assert_eq!(users_of(&a1), vec!["wa-alice"]);
 

@@ -95,6 +95,26 @@ pub fn require_real_slurm() -> Option<RealSlurm> {
     }
 }
 
+/// The last `lines` lines of each log of the SLURM daemons and their database (from
+/// scripts/slurm-setup.sh's state directory), for failure messages: a test that fails on real
+/// SLURM shows what the daemons said.
+pub fn daemon_logs(lines: usize) -> String {
+    let state = std::env::var("SLURM_STATE").unwrap_or_else(|_| "/tmp/waldur-agent-slurm".into());
+    let mut out = String::new();
+    for name in ["slurmdbd.log", "slurmctld.log", "mariadb.err"] {
+        let path = std::path::Path::new(&state).join("log").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({e})"));
+        let all: Vec<&str> = text.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        out.push_str(&format!("--- {} (last {lines} lines)\n", path.display()));
+        for line in tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// `sacctmgr --parsable2 --noheader <args>`, one row of `|`-separated fields per line. Panics
 /// when sacctmgr fails.
 pub fn sacctmgr_rows(args: &[&str]) -> Vec<Vec<String>> {

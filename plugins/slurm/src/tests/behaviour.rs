@@ -617,6 +617,9 @@ fn capabilities_and_implemented_methods() {
         "pre_create_resource",
         "post_create_resource",
         "add_user",
+        "add_users_to_resource",
+        "remove_user",
+        "remove_users_from_resource",
         "get_usage_report",
     ] {
         assert!(implemented.contains(&method), "{method}");
@@ -624,7 +627,6 @@ fn capabilities_and_implemented_methods() {
     for method in [
         "create_resource_with_id",
         "delete_resource",
-        "remove_user",
         "pull_resource",
         "get_resource_backend_id",
     ] {
