@@ -4,7 +4,7 @@
 # (PyPI), one cycle of `report` and of `membership_sync`, both agents against the Waldur simulator
 # (tests/waldur-sim) and the SAME SLURM 22.05 accounting (scripts/slurm-setup.sh) in the same run.
 #
-# Per size (SLURM allocations; 10 team members each, 10 allocations per project):
+# Per size (SLURM allocations; 10 team members each unless --users, 10 allocations per project):
 #   report           every allocation has all 10 members; ~10 short sbatch jobs (as root) ran in
 #                    10 of the allocations this month, so sacct returns usage for those
 #   membership_sync  every allocation misses 2 members and has 1 stale user (one stale user per
@@ -27,7 +27,7 @@
 #   req    Waldur API requests (simulator counters; the simulator is fresh per run)
 #   cmd    SLURM commands (sacctmgr, sacct, scancel, sinfo) through the shim; `id` counted apart
 #   done   resources with set_usage (report) / with refresh_last_sync (membership_sync)
-#   as     user associations in the allocations afterwards (expected: size x 10)
+#   as     user associations in the allocations afterwards (expected: size x users)
 #   same   whether both agents left the same results: report -> the same component usages and
 #          user usages in Waldur; membership_sync -> the same associations in SLURM and the same
 #          refresh_last_sync count; both -> the same resource fields and SLURM state otherwise.
@@ -37,6 +37,11 @@
 # Usage: scripts/bench-slurm.sh [--sizes 100,1000] [--modes report,membership_sync]
 #                               [--latencies 0,5] [--ref-max-size N] [--no-ref] [--no-ours]
 #                               [--quiet S] [--ref-timeout S] [--serialize-writes] [--purge]
+#                               [--users N]
+#   --users N          team members per project (default 10). slurmdbd 22.05 keeps associations
+#                      as a nested set: every added association rewrites the position of about
+#                      every other one, so with 10 users the 1,000-allocation starting states take
+#                      hours on a 2-core machine; fewer users keep the same per-allocation work
 #   --ref-max-size N   run the reference only for sizes <= N
 #   --no-ref           never run the reference (only ours); --no-ours: only the reference
 #   --serialize-writes the shim runs the agents' writing sacctmgr commands (add, remove, modify,
@@ -87,6 +92,7 @@ while [[ $# -gt 0 ]]; do
         --ref-timeout) REF_TIMEOUT="$2"; shift 2 ;;
         --purge) PURGE=1; shift ;;
         --serialize-writes) SERIALIZE=1; shift ;;
+        --users) USERS="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -796,6 +802,11 @@ T_ALL="$(date +%s)"
     echo "ours: $([[ "$NO_OURS" == 0 ]] && echo "waldur-agent $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty') + plugins/slurm" || echo "not run")"
     echo "reference: $([[ "$NO_REF" == 0 ]] && echo "waldur-site-agent $("$VENV/bin/pip" show waldur-site-agent 2>/dev/null | sed -n 's/^Version: //p') + waldur-site-agent-slurm $("$VENV/bin/pip" show waldur-site-agent-slurm 2>/dev/null | sed -n 's/^Version: //p')" || echo "not run")"
     [[ "$SERIALIZE" == 0 ]] || echo "--serialize-writes: the shim runs writing sacctmgr commands one at a time"
+    if ip route show table local 2>/dev/null | grep -q "^local 127.0.0.1 .*quickack 1"; then
+        echo "loopback quickack on: no delayed-ACK stalls between sacctmgr and slurmdbd (scripts/slurm-setup.sh)"
+    else
+        echo "loopback quickack off: every sacctmgr round trip to slurmdbd stalls ~40 ms (scripts/slurm-setup.sh)"
+    fi
     echo "load at start: $(uptime)"
 } | tee -a "$REPORT"
 for size in "${SIZE_LIST[@]}"; do

@@ -175,8 +175,9 @@ impl AccountGuard {
         &self.prefix
     }
 
-    /// Cancels the jobs of the prefix's accounts, removes their associations (users left
-    /// without any association go with them), the accounts, and the prefix's QoS. Retries a
+    /// Removes the users named with the prefix, cancels the jobs of the prefix's accounts,
+    /// removes their associations (users left without any association go with them), the
+    /// accounts, and the prefix's QoS. Retries a
     /// few times (slurmdbd may be busy with another client) and reports what it could not
     /// remove on stderr.
     pub fn clean(&self) {
@@ -217,6 +218,17 @@ impl AccountGuard {
                 None => problems.push("sacctmgr cannot be run".to_string()),
             }
         };
+        // Users the test named with its prefix go completely: sacctmgr refuses to remove the
+        // association of a user's default account while the user exists.
+        let users = names_with_prefix(&["list", "user", "format=user"], &self.prefix);
+        for chunk in users.chunks(100) {
+            sacctmgr(&[
+                "remove",
+                "user",
+                "where",
+                &format!("name={}", chunk.join(",")),
+            ]);
+        }
         let accounts = names_with_prefix(&["list", "account", "format=account"], &self.prefix);
         if !accounts.is_empty() {
             if let Some(queue) = run("squeue", &["-h", "-o", "%a"]) {
