@@ -129,7 +129,7 @@ trap 'exit 130' INT TERM
 cat >"$WORK/benchlib.py" <<'EOF'
 """Helpers of bench-slurm.sh: SLURM starting states (bulk sacctmgr), jobs, snapshots, cleanup,
 watching the simulator and the shim, digests of the simulator state and their comparison."""
-import json, os, re, subprocess, sys, time, urllib.request
+import fcntl, json, os, re, subprocess, sys, tempfile, time, urllib.request
 from collections import Counter, defaultdict
 
 SACCTMGR = "/usr/bin/sacctmgr"   # never through the shim
@@ -138,7 +138,11 @@ COMMANDS = 0
 def sacctmgr(args):
     global COMMANDS
     COMMANDS += 1
-    p = subprocess.run([SACCTMGR, "-i"] + args, capture_output=True, text=True)
+    # The lock the SLURM plugin and the test helpers take around sacctmgr writes: concurrent
+    # association writes can deadlock slurmdbd 22.05 (it then exits).
+    with open(os.path.join(tempfile.gettempdir(), "waldur-agent-sacctmgr.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = subprocess.run([SACCTMGR, "-i"] + args, capture_output=True, text=True)
     out = (p.stdout + p.stderr).strip()
     if p.returncode != 0 and not re.search(r"Nothing (new added|deleted|modified)", out):
         raise SystemExit(f"sacctmgr {' '.join(args)[:300]} failed ({p.returncode}): {out[-800:]}")
