@@ -121,8 +121,9 @@ chmod 755 "$STATE" "$LOG"
 chmod 1777 "$RUN" # mysql, slurm and root daemons all write their PID files here
 chown slurm:slurm "$STATE/spool/ctld" "$STATE/spool/d" "$LOG"
 chown munge:munge "$STATE/munge"
-touch "$LOG/slurmdbd.log" "$LOG/slurmctld.log" "$LOG/slurmd.log"
+touch "$LOG/slurmdbd.log" "$LOG/slurmctld.log" "$LOG/slurmd.log" "$LOG/mariadb.err"
 chown slurm:slurm "$LOG"/slurm*.log
+chown mysql:mysql "$LOG/mariadb.err" # the log directory belongs to slurm
 
 loopback_quickack
 

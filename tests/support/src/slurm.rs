@@ -96,23 +96,62 @@ pub fn require_real_slurm() -> Option<RealSlurm> {
 }
 
 /// The last `lines` lines of each log of the SLURM daemons and their database (from
-/// scripts/slurm-setup.sh's state directory), for failure messages: a test that fails on real
-/// SLURM shows what the daemons said.
+/// scripts/slurm-setup.sh's state directory), and the database's open queries and
+/// transactions, for failure messages: a test that fails on real SLURM shows what the daemons
+/// said and whether a write was waiting for a lock.
 pub fn daemon_logs(lines: usize) -> String {
     let state = std::env::var("SLURM_STATE").unwrap_or_else(|_| "/tmp/waldur-agent-slurm".into());
+    let state = std::path::Path::new(&state);
     let mut out = String::new();
     for name in ["slurmdbd.log", "slurmctld.log", "mariadb.err"] {
-        let path = std::path::Path::new(&state).join("log").join(name);
+        let path = state.join("log").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({e})"));
-        let all: Vec<&str> = text.lines().collect();
-        let tail = &all[all.len().saturating_sub(lines)..];
-        out.push_str(&format!("--- {} (last {lines} lines)\n", path.display()));
-        for line in tail {
-            out.push_str(line);
-            out.push('\n');
+        push_tail(&mut out, &path.display().to_string(), &text, lines);
+    }
+    let socket = state.join("run").join("mysqld.sock");
+    let database = Command::new("mariadb")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", "SHOW FULL PROCESSLIST; SHOW ENGINE INNODB STATUS\\G"])
+        .output();
+    let text = match database {
+        Ok(output) => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr)
+        }
+        Err(e) => format!("(mariadb: {e})"),
+    };
+    // The queries that are not idle, and the transactions section of the InnoDB status.
+    let mut relevant = Vec::new();
+    let mut in_transactions = false;
+    for line in text.lines() {
+        match line.trim() {
+            "TRANSACTIONS" => in_transactions = true,
+            "FILE I/O" => in_transactions = false,
+            _ => {}
+        }
+        let is_query = line.split('\t').count() > 5 && !line.contains("\tSleep\t");
+        let idle_transaction = line.contains(", not started") || line.starts_with("0 lock struct");
+        if (in_transactions && !idle_transaction) || is_query || line.starts_with("ERROR") {
+            relevant.push(line);
         }
     }
+    out.push_str(&format!(
+        "--- MariaDB queries and transactions (first {lines} lines)\n"
+    ));
+    for line in relevant.iter().take(lines) {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
+}
+
+fn push_tail(out: &mut String, title: &str, text: &str, lines: usize) {
+    let all: Vec<&str> = text.lines().collect();
+    out.push_str(&format!("--- {title} (last {lines} lines)\n"));
+    for line in &all[all.len().saturating_sub(lines)..] {
+        out.push_str(line);
+        out.push('\n');
+    }
 }
 
 /// `sacctmgr --parsable2 --noheader <args>`, one row of `|`-separated fields per line. Panics
@@ -275,5 +314,30 @@ impl AccountGuard {
 impl Drop for AccountGuard {
     fn drop(&mut self) {
         self.clean();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_logs_show_every_log_and_the_database_queries() {
+        let Some(_slurm) = require_real_slurm() else {
+            return;
+        };
+        let logs = daemon_logs(5);
+        for part in [
+            "slurmdbd.log (last 5 lines)",
+            "slurmctld.log (last 5 lines)",
+            "mariadb.err (last 5 lines)",
+            "MariaDB queries and transactions",
+        ] {
+            assert!(logs.contains(part), "{part} missing:\n{logs}");
+        }
+        // The diagnostic query itself is a running query, so the process list is there.
+        assert!(logs.contains("SHOW FULL PROCESSLIST"), "{logs}");
+        assert!(logs.contains("TRANSACTIONS"), "{logs}");
+        assert!(!logs.contains("No such file"), "{logs}");
     }
 }
