@@ -11,6 +11,7 @@ use waldur_plugin_abi::wire::{JsonMap, PeriodicSettingsResult};
 use waldur_plugin_abi::Result;
 
 use crate::client::SlurmClient;
+use crate::settings::truthy;
 use crate::slurm::Slurm;
 
 /// Python's `str()` of a JSON value.
@@ -32,18 +33,6 @@ fn py_int(value: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         Value::Bool(b) => Some(i64::from(*b)),
         _ => None,
-    }
-}
-
-/// Python truthiness.
-fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
     }
 }
 

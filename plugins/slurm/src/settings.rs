@@ -294,7 +294,7 @@ fn object<'a>(map: &'a JsonMap, key: &str) -> Result<Option<&'a JsonMap>> {
 }
 
 /// Python truthiness of a value.
-fn truthy(value: Option<&Value>) -> bool {
+pub(crate) fn truthy(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,

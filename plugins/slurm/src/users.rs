@@ -62,6 +62,15 @@ fn one_by_one(
     Ok(done)
 }
 
+/// The users of `usernames` that are in `done`, in the given order.
+fn in_given_order(usernames: &[&str], done: &BTreeSet<&str>) -> Vec<String> {
+    usernames
+        .iter()
+        .filter(|u| done.contains(*u))
+        .map(|u| u.to_string())
+        .collect()
+}
+
 /// Whether a user name can go into a comma list for sacctmgr (`name=u1,u2`): a comma, `=`,
 /// a quote or white space would change what the list means, so such a name goes alone, as
 /// the reference sends it.
@@ -98,15 +107,16 @@ impl Slurm {
             log::info!("Association already exists, skipping creation");
             return Ok(true);
         }
-        self.create_logged(resource, username)
+        self.create_logged(resource, &[username])
     }
 
-    /// Creates the association of `users` (a name or a comma list); false when that failed
+    /// Creates the associations of `users` with one command; false when that failed
     /// (logged).
-    fn create_logged(&self, resource: &WaldurResource, users: &str) -> Result<bool> {
+    fn create_logged(&self, resource: &WaldurResource, users: &[&str]) -> Result<bool> {
         let account = resource.backend_id.as_str();
+        let users = users.join(",");
         log::info!("Creating association between {users} and {account}");
-        match self.create_association(resource, users) {
+        match self.create_association(resource, &users) {
             Ok(()) => {
                 log::info!("Created association between {users} and {account}");
                 Ok(true)
@@ -244,40 +254,20 @@ impl Slurm {
                 missing.push(username);
             }
         }
-        if missing.len() == 1 {
-            if self.create_logged(resource, missing[0])? {
-                added.insert(missing[0]);
-            }
-        } else if !missing.is_empty() {
-            let list = missing.join(",");
-            log::info!("Creating association between {list} and {account}");
-            match self.create_association(resource, &list) {
-                Ok(()) => {
-                    log::info!("Created association between {list} and {account}");
-                    added.extend(missing);
+        if missing.is_empty() || self.create_logged(resource, &missing)? {
+            added.extend(missing);
+        } else if missing.len() > 1 {
+            log::warn!(
+                "Creating {} associations in one command failed; creating them one by one",
+                missing.len()
+            );
+            for username in missing {
+                if self.create_logged(resource, &[username])? {
+                    added.insert(username);
                 }
-                Err(e) if is_backend_error(&e) => {
-                    log::warn!(
-                        "Creating {} associations in one command failed ({}); creating them one by one",
-                        missing.len(),
-                        e.message
-                    );
-                    for username in missing {
-                        if self.create_logged(resource, username)? {
-                            added.insert(username);
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
             }
         }
-        Ok(Some(
-            usernames
-                .iter()
-                .filter(|u| added.contains(*u))
-                .map(|u| u.to_string())
-                .collect(),
-        ))
+        Ok(Some(in_given_order(usernames, &added)))
     }
 
     /// The users associated with `account` (lower-cased), for the bulk paths; `None` when
@@ -349,17 +339,18 @@ impl Slurm {
         if self.client.get_association(username, account)?.is_none() {
             return Ok(true);
         }
-        self.delete_logged(account, username)
+        self.delete_logged(account, &[username])
     }
 
-    /// Cancels the jobs of each of `users`, then removes their associations with one command
-    /// (`users`: a name or a comma list); false when that failed (logged).
-    fn delete_logged(&self, account: &str, users: &str) -> Result<bool> {
-        log::info!("Deleting association between {users} and {account}");
+    /// Cancels the jobs of each of `users`, then removes their associations with one
+    /// command; false when that failed (logged).
+    fn delete_logged(&self, account: &str, users: &[&str]) -> Result<bool> {
+        let list = users.join(",");
+        log::info!("Deleting association between {list} and {account}");
         let outcome = users
-            .split(',')
+            .iter()
             .try_for_each(|user| self.cancel_user_jobs(account, user))
-            .and_then(|()| self.client.delete_association(users, account).map(drop));
+            .and_then(|()| self.client.delete_association(&list, account).map(drop));
         match outcome {
             Ok(()) => Ok(true),
             Err(e) if is_backend_error(&e) => {
@@ -384,32 +375,18 @@ impl Slurm {
         for username in &absent {
             log::info!("Removing user {username} from resource {account}: no association");
         }
-        let mut removed: BTreeSet<String> = absent.iter().map(|u| u.to_string()).collect();
-        match present.len() {
-            0 => {}
-            1 => {
-                if self.delete_logged(account, present[0])? {
-                    removed.insert(present[0].to_string());
-                }
-            }
-            n => {
-                if self.delete_logged(account, &present.join(","))? {
-                    removed.extend(present.iter().map(|u| u.to_string()));
-                } else {
-                    log::warn!(
-                        "Removing {n} associations in one command failed; removing them one by one"
-                    );
-                    removed.extend(self.remove_users_one_by_one(account, &present)?);
-                }
-            }
+        let mut removed: BTreeSet<&str> = absent.into_iter().collect();
+        if present.is_empty() || self.delete_logged(account, &present)? {
+            removed.extend(present);
+        } else if present.len() > 1 {
+            log::warn!(
+                "Removing {} associations in one command failed; removing them one by one",
+                present.len()
+            );
+            let done = self.remove_users_one_by_one(account, &present)?;
+            removed.extend(present.iter().filter(|u| done.iter().any(|d| d == *u)));
         }
-        Ok(Some(
-            usernames
-                .iter()
-                .filter(|u| removed.contains(**u))
-                .map(|u| u.to_string())
-                .collect(),
-        ))
+        Ok(Some(in_given_order(usernames, &removed)))
     }
 
     /// Before an association goes: cancel the user's jobs in the account, if the user

@@ -106,9 +106,27 @@ pub fn daemon_logs(lines: usize) -> String {
     for name in ["slurmdbd.log", "slurmctld.log", "mariadb.err"] {
         let path = state.join("log").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({e})"));
-        push_tail(&mut out, &path.display().to_string(), &text, lines);
+        let all: Vec<&str> = text.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        push_section(
+            &mut out,
+            &format!("{} (last {lines} lines)", path.display()),
+            tail,
+        );
     }
-    let socket = state.join("run").join("mysqld.sock");
+    let activity = database_activity(&state.join("run").join("mysqld.sock"));
+    let head: Vec<&str> = activity.lines().take(lines).collect();
+    push_section(
+        &mut out,
+        &format!("MariaDB queries and transactions (first {lines} lines)"),
+        &head,
+    );
+    out
+}
+
+/// The database's queries that are not idle and the transactions section of its InnoDB
+/// status.
+fn database_activity(socket: &std::path::Path) -> String {
     let database = Command::new("mariadb")
         .arg(format!("--socket={}", socket.display()))
         .args(["-e", "SHOW FULL PROCESSLIST; SHOW ENGINE INNODB STATUS\\G"])
@@ -118,9 +136,8 @@ pub fn daemon_logs(lines: usize) -> String {
             String::from_utf8_lossy(&output.stdout).into_owned()
                 + &String::from_utf8_lossy(&output.stderr)
         }
-        Err(e) => format!("(mariadb: {e})"),
+        Err(e) => return format!("(mariadb: {e})"),
     };
-    // The queries that are not idle, and the transactions section of the InnoDB status.
     let mut relevant = Vec::new();
     let mut in_transactions = false;
     for line in text.lines() {
@@ -135,20 +152,12 @@ pub fn daemon_logs(lines: usize) -> String {
             relevant.push(line);
         }
     }
-    out.push_str(&format!(
-        "--- MariaDB queries and transactions (first {lines} lines)\n"
-    ));
-    for line in relevant.iter().take(lines) {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    relevant.join("\n")
 }
 
-fn push_tail(out: &mut String, title: &str, text: &str, lines: usize) {
-    let all: Vec<&str> = text.lines().collect();
-    out.push_str(&format!("--- {title} (last {lines} lines)\n"));
-    for line in &all[all.len().saturating_sub(lines)..] {
+fn push_section(out: &mut String, heading: &str, lines: &[&str]) {
+    out.push_str(&format!("--- {heading}\n"));
+    for line in lines {
         out.push_str(line);
         out.push('\n');
     }
