@@ -13,8 +13,9 @@
 //!
 //! # Keys
 //! Every global and per-offering key of the reference (its `common/structures.py`) with the
-//! reference's defaults; see [`Config`] and [`Offering`]. Two keys are agent extensions:
-//! `plugin_dirs` (extra plugin directories) and `allow_insecure_plugin_permissions`.
+//! reference's defaults; see [`Config`] and [`Offering`]. Three keys are agent extensions:
+//! `plugin_dirs` (extra plugin directories), `allow_insecure_plugin_permissions` and
+//! `runtime_dir` (locks, heartbeat, caches).
 //!
 //! # Reading rules
 //! - Values are read the way the reference's pydantic models read them: booleans may be
@@ -37,6 +38,7 @@ mod env;
 mod error;
 mod locate;
 mod raw;
+mod runtime_dir;
 mod types;
 mod validate;
 
@@ -50,6 +52,7 @@ pub use env::{
     REPORT_PERIOD_VAR,
 };
 pub use error::{ConfigError, ConfigErrorKind};
+pub use runtime_dir::{ensure_runtime_dir, runtime_dir, RUNTIME_DIR_VAR};
 pub use types::{
     Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, WaldurAuth,
     DEFAULT_STOMP_WS_PATH,
@@ -87,6 +90,11 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         for plugin_dir in &mut loaded.config.plugin_dirs {
             if plugin_dir.is_relative() {
                 *plugin_dir = dir.join(&*plugin_dir);
+            }
+        }
+        if let Some(runtime_dir) = loaded.config.runtime_dir.as_mut() {
+            if runtime_dir.is_relative() {
+                *runtime_dir = dir.join(&*runtime_dir);
             }
         }
     }

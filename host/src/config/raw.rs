@@ -32,6 +32,7 @@ pub(crate) struct RawConfig {
     pub plugin_dirs: Option<Vec<PathBuf>>,
     #[serde(default, deserialize_with = "opt_bool")]
     pub allow_insecure_plugin_permissions: Option<bool>,
+    pub runtime_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

@@ -155,6 +155,11 @@ pub struct Config {
     /// **Agent extension** (`allow_insecure_plugin_permissions`, default false): load plugin
     /// files and directories that another non-root user can write. For development only.
     pub allow_insecure_plugin_permissions: bool,
+    /// **Agent extension** (`runtime_dir`): where the agent keeps its instance locks, the
+    /// backend write locks, the heartbeat and the plugin probe cache; `None` picks the
+    /// default (see [`super::runtime_dir`]). Relative paths are resolved against the config
+    /// file's directory by [`super::load`].
+    pub runtime_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -171,6 +176,7 @@ impl Default for Config {
             log_shipping: LogShipping::default(),
             plugin_dirs: Vec::new(),
             allow_insecure_plugin_permissions: false,
+            runtime_dir: None,
         }
     }
 }

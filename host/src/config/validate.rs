@@ -98,6 +98,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
     let allow_insecure_plugin_permissions = raw
         .allow_insecure_plugin_permissions
         .unwrap_or(defaults.allow_insecure_plugin_permissions);
+    let runtime_dir = raw.runtime_dir.filter(|dir| !dir.as_os_str().is_empty());
 
     let offerings_path = root.key("offerings");
     let raw_offerings = raw.offerings.ok_or_else(|| {
@@ -142,6 +143,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         log_shipping,
         plugin_dirs,
         allow_insecure_plugin_permissions,
+        runtime_dir,
     })
 }
 
