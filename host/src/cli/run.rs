@@ -8,8 +8,14 @@ use clap::{Args, ValueEnum};
 use super::plugins::{scan, search_setup};
 use super::PluginSource;
 use crate::config::AgentEnv;
-use crate::modes::cycle::{run_loop, RunSettings};
+use std::sync::Arc;
+
+use waldur_plugin_abi::ffi::EntryKind;
+
+use crate::modes::cycle::{run_loop, skip_reason, RunSettings};
+use crate::modes::instance_lock;
 use crate::modes::runtime::{Agent, Mode};
+use crate::modes::shutdown::Shutdown;
 use crate::plugins::Registry;
 
 /// The reference's default config file name.
@@ -79,66 +85,135 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
     }
+    for problem in missing_plugins(&loaded.config, &registry) {
+        tracing::error!("{problem}");
+    }
+    // Before any work: a second agent for the same offering and mode must not start at all.
+    let runtime_dir = crate::config::runtime_dir(loaded.config.runtime_dir.as_deref());
+    let locked = modes.iter().flat_map(|&(mode, _)| {
+        loaded
+            .config
+            .offerings
+            .iter()
+            .filter(move |o| skip_reason(mode, o).is_none() && !mode.backend_entry(o).is_empty())
+            .map(move |o| (mode, o))
+    });
+    let _locks = instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?;
+    let grace = loaded.config.shutdown_grace;
     let agent = Agent::new(loaded.config, registry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let reports = runtime.block_on(async {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            // SIGTERM is how systemd stops a unit; Ctrl-C for interactive runs.
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("install a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let shutdown = Arc::clone(&agent.shutdown);
+    let outcome = runtime.block_on(async {
+        tokio::spawn(stop_on_signals(Arc::clone(&shutdown), grace));
+        let work = async {
+            if args.once {
+                // One pass: in dependency order, so what order processing creates is synced
+                // and reported in the same run. A stop request starts no further mode.
+                let mut reports = Vec::new();
+                for &(mode, period) in &modes {
+                    reports
+                        .push(run_loop(&agent, mode, period, true, RunSettings::default()).await);
+                }
+                return reports;
             }
-            tracing::info!("stopping after the current cycle");
-            let _ = stop_tx.send(true);
-        });
-        if args.once {
-            // One pass: in dependency order, so what order processing creates is synced
-            // and reported in the same run.
-            let mut reports = Vec::new();
-            for &(mode, period) in &modes {
-                reports.push(
-                    run_loop(
-                        &agent,
-                        mode,
-                        period,
-                        true,
-                        RunSettings::default(),
-                        stop_rx.clone(),
-                    )
-                    .await,
-                );
-            }
-            return reports;
+            // Each mode loops on its own period; they share the agent (and so the plugin
+            // instances) and stop together.
+            let loops = modes.iter().map(|&(mode, period)| {
+                run_loop(&agent, mode, period, false, RunSettings::default())
+            });
+            futures_util::future::join_all(loops).await
+        };
+        let deadline = async {
+            shutdown.wait().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            reports = work => Some(reports),
+            () = deadline => None,
         }
-        // Each mode loops on its own period; they share the agent (and so the plugin
-        // instances) and stop together.
-        let loops = modes.iter().map(|&(mode, period)| {
-            run_loop(
-                &agent,
-                mode,
-                period,
-                false,
-                RunSettings::default(),
-                stop_rx.clone(),
-            )
-        });
-        futures_util::future::join_all(loops).await
     });
-    let failed: usize = reports
+    let Some(reports) = outcome else {
+        tracing::error!(
+            "the shutdown grace period of {} s is over: cancelled {} item(s) still running \
+             (each is repeated safely by the next run); {} item(s) were not started",
+            grace.as_secs(),
+            shutdown.in_flight(),
+            shutdown.not_started()
+        );
+        // Plugin calls still running on blocking threads are abandoned, not awaited.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        return Ok(ExitCode::from(1));
+    };
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    if shutdown.requested() {
+        tracing::info!(
+            "stopped: {} item(s) were left for the next run",
+            shutdown.not_started()
+        );
+    }
+    let failed: Vec<String> = reports
         .iter()
-        .filter_map(|mode_reports| mode_reports.last())
-        .map(|r| r.failures())
-        .sum();
-    Ok(if args.once && failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+        .flatten()
+        .flat_map(|report| {
+            report
+                .failed_items()
+                .into_iter()
+                .map(move |item| format!("{}: {item}", report.mode.name()))
+        })
+        .collect();
+    if args.once && !failed.is_empty() {
+        eprintln!("run --once: {}", failed.join("; "));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first SIGTERM or Ctrl-C asks the agent to stop (the items in hand finish within the
+/// grace period); a second one ends the process at once.
+async fn stop_on_signals(shutdown: Arc<Shutdown>, grace: std::time::Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // SIGTERM is how systemd stops a unit; Ctrl-C (SIGINT) for interactive runs.
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!(
+        "stopping: no new work starts, the items in hand may finish within {} s; \
+         a second signal stops at once",
+        grace.as_secs()
+    );
+    shutdown.request();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!(
+        "second signal: stopping now; {} item(s) in hand are cancelled and repeated safely by the next run",
+        shutdown.in_flight()
+    );
+    std::process::exit(130);
+}
+
+/// Offerings whose `backend_type` or mode backends name an entry no installed plugin
+/// registers: one line each. The agent still serves the other offerings.
+fn missing_plugins(config: &crate::config::Config, registry: &Registry) -> Vec<String> {
+    let mut problems = Vec::new();
+    for offering in &config.offerings {
+        for (key, entry) in offering.plugin_entries() {
+            let kind = if key == "username_management_backend" {
+                EntryKind::USERNAME
+            } else {
+                EntryKind::BACKEND
+            };
+            if let Err(e) = registry.plugin(kind, entry) {
+                problems.push(format!("offering '{}': {key}: {e}", offering.name));
+            }
+        }
+    }
+    problems
 }

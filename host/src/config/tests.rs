@@ -833,6 +833,32 @@ fn unknown_keys_warn_with_path_line_and_hint() {
 }
 
 #[test]
+fn the_same_offering_twice_is_an_error() {
+    // `http://x/api/` and `http://x/api` are the same server: two entries would race for the
+    // same orders and report every usage twice.
+    let e = err(&doc(&[
+        "offerings:",
+        "  - name: a",
+        "    waldur_api_url: http://x/api/",
+        "    waldur_api_token: t",
+        "    waldur_offering_uuid: 0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01",
+        "    backend_type: slurm",
+        "  - name: b",
+        "    waldur_api_url: http://x/api",
+        "    waldur_api_token: t",
+        "    waldur_offering_uuid: 0F0F0F0F-0F0F-0F0F-0F0F-0F0F0F0F0F01",
+        "    backend_type: slurm",
+    ]));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{FILE}: offerings[1].waldur_offering_uuid (line 10): another offering above has \
+             the same waldur_api_url and waldur_offering_uuid; list each offering once"
+        )
+    );
+}
+
+#[test]
 fn semantic_warnings() {
     let text = doc(&[
         "offerings:",
@@ -846,11 +872,11 @@ fn semantic_warnings() {
         "  - name: b",
         "    waldur_api_url: http://x/api",
         "    waldur_api_token: t",
-        "    waldur_offering_uuid: not-a-uuid",
+        "    waldur_offering_uuid: not-a-uuid-either",
         "    backend_type: slurm",
     ]);
     let warnings = ok(&text).warnings;
-    assert_eq!(warnings.len(), 5, "{warnings:#?}");
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
     assert!(warnings[0].starts_with(&format!(
         "{FILE}: offerings[0].oidc_client_id (line 5): is ignored"
     )));
@@ -859,11 +885,6 @@ fn semantic_warnings() {
     assert!(warnings[3].starts_with(&format!(
         "{FILE}: offerings[1].waldur_offering_uuid (line 12): "
     )));
-    assert!(
-        warnings[4].contains("same waldur_api_url and waldur_offering_uuid"),
-        "{}",
-        warnings[4]
-    );
 
     let warnings = ok("offerings: []\n").warnings;
     assert_eq!(

@@ -160,6 +160,9 @@ pub struct Config {
     /// default (see [`super::runtime_dir`]). Relative paths are resolved against the config
     /// file's directory by [`super::load`].
     pub runtime_dir: Option<PathBuf>,
+    /// **Agent extension** (`shutdown_grace_seconds`, default 30, 0..=3600): after SIGTERM,
+    /// how long the items in hand may take to finish before they are cancelled.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for Config {
@@ -177,6 +180,7 @@ impl Default for Config {
             plugin_dirs: Vec::new(),
             allow_insecure_plugin_permissions: false,
             runtime_dir: None,
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }

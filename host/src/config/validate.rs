@@ -99,6 +99,19 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         .allow_insecure_plugin_permissions
         .unwrap_or(defaults.allow_insecure_plugin_permissions);
     let runtime_dir = raw.runtime_dir.filter(|dir| !dir.as_os_str().is_empty());
+    let shutdown_grace = match raw.shutdown_grace_seconds {
+        None => defaults.shutdown_grace,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| *n <= 3600)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                invalid(
+                    root.key("shutdown_grace_seconds"),
+                    format!("must be between 0 and 3600 (seconds), got {n}"),
+                )
+            })?,
+    };
 
     let offerings_path = root.key("offerings");
     let raw_offerings = raw.offerings.ok_or_else(|| {
@@ -120,12 +133,16 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         let offering = offering(&path, raw, warnings)?;
         if !seen.insert((
             offering.waldur_api_url.clone(),
-            offering.waldur_offering_uuid.clone(),
+            offering
+                .waldur_offering_uuid
+                .replace('-', "")
+                .to_ascii_lowercase(),
         )) {
-            warnings.push(invalid(
+            // Two entries would race for the same orders and send every usage twice.
+            return Err(invalid(
                 path.key("waldur_offering_uuid"),
                 "another offering above has the same waldur_api_url and waldur_offering_uuid; \
-                 both will process the same orders",
+                 list each offering once",
             ));
         }
         offerings.push(offering);
@@ -144,6 +161,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         plugin_dirs,
         allow_insecure_plugin_permissions,
         runtime_dir,
+        shutdown_grace,
     })
 }
 

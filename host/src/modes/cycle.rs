@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::error::ModeError;
 use super::membership_sync::MembershipSummary;
 use super::order_process::{OrderRetry, OrderSummary};
@@ -37,11 +35,50 @@ pub struct CycleReport {
 }
 
 impl CycleReport {
+    /// Offerings whose whole cycle failed.
     pub fn failures(&self) -> usize {
         self.offerings
             .iter()
             .filter(|(_, o)| matches!(o, OfferingOutcome::Failed(_)))
             .count()
+    }
+
+    /// What failed in this cycle, item by item; empty when nothing did. The rule (the exit
+    /// code of `run --once` follows it): a failure is work the agent owed and could not do —
+    /// an offering that could not be processed, an order that erred or that Waldur kept
+    /// failing, a usage report or a membership sync of a resource that failed. Outcomes that
+    /// were decided on purpose are not failures: an order rejected by the backend's
+    /// evaluation, one waiting for a decision or for an async backend, a usage decrease
+    /// refused, a resource the backend does not have.
+    pub fn failed_items(&self) -> Vec<String> {
+        let (mut offerings, mut orders_erred, mut orders_failed) = (0, 0, 0);
+        let (mut reports, mut memberships) = (0, 0);
+        for (_, outcome) in &self.offerings {
+            match outcome {
+                OfferingOutcome::Failed(_) => offerings += 1,
+                OfferingOutcome::Orders(s) => {
+                    orders_erred += s.erred;
+                    orders_failed += s.failed;
+                }
+                OfferingOutcome::Usage(s) => reports += s.failed,
+                OfferingOutcome::Membership(s) => memberships += s.failed,
+                OfferingOutcome::Skipped(_) => {}
+            }
+        }
+        [
+            (offerings, "offering(s) failed"),
+            (orders_erred, "order(s) erred"),
+            (
+                orders_failed,
+                "order(s) not processed (Waldur kept failing)",
+            ),
+            (reports, "usage report(s) failed"),
+            (memberships, "membership sync(s) of a resource failed"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect()
     }
 }
 
@@ -52,7 +89,7 @@ pub struct RunSettings {
 }
 
 /// Why the reference would not run this mode for this offering.
-fn skip_reason(mode: Mode, offering: &Offering) -> Option<String> {
+pub(crate) fn skip_reason(mode: Mode, offering: &Offering) -> Option<String> {
     match mode {
         Mode::OrderProcess if offering.stomp_enabled => {
             Some("event processing (STOMP) handles its orders".into())
@@ -100,7 +137,10 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
         OFFERING_CONCURRENCY,
         agent.config.offerings.iter(),
         |offering| async move {
-            let outcome = run_offering(agent, offering, mode, settings).await;
+            let outcome = match agent.shutdown.start() {
+                Some(_work) => run_offering(agent, offering, mode, settings).await,
+                None => OfferingOutcome::Skipped("the agent is stopping".into()),
+            };
             match &outcome {
                 OfferingOutcome::Skipped(why) => {
                     tracing::info!(mode = mode.name(), offering = %offering.name, "skipped: {why}")
@@ -136,35 +176,44 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
     CycleReport { mode, offerings }
 }
 
-/// Runs cycles of `mode` every `period` until `stop` turns true (finishing the cycle under
-/// way) or, with `once`, after the first.
+/// Runs cycles of `mode` every `period` until the agent is asked to stop (the cycle under way
+/// starts no new item and ends) or, with `once`, after the first. Answers the last cycle's
+/// report (`None` when stopped before the first); earlier ones are not kept, so a
+/// long-running agent's memory does not grow with its cycles.
 pub async fn run_loop(
     agent: &Agent,
     mode: Mode,
     period: Duration,
     once: bool,
     settings: RunSettings,
-    mut stop: watch::Receiver<bool>,
-) -> Vec<CycleReport> {
-    let mut reports = Vec::new();
+) -> Option<CycleReport> {
+    let mut last = None;
     loop {
+        if agent.shutdown.requested() {
+            return last;
+        }
         // The liveness probe (`healthz`) watches this file.
         super::tools::heartbeat::beat();
         let report = run_cycle(agent, mode, settings).await;
         super::tools::heartbeat::beat();
+        let failed = report.failed_items();
         tracing::info!(
             mode = mode.name(),
-            "cycle finished: {} offering(s), {} failed",
+            "cycle finished: {} offering(s); {}",
             report.offerings.len(),
-            report.failures()
+            if failed.is_empty() {
+                "nothing failed".to_string()
+            } else {
+                failed.join(", ")
+            }
         );
-        reports.push(report);
-        if once || *stop.borrow() {
-            return reports;
+        last = Some(report);
+        if once {
+            return last;
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => return reports,
+            _ = agent.shutdown.wait() => return last,
         }
     }
 }

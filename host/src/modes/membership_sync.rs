@@ -28,6 +28,8 @@ pub struct MembershipSummary {
     /// Resources the backend does not have.
     pub missing: usize,
     pub failed: usize,
+    /// Left for the next run because the agent is stopping.
+    pub not_started: usize,
 }
 
 /// Offering-user states membership works with.
@@ -101,6 +103,7 @@ impl Session<'_> {
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
             let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());
             async move {
+                let _work = self.agent.shutdown.start()?;
                 let team = teams.get(&resource.project_uuid).cloned().unwrap_or_default();
                 let result = self.sync_resource(&resource, &info, &team, &users, &caps).await;
                 if let Err(e) = &result {
@@ -111,11 +114,15 @@ impl Session<'_> {
                         tracing::error!(resource = %resource.uuid, "marking it erred failed: {mark}");
                     }
                 }
-                result
+                Some(result)
             }
         })
         .await;
         for outcome in outcomes {
+            let Some(outcome) = outcome else {
+                summary.not_started += 1;
+                continue;
+            };
             summary.resources += 1;
             match outcome {
                 Ok((added, removed)) => {

@@ -2,9 +2,12 @@
 //! plugin) lives in small pure modules, tested on their own; the drivers that talk to Waldur
 //! and the plugins build on them.
 
+pub mod claims;
+mod create;
 pub mod cycle;
 pub mod error;
 pub mod gateway;
+pub mod instance_lock;
 pub mod membership;
 pub mod membership_sync;
 pub mod offering_users;
@@ -12,6 +15,8 @@ pub mod order_process;
 pub mod periods;
 pub mod report;
 pub mod runtime;
+pub mod shutdown;
 pub mod tools;
 pub mod usage;
 pub mod users;
+mod writes;

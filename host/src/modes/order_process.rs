@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use waldur_plugin_abi::wire::{Order, PendingOrderDecision, UserContext, WaldurResource};
+use waldur_plugin_abi::wire::{Order, PendingOrderDecision};
 use waldur_plugin_abi::ErrorKind;
 
 use super::error::ModeError;
@@ -47,8 +47,8 @@ enum Outcome {
     Waiting,
 }
 
-const CREATE: &str = "Create";
-const RESTORE: &str = "Restore";
+pub(super) const CREATE: &str = "Create";
+pub(super) const RESTORE: &str = "Restore";
 const UPDATE: &str = "Update";
 const TERMINATE: &str = "Terminate";
 
@@ -88,6 +88,11 @@ impl Session<'_> {
             |group| async move {
                 let mut outcomes = Vec::with_capacity(group.len());
                 for order in group {
+                    // Stopping: the orders not begun stay as they are for the next run.
+                    let Some(_work) = self.agent.shutdown.start() else {
+                        outcomes.push(Ok(Outcome::Waiting));
+                        continue;
+                    };
                     outcomes.push(self.process_order_with_retries(order, retry).await);
                 }
                 outcomes
@@ -178,7 +183,7 @@ impl Session<'_> {
             Ok(true) => {
                 let state = self.client.order_state(&order.uuid).await?;
                 if state.state == "executing" {
-                    self.client.set_order_done(&order.uuid).await?;
+                    self.record_order_done(&order.uuid).await?;
                     tracing::info!(order = %order.uuid, kind = %order.order_type, "order done");
                 } else {
                     tracing::warn!(order = %order.uuid, "order is {}, not marked done", state.state);
@@ -211,7 +216,7 @@ impl Session<'_> {
 
     /// Async backends: true when the backend's own order finished (reference
     /// `_poll_async_target_order`); `None` when there is nothing to poll.
-    async fn poll_async_order(&self, order: &Order) -> Result<Option<bool>, ModeError> {
+    pub(super) async fn poll_async_order(&self, order: &Order) -> Result<Option<bool>, ModeError> {
         if !self.backend.capabilities().supports_async_orders || order.backend_id.is_empty() {
             return Ok(None);
         }
@@ -219,168 +224,6 @@ impl Session<'_> {
         Ok(Some(
             blocking(&self.backend, move |b| b.check_pending_order(&id)).await?,
         ))
-    }
-
-    async fn create_order(&self, order: &Order) -> Result<bool, ModeError> {
-        if let Some(done) = self.poll_async_order(order).await? {
-            if done {
-                let resource = self
-                    .client
-                    .provider_resource(&order.marketplace_resource_uuid, &[])
-                    .await?;
-                call(&self.backend, move |b| {
-                    b.sync_resource_effective_id(&resource)
-                })
-                .await?;
-            }
-            return Ok(done);
-        }
-        let resource = self
-            .client
-            .provider_resource(&order.marketplace_resource_uuid, &[])
-            .await?;
-        let mut reuse_backend_id = false;
-        if !resource.backend_id.is_empty() {
-            let pulled = resource.clone();
-            if call(&self.backend, move |b| b.pull_resource(&pulled))
-                .await?
-                .is_some()
-            {
-                return Ok(true); // already on the backend: nothing to create
-            }
-            reuse_backend_id = true;
-        }
-        let mut context = self.user_context(&resource.uuid).await?;
-        let info = if reuse_backend_id {
-            let (r, id) = (resource.clone(), resource.backend_id.clone());
-            call(&self.backend, move |b| {
-                b.create_resource_with_id(&r, &id, Some(&context))
-            })
-            .await?
-        } else {
-            context.plan_quotas = self.plan_quotas(resource.plan_uuid.as_deref()).await;
-            context.ssh_keys = self.ssh_keys().await;
-            self.create_with_unique_id(&resource, context).await?
-        };
-        if info.backend_id.is_empty() {
-            return Err(ModeError::Backend(
-                "the backend created no resource id".into(),
-            ));
-        }
-        let uuid = &resource.uuid;
-        self.client
-            .set_resource_backend_id(uuid, &info.backend_id)
-            .await?;
-        if !info.limits.is_empty() {
-            self.client.set_resource_limits(uuid, &info.limits).await?;
-        }
-        if !info.backend_metadata.is_empty() {
-            if let Err(e) = self
-                .client
-                .set_resource_backend_metadata(uuid, &info.backend_metadata)
-                .await
-            {
-                tracing::warn!(resource = %uuid, "setting backend metadata failed: {e}");
-            }
-        }
-        if !info.endpoints.is_empty() {
-            if let Err(e) = self
-                .client
-                .set_resource_endpoints(uuid, &info.endpoints)
-                .await
-            {
-                tracing::warn!(resource = %uuid, "setting endpoints failed: {e}");
-            }
-        }
-        if !info.pending_order_id.is_empty() && self.backend.capabilities().supports_async_orders {
-            self.client
-                .set_order_backend_id(&order.uuid, &info.pending_order_id)
-                .await?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// Reference `_create_resource_with_uniqueness_check`: the allocation id from the slug (or
-    /// the project slug by policy), retried with `<project_slug>-<n>` on duplicates.
-    async fn create_with_unique_id(
-        &self,
-        resource: &WaldurResource,
-        context: UserContext,
-    ) -> Result<waldur_plugin_abi::wire::BackendResourceInfo, ModeError> {
-        let settings = &self.offering.backend_settings;
-        let project_slug_policy = resource
-            .offering_plugin_options
-            .get("account_name_generation_policy")
-            .and_then(|v| v.as_str())
-            == Some("project_slug");
-        let check_unique = settings
-            .get("check_backend_id_uniqueness")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let check_all = settings
-            .get("check_all_offerings")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let attempts = if project_slug_policy || check_unique {
-            settings
-                .get("backend_id_max_retries")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(50)
-                .max(1)
-        } else {
-            1
-        };
-        let mut base = if project_slug_policy {
-            resource.project_slug.clone()
-        } else {
-            resource.slug.clone()
-        };
-        let context = Arc::new(context);
-        // Why the last candidate was refused, for the error users see when all were.
-        let mut refused = String::new();
-        for retry in 1..=attempts {
-            let slug = base.clone();
-            let id = call(&self.backend, move |b| b.get_resource_backend_id(&slug)).await?;
-            if check_unique {
-                match self
-                    .client
-                    .check_unique_backend_id(&self.offering.waldur_offering_uuid, &id, check_all)
-                    .await
-                {
-                    Ok(false) => {
-                        tracing::info!(resource = %resource.uuid, "backend id {id} is taken in Waldur");
-                        refused = format!("{id} is taken in Waldur");
-                        base = format!("{}-{retry}", resource.project_slug);
-                        continue;
-                    }
-                    Ok(true) => {}
-                    // The reference treats a failed check as unique.
-                    Err(e) => {
-                        tracing::warn!("uniqueness check of {id} failed, assuming unique: {e}")
-                    }
-                }
-            }
-            let (r, ctx, try_id) = (resource.clone(), Arc::clone(&context), id.clone());
-            match call(&self.backend, move |b| {
-                b.create_resource_with_id(&r, &try_id, Some(&ctx))
-            })
-            .await
-            {
-                Err(ModeError::Plugin(e)) if e.kind() == ErrorKind::DUPLICATE_RESOURCE => {
-                    tracing::info!(resource = %resource.uuid, "backend id {id} exists on the backend");
-                    refused = format!("{id} exists on the backend");
-                    base = format!("{}-{retry}", resource.project_slug);
-                }
-                other => return other,
-            }
-        }
-        // Name the refused id: without it a duplicate (e.g. a second resource with the same
-        // slug, no uniqueness check) errs the order with no hint of the cause.
-        Err(ModeError::Backend(format!(
-            "no unique backend id found for resource {} after {attempts} attempt(s): {refused}",
-            resource.name
-        )))
     }
 
     async fn update_order(&self, order: &Order) -> Result<bool, ModeError> {
@@ -498,7 +341,7 @@ impl Session<'_> {
     }
 
     /// Non-zero plan quotas (reference `_resolve_plan_limits`; failures mean none).
-    async fn plan_quotas(&self, plan_uuid: Option<&str>) -> BTreeMap<String, f64> {
+    pub(super) async fn plan_quotas(&self, plan_uuid: Option<&str>) -> BTreeMap<String, f64> {
         let Some(plan) = plan_uuid.filter(|p| !p.is_empty()) else {
             return BTreeMap::new();
         };
@@ -517,7 +360,7 @@ impl Session<'_> {
     }
 
     /// The service provider's public keys by uuid (failures mean none, as the reference).
-    async fn ssh_keys(&self) -> BTreeMap<String, String> {
+    pub(super) async fn ssh_keys(&self) -> BTreeMap<String, String> {
         match self
             .client
             .list_service_provider_keys(&self.service_provider_uuid)
@@ -533,7 +376,7 @@ impl Session<'_> {
 }
 
 /// A plugin call on a blocking thread, its error as a [`ModeError`].
-async fn call<T: Send + 'static>(
+pub(super) async fn call<T: Send + 'static>(
     backend: &Arc<Backend>,
     f: impl FnOnce(&Backend) -> Result<T, crate::plugins::PluginError> + Send + 'static,
 ) -> Result<T, ModeError> {

@@ -33,6 +33,8 @@ pub struct ReportSummary {
     /// Resources the backend does not have.
     pub missing: usize,
     pub failed: usize,
+    /// Left for the next run because the agent is stopping.
+    pub not_started: usize,
 }
 
 /// What the backend has of a cycle's resources, read before any of them is reported.
@@ -92,18 +94,23 @@ impl Session<'_> {
             let (components, user_urls, pulled) =
                 (&components, Arc::clone(&user_urls), Arc::clone(&pulled));
             async move {
+                let _work = self.agent.shutdown.start()?;
                 let result = self
                     .report_resource(&resource, components, &user_urls, &pulled)
                     .await;
                 if let Err(e) = &result {
                     tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "usage report failed: {e}");
                 }
-                result
+                Some(result)
             }
         })
         .await;
         let mut summary = ReportSummary::default();
         for outcome in outcomes {
+            let Some(outcome) = outcome else {
+                summary.not_started += 1;
+                continue;
+            };
             summary.resources += 1;
             match outcome {
                 Ok(None) => summary.missing += 1,

@@ -67,6 +67,10 @@ pub struct Agent {
     backends: Mutex<BTreeMap<(String, String), Arc<Backend>>>,
     /// Per-attempt Waldur request timeout replacing the default 600 s (tests).
     waldur_timeout: Option<Duration>,
+    /// Backend ids being created and not yet recorded in Waldur (see [`super::claims`]).
+    pub(crate) backend_id_claims: super::claims::Claims,
+    /// Asked to stop: no new offering, order or resource is started.
+    pub shutdown: Arc<super::shutdown::Shutdown>,
 }
 
 impl Agent {
@@ -77,6 +81,8 @@ impl Agent {
             started: jiff::Timestamp::now().to_string(),
             backends: Mutex::new(BTreeMap::new()),
             waldur_timeout: None,
+            backend_id_claims: super::claims::Claims::default(),
+            shutdown: Arc::default(),
         }
     }
 

@@ -65,6 +65,10 @@ pub enum FaultKind {
     Malformed,
     /// Close the connection without any response; the handler does not run.
     Drop,
+    /// Run the handler (state changes apply), then answer this status anyway: a write that
+    /// Waldur applied but whose answer the agent never saw (a proxy's 502 after the upstream
+    /// committed, a timeout at a load balancer).
+    AppliedStatus { status: u16 },
 }
 
 /// One injected fault. `count` is how many more requests it affects (`None` = until cleared).
@@ -105,6 +109,14 @@ impl Fault {
         }
     }
 
+    pub fn applied_status(matcher: Matcher, status: u16, count: u32) -> Self {
+        Fault {
+            kind: FaultKind::AppliedStatus { status },
+            matcher,
+            count: Some(count),
+        }
+    }
+
     pub fn drop_connection(matcher: Matcher, count: u32) -> Self {
         Fault {
             kind: FaultKind::Drop,
@@ -118,6 +130,7 @@ impl Fault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Status(u16),
+    AppliedStatus(u16),
     Malformed,
     Drop,
 }
@@ -163,6 +176,10 @@ impl Faults {
                 _ if decision.action.is_some() => false,
                 FaultKind::Status { status } => {
                     decision.action = Some(Action::Status(status));
+                    true
+                }
+                FaultKind::AppliedStatus { status } => {
+                    decision.action = Some(Action::AppliedStatus(status));
                     true
                 }
                 FaultKind::Malformed => {

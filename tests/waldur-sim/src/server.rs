@@ -123,6 +123,18 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
             }
             resp
         }
+        Some(Action::AppliedStatus(code)) => {
+            fault = Some(format!("applied, then status {code}"));
+            let _ = next
+                .run(Request::from_parts(parts, Body::from(req_bytes.clone())))
+                .await;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                Json(json!({"detail": "Injected fault after the change."})),
+            )
+                .into_response()
+        }
         Some(Action::Malformed) => {
             fault = Some("malformed".into());
             // The handler runs (state changes stick), only the answer is garbled.

@@ -47,6 +47,10 @@ pub fn router() -> Router<App> {
             "/api/marketplace-provider-offerings/{uuid}/update_offering_component/",
             post(update_offering_component),
         )
+        .route(
+            "/api/marketplace-provider-offerings/{uuid}/check_unique_backend_id/",
+            post(check_unique_backend_id),
+        )
         .route("/api/marketplace-plans/{uuid}/", get(plan))
         .route(
             "/api/marketplace-site-agent-identities/",
@@ -172,6 +176,35 @@ fn apply_component(c: &mut Component, body: &Value) -> Result<(), ApiError> {
 
 /// B9: adds a component to the offering; 201 with the component. A type the offering already
 /// has is a 400.
+/// B6: `{backend_id, check_all_offerings}` -> `{is_unique}`: no resource of this offering (of
+/// any offering with `check_all_offerings`) has that backend id.
+async fn check_unique_backend_id(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = path_id(&u)?;
+    let body = body_json(&body)?;
+    let backend_id = body
+        .get("backend_id")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| field_error("backend_id", "This field is required."))?;
+    let all = body
+        .get("check_all_offerings")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let st = app.store();
+    if !st.offerings.contains_key(&id) {
+        return Err(ApiError::not_found());
+    }
+    let taken = st
+        .resources
+        .values()
+        .any(|r| r.backend_id == backend_id && (all || r.offering_uuid == id));
+    ok(json!({ "is_unique": !taken }))
+}
+
 async fn create_offering_component(
     State(app): State<App>,
     Path(u): Path<String>,
