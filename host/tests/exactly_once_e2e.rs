@@ -1,0 +1,594 @@
+//! Exactly-once orders, one agent per offering and mode, exit codes and stopping: the agent
+//! binary (`waldur-agent run`) against the Waldur simulator with the demo plugin, with faults
+//! injected per endpoint, `kill -9` mid-cycle and two agents on one config.
+//!
+//! `WALDUR_AGENT_BIN` runs another agent binary against the same tests (how the before/after
+//! figures in the notes were measured); every test prints its figures.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use waldur_sim::{Fault, Matcher, Scenario, Simulator};
+use waldur_test_support::{workspace_plugin, PluginDir};
+
+const TOKEN: &str = "once-token";
+const OFFERING: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01";
+const SET_BACKEND_ID: &str = "/api/marketplace-provider-resources/{uuid}/set_backend_id/";
+const SET_LIMITS: &str = "/api/marketplace-provider-resources/{uuid}/set_limits/";
+const SET_DONE: &str = "/api/marketplace-orders/{uuid}/set_state_done/";
+const RETRIEVE: &str = "/api/marketplace-provider-resources/{uuid}/";
+const SET_USAGE: &str = "/api/marketplace-component-usages/set_usage/";
+
+fn resource_uuid(i: usize) -> String {
+    format!("88888888888888888888888888{i:06}")
+}
+
+fn order_uuid(i: usize) -> String {
+    format!("77777777777777777777777777{i:06}")
+}
+
+/// `n` resources `alloc-0000`... in project `proj`, each with an executing Create order.
+fn creates(n: usize) -> Scenario {
+    let mut yaml = format!(
+        r#"
+tokens: ["{TOKEN}"]
+customers:
+  - {{uuid: 55555555555555555555555555555555, name: Customer, slug: cust, service_provider_uuid: 66666666666666666666666666666666}}
+projects:
+  - {{uuid: 99999999999999999999999999999999, name: Project, slug: proj, customer: cust}}
+offerings:
+  - uuid: {OFFERING}
+    name: Demo Offering
+    customer: cust
+    components:
+      - {{type: cpu, name: CPU, measured_unit: Hours, billing_type: limit, unit_factor: 1}}
+resources:
+"#
+    );
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{uuid: {}, name: alloc-{i:04}, slug: alloc-{i:04}, project: proj, offering: Demo Offering, state: Creating, limits: {{cpu: {}}}}}\n",
+            resource_uuid(i),
+            i + 1
+        ));
+    }
+    yaml.push_str("orders:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{uuid: {}, type: Create, state: executing, resource: {}, limits: {{cpu: {}}}}}\n",
+            order_uuid(i),
+            resource_uuid(i),
+            i + 1
+        ));
+    }
+    Scenario::from_yaml_str(&yaml).expect("valid scenario")
+}
+
+/// The simulator, the demo plugin, a backend state directory, a config and a runtime
+/// directory shared by every agent started from it.
+struct Site {
+    sim: Simulator,
+    plugins: PluginDir,
+    work: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Site {
+    /// `settings`: extra `backend_settings` lines (8 spaces); `global`: top-level lines.
+    fn new(scenario: Scenario, settings: &str, global: &str) -> Site {
+        Site::with_components(scenario, settings, global, "")
+    }
+
+    /// [`Site::new`] with extra `backend_components` lines (6 spaces).
+    fn with_components(scenario: Scenario, settings: &str, global: &str, components: &str) -> Site {
+        let sim = Simulator::start(scenario).expect("start the simulator");
+        let plugins = PluginDir::new();
+        plugins.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+        plugins.add(
+            &workspace_plugin("waldur-plugin-basic-username"),
+            "usernames.so",
+        );
+        let work = tempfile::tempdir().unwrap();
+        let state = work.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let config = work.path().join("agent.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{global}
+offerings:
+  - name: Demo Offering
+    waldur_api_url: {url}
+    waldur_api_token: {TOKEN}
+    waldur_offering_uuid: {OFFERING}
+    backend_type: demo
+    order_processing_backend: demo
+    reporting_backend: demo
+    membership_sync_backend: demo
+    backend_settings:
+        state_dir: {state}
+{settings}
+    backend_components:
+      cpu: {{measured_unit: Hours, accounting_type: limit, label: CPU, unit_factor: 60}}
+{components}
+"#,
+                url = sim.url(),
+                state = state.display(),
+            ),
+        )
+        .unwrap();
+        Site {
+            sim,
+            plugins,
+            work,
+            config,
+        }
+    }
+
+    fn agent(&self, args: &[&str]) -> Command {
+        let binary = std::env::var_os("WALDUR_AGENT_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_waldur-agent")));
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .args(["-c", self.config.to_str().unwrap()])
+            .args(["--plugin-dir", self.plugins.path().to_str().unwrap()])
+            .env("WALDUR_AGENT_PLUGIN_PATH", "")
+            .env("WALDUR_AGENT_RUNTIME_DIR", self.runtime_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn runtime_dir(&self) -> PathBuf {
+        self.work.path().join("run")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.agent(args).output().unwrap()
+    }
+
+    /// A running agent whose output goes to a file (a pipe nobody reads would fill up and
+    /// stall it).
+    fn spawn(&self, args: &[&str]) -> Running {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = self.work.path().join(format!("agent-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .agent(args)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Running { child, log }
+    }
+
+    fn state(&self) -> Value {
+        let path = self.work.path().join("state/state.json");
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Allocation accounts on the backend (children of the project account).
+    fn allocations(&self) -> Vec<String> {
+        let state = self.state();
+        let mut names: Vec<String> = state["accounts"]
+            .as_object()
+            .map(|accounts| {
+                accounts
+                    .iter()
+                    .filter(|(_, a)| a["parent"] == "proj")
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// `(done, erred, other)` over the orders.
+    fn orders(&self) -> (usize, usize, usize) {
+        self.sim.with_store(|store| {
+            let mut counts = (0, 0, 0);
+            for order in store.orders.values() {
+                match order.state.as_str() {
+                    "done" => counts.0 += 1,
+                    "erred" => counts.1 += 1,
+                    _ => counts.2 += 1,
+                }
+            }
+            counts
+        })
+    }
+
+    /// Successful (2xx) requests to a route.
+    fn succeeded(&self, template: &str) -> usize {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.template == template && (200..300).contains(&r.status))
+            .count()
+    }
+
+    /// Every resource is recorded in Waldur under an account of its own that exists on the
+    /// backend with the resource's limits, and no account is left over.
+    fn assert_exactly_once(&self, n: usize, context: &str) {
+        let accounts = self.allocations();
+        let state = self.state();
+        let mut recorded = Vec::new();
+        for i in 0..n {
+            let resource = self.sim.resource(&resource_uuid(i)).unwrap();
+            assert!(
+                !resource.backend_id.is_empty(),
+                "{context}: resource {i} has no backend id"
+            );
+            let account = &state["accounts"][&resource.backend_id];
+            assert_eq!(
+                account["limits"]["cpu"],
+                (i as i64 + 1) * 60,
+                "{context}: account {} of resource {i}: {account}",
+                resource.backend_id
+            );
+            recorded.push(resource.backend_id);
+        }
+        recorded.sort();
+        assert_eq!(recorded, accounts, "{context}: recorded ids = accounts");
+    }
+}
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&mut self, signal: i32) {
+        // SAFETY: kill(2) on a child we own; it cannot affect this process's memory.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Waits for the exit: `(exit code, everything it printed)`.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        (
+            status.code(),
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn once(site: &Site) -> Output {
+    site.run(&["run", "-m", "order_process", "--once"])
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. kill -9 between creating an account and recording it
+
+fn killed_mid_cycle(settings: &str, label: &str) {
+    const N: usize = 200;
+    let site = Site::new(creates(N), settings, "");
+    // Slow recording keeps up to eight orders between "account created" and "id recorded"
+    // at any moment, so the kill lands in that window.
+    site.sim.inject(Fault::latency(
+        Matcher::endpoint("POST", SET_BACKEND_ID),
+        Duration::from_millis(150),
+    ));
+    let mut agent = site.spawn(&["run", "-m", "order_process", "--once"]);
+    wait_until("a third of the orders", Duration::from_secs(120), || {
+        assert!(!agent.exited(), "the agent exited early");
+        site.orders().0 >= N / 3
+    });
+    agent.signal(libc::SIGKILL);
+    agent.finish();
+    let recorded = site.sim.with_store(|s| {
+        s.resources
+            .values()
+            .filter(|r| !r.backend_id.is_empty())
+            .count()
+    });
+    let orphans = site.allocations().len() - recorded;
+    eprintln!(
+        "{label}: after kill -9: {} done, {} accounts, {orphans} not recorded in Waldur",
+        site.orders().0,
+        site.allocations().len()
+    );
+    site.sim.clear_faults();
+    let output = once(&site);
+    let (done, erred, other) = site.orders();
+    eprintln!(
+        "{label}: after the rerun: {done} done, {erred} erred, {other} other; {} accounts for {N} resources",
+        site.allocations().len()
+    );
+    assert!(
+        orphans >= 1,
+        "the kill landed outside the window: {orphans}"
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!((done, erred, other), (N, 0, 0), "{}", text(&output));
+    site.assert_exactly_once(N, label);
+}
+
+#[test]
+fn a_kill_between_creating_and_recording_leaves_no_orphan_and_no_error() {
+    killed_mid_cycle("", "kill -9, 200 Creates");
+}
+
+#[test]
+fn a_kill_with_the_uniqueness_check_creates_no_second_account() {
+    killed_mid_cycle(
+        "        check_backend_id_uniqueness: true\n",
+        "kill -9, 200 Creates, uniqueness check",
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// 1-3. Faults between the steps of one Create
+
+fn one_create_with(fault: Fault, settings: &str) -> Site {
+    one_create_on(Site::new(creates(1), settings, ""), fault)
+}
+
+fn one_create_on(site: Site, fault: Fault) -> Site {
+    site.sim.inject(fault);
+    let output = once(&site);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(site.orders(), (1, 0, 0), "{}", text(&output));
+    site.assert_exactly_once(1, "one create");
+    site
+}
+
+#[test]
+fn set_backend_id_failing_until_the_retries_run_out_adopts_the_account_next_time() {
+    for settings in ["", "        check_backend_id_uniqueness: true\n"] {
+        let site = one_create_with(
+            Fault::status(Matcher::endpoint("POST", SET_BACKEND_ID), 500, 3),
+            settings,
+        );
+        assert_eq!(site.allocations(), vec!["alloc-0000"], "{settings}");
+    }
+}
+
+#[test]
+fn a_garbled_answer_to_an_applied_set_backend_id_is_read_back() {
+    let site = one_create_with(
+        Fault::malformed(Matcher::endpoint("POST", SET_BACKEND_ID), 1),
+        "",
+    );
+    // Applied once, confirmed by reading back: not sent again.
+    assert_eq!(site.sim.count("POST", SET_BACKEND_ID), 1);
+}
+
+#[test]
+fn server_errors_after_applied_writes_are_read_back() {
+    for endpoint in [SET_BACKEND_ID, SET_LIMITS, SET_DONE] {
+        let site = one_create_with(
+            Fault::applied_status(Matcher::endpoint("POST", endpoint), 502, 3),
+            "",
+        );
+        assert_eq!(site.allocations(), vec!["alloc-0000"], "{endpoint}");
+    }
+}
+
+#[test]
+fn set_limits_lost_to_a_transient_failure_is_sent_before_the_order_is_done() {
+    // A usage component with a configured limit: the create owes Waldur `mem: 100`, which
+    // the resource does not have yet.
+    let site = Site::with_components(
+        creates(1),
+        "",
+        "",
+        "      mem: {measured_unit: GB, accounting_type: usage, label: RAM, limit: 100}",
+    );
+    let site = one_create_on(
+        site,
+        Fault::status(Matcher::endpoint("POST", SET_LIMITS), 500, 3),
+    );
+    assert_eq!(site.succeeded(SET_LIMITS), 1, "the limits reached Waldur");
+    let limits = site.sim.resource(&resource_uuid(0)).unwrap().limits;
+    assert_eq!(limits["mem"], 100, "{limits:?}");
+    assert_eq!(limits["cpu"], 1, "{limits:?}");
+}
+
+// ------------------------------------------------------------------------------------------
+// 4. Two agents on one config
+
+#[test]
+fn a_second_agent_for_the_same_offering_and_mode_refuses_to_start() {
+    const N: usize = 100;
+    let site = Site::new(
+        creates(N),
+        "        check_backend_id_uniqueness: true\n",
+        "",
+    );
+    site.sim.inject(Fault::latency(
+        Matcher::endpoint("POST", SET_BACKEND_ID),
+        Duration::from_millis(20),
+    ));
+    // Started together, as a unit and a cron job would.
+    let first = site.spawn(&["run", "-m", "order_process", "--once"]);
+    let second = site.spawn(&["run", "-m", "all", "--once"]);
+    let (first_pid, second_pid) = (first.id(), second.id());
+    let first = first.finish();
+    let second = second.finish();
+    let (done, erred, _) = site.orders();
+    eprintln!(
+        "two agents, {N} Creates: {done} done, {erred} erred, {} accounts",
+        site.allocations().len()
+    );
+    let (refused, refused_by, ran) = if first.0 == Some(2) {
+        (&first, second_pid, &second)
+    } else {
+        (&second, first_pid, &first)
+    };
+    let line = refused
+        .1
+        .lines()
+        .find(|l| l.contains("another agent"))
+        .unwrap_or_else(|| panic!("no refusal: {first:?}\n{second:?}"));
+    assert!(
+        line.contains(&format!("(PID {refused_by})"))
+            && line.contains("order_process for offering 'Demo Offering'"),
+        "{line}"
+    );
+    assert_eq!(refused.0, Some(2), "{}", refused.1);
+    assert_eq!(ran.0, Some(0), "{}", ran.1);
+    assert_eq!((done, erred), (N, 0));
+    site.assert_exactly_once(N, "two agents");
+}
+
+#[test]
+fn the_lock_is_per_mode_so_other_modes_run_beside_it() {
+    let site = Site::new(creates(3), "", "");
+    site.sim.inject(Fault::latency(
+        Matcher::endpoint("GET", RETRIEVE),
+        Duration::from_millis(400),
+    ));
+    let orders = site.spawn(&["run", "-m", "order_process", "--once"]);
+    wait_until("the order agent's lock", Duration::from_secs(30), || {
+        site.sim.count("GET", RETRIEVE) > 0
+    });
+    let report = site.run(&["run", "-m", "report", "--once"]);
+    assert!(report.status.success(), "{}", text(&report));
+    let (code, log) = orders.finish();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+// ------------------------------------------------------------------------------------------
+// 5. Exit codes
+
+#[test]
+fn once_exits_1_when_an_order_erred_and_names_what_failed() {
+    // Two resources wanting the same id without the uniqueness check: one errs.
+    let mut scenario = creates(2);
+    for resource in &mut scenario.resources {
+        resource.slug = Some("same".into());
+    }
+    let site = Site::new(scenario, "", "");
+    let output = once(&site);
+    assert_eq!(site.orders(), (1, 1, 0));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == "run --once: order_process: 1 order(s) erred"),
+        "{stderr}"
+    );
+    // Nothing left to fail: the next run is clean.
+    let again = once(&site);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}
+
+#[test]
+fn once_exits_1_when_a_usage_report_failed() {
+    let site = Site::new(creates(2), "", "");
+    assert!(once(&site).status.success());
+    site.sim.inject(Fault {
+        count: None,
+        ..Fault::status(Matcher::endpoint("POST", SET_USAGE), 400, 1)
+    });
+    let output = site.run(&["run", "-m", "report", "--once"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("run --once: report: 2 usage report(s) failed"),
+        "{}",
+        text(&output)
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// 6. Stopping
+
+fn stopping_site(grace: &str) -> (Site, Running) {
+    let site = Site::new(creates(20), "", grace);
+    // One slow request: the agent is mid-cycle, waiting on Waldur.
+    site.sim.inject(Fault::latency(
+        Matcher::endpoint("GET", RETRIEVE),
+        Duration::from_secs(60),
+    ));
+    let agent = site.spawn(&["run", "-m", "all", "--once"]);
+    wait_until("a request in flight", Duration::from_secs(30), || {
+        site.sim
+            .requests()
+            .iter()
+            .any(|r| r.template == "/api/marketplace-orders/")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    (site, agent)
+}
+
+#[test]
+fn sigterm_cancels_after_the_grace_period_and_starts_no_other_mode() {
+    let (site, mut agent) = stopping_site("shutdown_grace_seconds: 2");
+    let sent = Instant::now();
+    agent.signal(libc::SIGTERM);
+    let (code, log) = agent.finish();
+    let took = sent.elapsed();
+    eprintln!("SIGTERM with a 60 s request in flight, grace 2 s: exited after {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{log}");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("grace period of 2 s is over"), "{log}");
+    // No other mode started after the stop request.
+    assert_eq!(site.sim.count("POST", SET_USAGE), 0);
+    assert!(!site
+        .sim
+        .requests()
+        .iter()
+        .any(|r| r.template.contains("marketplace-offering-users")));
+    // What was cut short is finished by the next run, once.
+    site.sim.clear_faults();
+    assert!(once(&site).status.success());
+    assert_eq!(site.orders(), (20, 0, 0));
+    site.assert_exactly_once(20, "after a cancelled stop");
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    let (_site, mut agent) = stopping_site("shutdown_grace_seconds: 600");
+    agent.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    agent.signal(libc::SIGTERM);
+    let (code, log) = agent.finish();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("second signal"), "{log}");
+}
