@@ -125,6 +125,37 @@ pub fn plan(
     }
 }
 
+/// The limits to tell Waldur after reading the backend's (reference `_sync_resource_limits`:
+/// the backend is the truth), or `None` when Waldur already agrees.
+///
+/// Plugins answer whole numbers in Waldur units (`BackendLimits`, converted with
+/// `int(value / unit_factor)`), so an order for 2.5 comes back as 2. A Waldur value whose
+/// truncation is the backend's number only differs by that rounding: it is kept, fraction
+/// and all, and never pushed back (the reference pushes the 2). Any other difference, and a
+/// component only the backend limits, is the backend's value.
+pub fn limits_to_push(
+    waldur: &BTreeMap<String, f64>,
+    backend: &BTreeMap<String, i64>,
+) -> Option<BTreeMap<String, f64>> {
+    let mut changed = false;
+    let pushed: BTreeMap<String, f64> = backend
+        .iter()
+        .map(|(component, &value)| {
+            let held = waldur.get(component).copied();
+            match held {
+                Some(held) if held.trunc() == value as f64 => (component.clone(), held),
+                _ => {
+                    changed = true;
+                    (component.clone(), value as f64)
+                }
+            }
+        })
+        .collect();
+    // A component Waldur limits and the backend no longer does is a difference too.
+    changed |= waldur.keys().any(|k| !backend.contains_key(k));
+    changed.then_some(pushed)
+}
+
 /// Per-user limits to apply (reference `_sync_resource_user_limits`): Waldur's limits for each
 /// user of the resource, and `{}` (unset) for users the backend limits but Waldur no longer does.
 pub fn user_limits_to_apply(
@@ -238,6 +269,31 @@ mod tests {
         let plan = super::plan(&team, &["x".into()], &[], &skip, false, None);
         assert_eq!(plan.existing, names(&["x"]));
         assert!(plan.to_add.is_empty() && plan.to_remove.is_empty());
+    }
+
+    #[test]
+    fn limits_differing_only_by_rounding_are_not_pushed() {
+        let waldur = BTreeMap::from([("cpu".to_string(), 2.5), ("mem".to_string(), 4.0)]);
+        let same = BTreeMap::from([("cpu".to_string(), 2), ("mem".to_string(), 4)]);
+        assert_eq!(limits_to_push(&waldur, &same), None);
+        // A real change keeps the other component's fraction.
+        let changed = BTreeMap::from([("cpu".to_string(), 2), ("mem".to_string(), 8)]);
+        assert_eq!(
+            limits_to_push(&waldur, &changed),
+            Some(BTreeMap::from([
+                ("cpu".to_string(), 2.5),
+                ("mem".to_string(), 8.0)
+            ]))
+        );
+        let lower = BTreeMap::from([("cpu".to_string(), 1), ("mem".to_string(), 4)]);
+        assert_eq!(
+            limits_to_push(&waldur, &lower).unwrap()["cpu"],
+            1.0,
+            "more than rounding"
+        );
+        let only_cpu = BTreeMap::from([("cpu".to_string(), 2)]);
+        assert!(limits_to_push(&waldur, &only_cpu).is_some());
+        assert_eq!(limits_to_push(&BTreeMap::new(), &BTreeMap::new()), None);
     }
 
     #[test]

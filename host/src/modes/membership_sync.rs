@@ -9,7 +9,7 @@ use waldur_plugin_abi::wire::{
 };
 
 use super::error::ModeError;
-use super::membership::{plan, user_limits_to_apply};
+use super::membership::{limits_to_push, plan, user_limits_to_apply};
 use super::offering_users::{
     CREATING, ERROR_CREATING, OK, PENDING_ACCOUNT_LINKING, PENDING_ADDITIONAL_VALIDATION, REQUESTED,
 };
@@ -302,16 +302,12 @@ impl Session<'_> {
         if limits.is_empty() {
             return Ok(false);
         }
-        let as_waldur: BTreeMap<String, f64> =
-            limits.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
-        if as_waldur != resource.limits {
-            tracing::info!(resource = %resource.uuid, "limits differ from the backend's; updating Waldur");
-            self.client
-                .set_resource_limits(&resource.uuid, &as_waldur)
-                .await?;
-            return Ok(true);
-        }
-        Ok(false)
+        let Some(pushed) = limits_to_push(&resource.limits, &limits) else {
+            return Ok(false);
+        };
+        tracing::info!(resource = %resource.uuid, "limits differ from the backend's; updating Waldur");
+        self.record_limits(&resource.uuid, &pushed).await?;
+        Ok(true)
     }
 
     /// Per-user limits from Waldur onto the backend (reference `_sync_resource_user_limits`).

@@ -14,8 +14,8 @@ use super::periods::{reporting_periods, Period};
 use super::runtime::{blocking, Session};
 use super::usage::{amount, anomalies, is_unchanged, round2, total_usage, ExistingUsage};
 use crate::waldur::{
-    map_concurrent, ResourceFilter, SetUsageRequest, UsageAmount, UserUsage, DEFAULT_CONCURRENCY,
-    REPORT_RESOURCE_FIELDS,
+    map_concurrent, ComponentUserUsage, ResourceFilter, SetUsageRequest, UsageAmount, UserUsage,
+    DEFAULT_CONCURRENCY, REPORT_RESOURCE_FIELDS,
 };
 
 /// What one report cycle did.
@@ -65,11 +65,14 @@ impl Session<'_> {
                     .with_fields(REPORT_RESOURCE_FIELDS),
             )
             .await?;
+        // What is reported: the components both Waldur and the config have. Waldur's other
+        // components (usage sent by someone else) are neither sent nor compared.
         let components: BTreeSet<String> = self
             .waldur_offering
             .components
             .iter()
             .map(|c| c.component_type.clone())
+            .filter(|c| self.offering.backend_components.contains_key(c))
             .collect();
         // Offering-user URLs for per-user usages, read once per cycle.
         let user_urls: Arc<BTreeMap<String, String>> = Arc::new(
@@ -343,16 +346,18 @@ impl Session<'_> {
                 if batch.is_empty() {
                     continue;
                 }
-                let already: BTreeMap<&str, f64> = user_usages
+                let already: BTreeMap<&str, &ComponentUserUsage> = user_usages
                     .iter()
                     .filter(|u| u.component_usage_uuid() == Some(parent.uuid.as_str()))
-                    .map(|u| (u.username.as_str(), u.usage))
+                    .map(|u| (u.username.as_str(), u))
                     .collect();
+                // Same amounts and same offering-user links: a record sent before its
+                // offering user existed gets the link once it does.
                 let same = already.len() == batch.len()
                     && batch.iter().all(|b| {
-                        already
-                            .get(b.username.as_str())
-                            .is_some_and(|v| amount(*v) == b.usage)
+                        already.get(b.username.as_str()).is_some_and(|held| {
+                            amount(held.usage) == b.usage && held.links_as(b.user.as_deref())
+                        })
                     });
                 if same {
                     continue;

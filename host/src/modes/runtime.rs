@@ -1,15 +1,14 @@
 //! What every mode does before its real work, per offering (reference §3.1): register the
 //! agent with Waldur, read the offering's context, and get the plugin backend ready.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use waldur_plugin_abi::ffi::EntryKind;
 use waldur_plugin_abi::wire::{
-    AccountingType, BackendComponent, BackendComponents, BackendResourceInfo, RuntimeContext,
-    WaldurResource,
+    BackendComponents, BackendResourceInfo, RuntimeContext, WaldurResource,
 };
 
 use super::error::ModeError;
@@ -194,8 +193,11 @@ impl<'a> Session<'a> {
                 WaldurClient::PROCESSOR_OFFERING_FIELDS,
             )
             .await?;
-        let components =
-            extend_components(&offering.backend_components, &waldur_offering.components)?;
+        let components = backend_components(
+            &offering.name,
+            &offering.backend_components,
+            &waldur_offering.components,
+        );
         let service_provider = client
             .service_provider_for_customer(&waldur_offering.customer_uuid)
             .await?;
@@ -407,47 +409,53 @@ fn dependencies(agent: &Agent) -> Vec<AgentDependency> {
         .collect()
 }
 
-/// The offering's components: the configured ones, plus Waldur's components missing from the
-/// config (the reference's `extend_backend_components`).
-pub fn extend_components(
+/// The components the plugin sees: the configured ones, only.
+///
+/// The reference extends its configured components with Waldur's other ones, but after its
+/// backend was built, so its backend never sees them; handing them to the plugin made it
+/// report 0.00 for components nobody configured, and a decrease against usage Waldur has from
+/// elsewhere refused the whole report. Waldur's extra components are noted once; one of
+/// billing type `fixed` or `few` has no backend meaning and is skipped with a warning (the
+/// reference fails the offering on it).
+pub fn backend_components(
+    offering: &str,
     configured: &BackendComponents,
     remote: &[OfferingComponent],
-) -> Result<BackendComponents, ModeError> {
-    let mut components = configured.clone();
+) -> BackendComponents {
+    static NOTED: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     for component in remote {
-        if components.contains_key(&component.component_type) {
+        let kind = &component.component_type;
+        if configured.contains_key(kind) {
             continue;
         }
-        let accounting_type = match component.billing_type.as_str() {
-            "" | "usage" => AccountingType::Usage,
-            "limit" => AccountingType::Limit,
-            "one" => AccountingType::One,
-            other => {
-                return Err(ModeError::Offering(format!(
-                    "Waldur component '{}' has billing type '{other}', which the agent cannot \
-                     account; add it to backend_components",
-                    component.component_type
-                )))
-            }
-        };
-        components.insert(
-            component.component_type.clone(),
-            BackendComponent {
-                measured_unit: component.measured_unit.clone(),
-                accounting_type,
-                label: component.name.clone(),
-                unit_factor: Some(component.unit_factor.unwrap_or(1.0)),
-                limit: component.limit_amount,
-                ..Default::default()
-            },
-        );
+        let first_time = NOTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((offering.to_string(), kind.clone()));
+        if !first_time {
+            continue;
+        }
+        match component.billing_type.as_str() {
+            "fixed" | "few" => tracing::warn!(
+                offering,
+                "Waldur component '{kind}' has billing type '{}', which has no backend \
+                 meaning; skipped",
+                component.billing_type
+            ),
+            _ => tracing::info!(
+                offering,
+                "Waldur component '{kind}' is not in backend_components; the agent neither \
+                 reports nor limits it"
+            ),
+        }
     }
-    Ok(components)
+    configured.clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use waldur_plugin_abi::wire::BackendComponent;
 
     fn remote(kind: &str, billing: &str) -> OfferingComponent {
         OfferingComponent {
@@ -461,7 +469,7 @@ mod tests {
     }
 
     #[test]
-    fn waldur_components_fill_gaps_without_overriding_the_config() {
+    fn only_configured_components_reach_the_plugin() {
         let mut configured = BackendComponents::new();
         configured.insert(
             "cpu".into(),
@@ -470,19 +478,15 @@ mod tests {
                 ..Default::default()
             },
         );
-        let extended = extend_components(
+        let components = backend_components(
+            "o",
             &configured,
-            &[remote("cpu", "limit"), remote("gpu", "limit")],
-        )
-        .unwrap();
-        assert_eq!(extended["cpu"].unit_factor, Some(60.0));
-        assert_eq!(extended["gpu"].accounting_type, AccountingType::Limit);
-        assert_eq!(extended["gpu"].unit_factor, Some(1.0));
-        assert_eq!(extended["gpu"].limit, Some(5.0));
-        let error = extend_components(&configured, &[remote("license", "fixed")]).unwrap_err();
-        assert!(
-            error.to_string().contains("billing type 'fixed'"),
-            "{error}"
+            &[
+                remote("cpu", "limit"),
+                remote("disk", "usage"),
+                remote("license", "fixed"),
+            ],
         );
+        assert_eq!(components, configured);
     }
 }

@@ -327,11 +327,36 @@ pub struct ComponentUserUsage {
     pub usage: f64,
     /// URL of the parent component usage, `.../marketplace-component-usages/<uuid>/`.
     pub component_usage: String,
+    /// URL of the offering user the usage is linked to; `None` when it has no link.
+    pub user: Option<String>,
     #[serde(flatten)]
     pub extra: JsonMap,
 }
 
 impl ComponentUserUsage {
+    /// Whether this record is linked as `wanted` asks: the same offering user (compared by
+    /// the UUID at the end of the URL, so `http`/`https` or a missing slash do not matter),
+    /// or any link when the agent has none to give.
+    pub fn links_as(&self, wanted: Option<&str>) -> bool {
+        let Some(wanted) = wanted else {
+            return true;
+        };
+        let id = |url: &str| {
+            url.split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .replace('-', "")
+                .to_ascii_lowercase()
+        };
+        self.user
+            .as_deref()
+            .is_some_and(|held| id(held) == id(wanted))
+    }
+
     /// The parent component usage's UUID: the last path segment of `component_usage`.
     pub fn component_usage_uuid(&self) -> Option<&str> {
         self.component_usage

@@ -5,6 +5,8 @@
 //! Each test file uses a different subset.
 #![allow(dead_code)]
 
+pub mod site;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -25,21 +25,19 @@ pub fn to_backend(value: f64, unit_factor: f64) -> i64 {
 /// - the Waldur limits are the resource's limits plus the configured usage limits, so the
 ///   `set_limits` the agent POSTs afterwards drops none of the order's values.
 ///
-/// Both sides are truncated like the reference's `int()`.
+/// Backend units are truncated like the reference's `int()`; the Waldur limits keep their
+/// fractions (an order for 2.5 hours stays 2.5 in Waldur), as the reference's SLURM plugin
+/// does.
 pub fn collect(resource: &WaldurResource, components: &BackendComponents) -> CollectedLimits {
     let mut backend = BackendLimits::new();
-    let mut waldur: Limits = resource
-        .limits
-        .iter()
-        .map(|(name, value)| (name.clone(), int(*value) as f64))
-        .collect();
+    let mut waldur: Limits = resource.limits.clone();
     for (name, component) in components {
         let factor = component.unit_factor();
         match component.accounting_type {
             AccountingType::Usage => {
                 if let Some(limit) = component.limit {
                     backend.insert(name.clone(), to_backend(limit, factor));
-                    waldur.insert(name.clone(), int(limit) as f64);
+                    waldur.insert(name.clone(), limit);
                 }
             }
             AccountingType::Limit | AccountingType::One => {
@@ -129,9 +127,9 @@ mod tests {
             collected.waldur_limits,
             Limits::from([
                 ("cpu".into(), 10.0),
-                ("gpu".into(), 5.0),
+                ("gpu".into(), 5.5),
                 ("licence".into(), 2.0),
-                ("other".into(), 3.0),
+                ("other".into(), 3.9),
             ])
         );
     }

@@ -9,7 +9,7 @@ use waldur_plugin_abi::ffi::EntryKind;
 use super::{client, one_line};
 use crate::config::Offering;
 use crate::modes::cycle::OFFERING_CONCURRENCY;
-use crate::modes::runtime::{backend_for, blocking, extend_components, Agent};
+use crate::modes::runtime::{backend_components, backend_for, blocking, Agent};
 use crate::waldur::{map_concurrent, OrderFilter, WaldurClient};
 
 /// One check and what it found.
@@ -155,13 +155,7 @@ async fn diagnose(agent: &Agent, offering: &Offering) -> OfferingDiagnostics {
             continue;
         };
         drop(plugin);
-        let components = match extend_components(&offering.backend_components, &remote) {
-            Ok(c) => c,
-            Err(e) => {
-                report.record::<(), _>(format!("backend '{entry}'"), Err(e), |_| String::new());
-                continue;
-            }
-        };
+        let components = backend_components(&offering.name, &offering.backend_components, &remote);
         let Some(backend) = report.record(
             format!("backend '{entry}'"),
             backend_for(agent, offering, entry, components, &client).await,
