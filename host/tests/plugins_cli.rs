@@ -2,38 +2,108 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use waldur_test_support::{
     external_plugin, generated_plugin, system_library, workspace_plugin, AbiVariant, PluginDir,
 };
 
+/// A run that takes longer has hung (on a FIFO, say): it is killed and the test fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+
 fn agent(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
-        .args(args)
-        // Only the test's directories: never whatever is installed on the machine.
-        .env("WALDUR_AGENT_PLUGIN_PATH", "")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run waldur-agent");
+    // A runtime directory of its own: the probe cache of one run never leaks into another.
+    let runtime = tempfile::tempdir().unwrap();
+    agent_in(runtime.path(), args)
+}
+
+/// Runs the agent with `runtime` as its runtime directory (where the probe cache lives).
+fn agent_in(runtime: &Path, args: &[&str]) -> Output {
+    let (output, _) = agent_measured(runtime, args);
     output
 }
 
+/// Runs the agent and also answers its peak resident set size in KiB (of the agent and the
+/// prober children it waited for), from `wait4`.
+fn agent_measured(runtime: &Path, args: &[&str]) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+        .args(args)
+        // Only the test's directories: never whatever is installed on the machine.
+        .env("WALDUR_AGENT_PLUGIN_PATH", "")
+        .env("WALDUR_AGENT_RUNTIME_DIR", runtime)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run waldur-agent");
+    let pid = child.id() as libc::pid_t;
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, reaped only here; both pointers are valid.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+        let _ = tx.send((status, usage.ru_maxrss as u64));
+    });
+    let (status, max_rss_kib) = match rx.recv_timeout(DEADLINE) {
+        Ok(answer) => answer,
+        Err(_) => {
+            // SAFETY: kill has no memory preconditions; `pid` is the child started above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("waldur-agent {args:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    let output = Output {
+        status: ExitStatus::from_raw(status),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (output, max_rss_kib)
+}
+
 fn list_json(dirs: &[&Path], extra: &[&str]) -> Value {
-    let mut args = vec!["plugins", "list", "--json"];
-    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    for dir in &dirs {
-        args.extend(["--plugin-dir", dir.as_str()]);
+    let runtime = tempfile::tempdir().unwrap();
+    list_json_in(runtime.path(), dirs, extra)
+}
+
+fn list_args(dirs: &[&Path], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["plugins", "list", "--json"].map(String::from).to_vec();
+    for dir in dirs {
+        args.extend(["--plugin-dir".to_string(), dir.display().to_string()]);
     }
-    args.extend(extra);
-    let output = agent(&args);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn parse_list(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("plugins list --json prints JSON")
+}
+
+fn list_json_in(runtime: &Path, dirs: &[&Path], extra: &[&str]) -> Value {
+    let args = list_args(dirs, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    parse_list(&agent_in(runtime, &args))
 }
 
 fn by_file<'a>(list: &'a Value, file: &str) -> &'a Value {
@@ -270,4 +340,37 @@ fn a_missing_plugin_directory_is_reported() {
         stderr.contains("warning: plugin directory /nonexistent/plugins does not exist"),
         "{stderr}"
     );
+}
+
+#[test]
+fn special_files_named_so_are_refused_and_a_fifo_is_never_opened() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = PluginDir::new();
+    let fifo = dir.path().join("fifo.so");
+    let fifo_c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o644) }, 0);
+    std::fs::create_dir(dir.path().join("directory.so")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target.so", dir.path().join("dangling.so")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("directory.so"),
+        dir.path().join("to-dir.so"),
+    )
+    .unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("socket.so")).unwrap();
+    let demo = dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.plugin");
+    std::os::unix::fs::symlink(&demo, dir.path().join("linked.so")).unwrap();
+
+    let list = list_json(&[dir.path()], &[]);
+    assert_refused(&list, "fifo.so", "not a regular file (a FIFO)");
+    assert_refused(&list, "directory.so", "not a regular file (a directory)");
+    assert_refused(
+        &list,
+        "dangling.so",
+        "dangling symbolic link to /nonexistent/target.so",
+    );
+    assert_refused(&list, "to-dir.so", "not a regular file (a directory");
+    assert_refused(&list, "socket.so", "not a regular file (a socket)");
+    // A symbolic link to a plugin is a plugin.
+    assert_eq!(by_file(&list, "linked.so")["status"], "ok", "{list:#}");
 }
