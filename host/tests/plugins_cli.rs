@@ -27,6 +27,10 @@ fn agent_in(runtime: &Path, args: &[&str]) -> Output {
 
 /// Runs the agent and also answers its peak resident set size in KiB (of the agent and the
 /// prober children it waited for), from `wait4`.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which std's Child cannot do"
+)]
 fn agent_measured(runtime: &Path, args: &[&str]) -> (Output, u64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
@@ -339,6 +343,48 @@ fn a_missing_plugin_directory_is_reported() {
     assert!(
         stderr.contains("warning: plugin directory /nonexistent/plugins does not exist"),
         "{stderr}"
+    );
+}
+
+fn reason<'a>(list: &'a Value, file: &str) -> &'a str {
+    by_file(list, file)["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{file} is not refused: {list:#}"))
+}
+
+#[test]
+fn a_sparse_2_gb_file_costs_a_few_bytes_of_reading() {
+    let dir = PluginDir::new();
+    let sparse = dir.write("sparse.so", b"");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    // A real plugin followed by 2 GB of holes: still a plugin, and only its headers and
+    // manifest are read.
+    let padded = dir.add(&workspace_plugin("waldur-plugin-demo"), "padded.so");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&padded)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len + (2 << 30)).unwrap();
+
+    let runtime = tempfile::tempdir().unwrap();
+    let args = list_args(&[dir.path()], &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, max_rss_kib) = agent_measured(runtime.path(), &args);
+    let list = parse_list(&output);
+    assert_eq!(
+        reason(&list, "sparse.so"),
+        "not a shared library (no ELF header)"
+    );
+    assert_eq!(by_file(&list, "padded.so")["status"], "ok", "{list:#}");
+    assert!(
+        max_rss_kib < 200 * 1024,
+        "peak RSS {max_rss_kib} KiB: the files were read whole"
     );
 }
 
