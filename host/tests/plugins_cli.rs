@@ -420,3 +420,13 @@ fn special_files_named_so_are_refused_and_a_fifo_is_never_opened() {
     // A symbolic link to a plugin is a plugin.
     assert_eq!(by_file(&list, "linked.so")["status"], "ok", "{list:#}");
 }
+
+#[test]
+fn a_plugin_whose_file_name_has_a_newline_loads() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "new\nline.so");
+    let list = list_json(&[dir.path()], &[]);
+    let plugin = by_file(&list, "new\nline.so");
+    assert_eq!(plugin["status"], "ok", "{list:#}");
+    assert_eq!(plugin["entries"][0]["name"], "demo");
+}

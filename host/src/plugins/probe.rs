@@ -4,6 +4,10 @@
 //! Like GStreamer's plugin scanner, one child probes many files in turn and answers one JSON
 //! line per file; if it dies or hangs on a file, that file is marked and a new child carries on
 //! with the rest. The child is this same executable run as `waldur-agent plugins probe`.
+//!
+//! Both directions are JSON lines: a request `{"path": ...}` per file, an answer per file.
+//! A path is a JSON string when it is UTF-8 (JSON escapes a newline in it) and an array of its
+//! bytes otherwise, so any name a directory can hold gets through.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,20 +27,29 @@ pub const PROBE_ARGS: [&str; 2] = ["plugins", "probe"];
 /// How long one file may take to load before the child is killed.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// One request to the child: load this file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProbeRequest {
+    #[serde(with = "wire_path")]
+    path: PathBuf,
+}
+
 /// The child's answer for one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeAnswer {
+    #[serde(with = "wire_path")]
     pub path: PathBuf,
     /// `Ok(manifest)` when the library loaded and matched its manifest.
     pub result: Result<Manifest, String>,
 }
 
-/// Child side: loads each path named on stdin, answers on stdout, one JSON line each.
+/// Child side: loads each file requested on stdin, answers on stdout, one JSON line each.
 pub fn serve_probe_requests() -> std::io::Result<()> {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
-        let path = PathBuf::from(line?);
+        let request: ProbeRequest = serde_json::from_str(&line?)?;
+        let path = request.path;
         let result = load_library(&path).map(|loaded| loaded.manifest().clone());
         let answer = ProbeAnswer { path, result };
         serde_json::to_writer(&mut stdout, &answer)?;
@@ -44,6 +57,35 @@ pub fn serve_probe_requests() -> std::io::Result<()> {
         stdout.flush()?;
     }
     Ok(())
+}
+
+/// A path on the wire: a string when it is UTF-8, else its bytes.
+pub(crate) mod wire_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        match path.to_str() {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_seq(path.as_os_str().as_bytes()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Text(text) => PathBuf::from(text),
+            Wire::Bytes(bytes) => PathBuf::from(OsString::from_vec(bytes)),
+        })
+    }
 }
 
 /// Parent side: probes `paths` with `prober` (the agent executable), in order.
@@ -100,10 +142,18 @@ impl Prober {
                 )
             })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let input: String = rest.iter().map(|p| format!("{}\n", p.display())).collect();
-        // A child that dies early closes the pipe; its answers tell what happened.
-        let _ = stdin.write_all(input.as_bytes());
-        drop(stdin);
+        let mut input = Vec::new();
+        for path in rest {
+            let request = ProbeRequest { path: path.clone() };
+            serde_json::to_writer(&mut input, &request).expect("a request serializes");
+            input.push(b'\n');
+        }
+        // From a thread of its own: the requests for many files can fill the pipe while the
+        // child waits for its answers to be read.
+        thread::spawn(move || {
+            // A child that dies early closes the pipe; its answers tell what happened.
+            let _ = stdin.write_all(&input);
+        });
         let lines = spawn_reader(child.stdout.take().expect("stdout is piped"));
         for expected in rest {
             match lines.recv_timeout(self.timeout) {
@@ -174,4 +224,34 @@ pub fn probe_one(prober: &Prober, path: &Path) -> Result<Manifest, String> {
         .pop()
         .map(|a| a.result)
         .unwrap_or_else(|| Err("the plugin prober gave no answer".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn any_path_survives_a_json_line() {
+        for bytes in [
+            &b"/plugins/plain.so"[..],
+            b"/plugins/new\nline.so",
+            b"/plugins/caf\xe9.so",
+            b"/plugins/\"quoted\" \\ back.so",
+        ] {
+            let request = ProbeRequest {
+                path: PathBuf::from(OsStr::from_bytes(bytes)),
+            };
+            let line = serde_json::to_string(&request).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            let back: ProbeRequest = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, request, "{line}");
+        }
+        let line = serde_json::to_string(&ProbeRequest {
+            path: PathBuf::from("/p/a.so"),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"path":"/p/a.so"}"#);
+    }
 }

@@ -106,7 +106,8 @@ fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
             .map(|r| {
                 let m = r.manifest.as_ref();
                 json!({
-                    "path": r.path,
+                    // Lossy: JSON text cannot hold a name that is not UTF-8.
+                    "path": r.path.to_string_lossy(),
                     "name": m.map(|m| &m.name),
                     "version": m.map(|m| &m.version),
                     "abi_version": m.map(|m| &m.abi_version),
@@ -168,7 +169,7 @@ fn inspect(name: &str, source: &PluginSource, as_json: bool) -> Result<ExitCode,
     };
     if as_json {
         let out = json!({
-            "path": record.path,
+            "path": record.path.to_string_lossy(),
             "status": if record.is_ok() { "ok" } else { "refused" },
             "reason": record.status.as_ref().err(),
             "manifest": manifest,
