@@ -70,6 +70,14 @@ pub struct PluginSource {
         value_name = "CONFIG"
     )]
     pub config: Option<PathBuf>,
+    /// Seconds one plugin file may take to load in the prober child before it is refused as
+    /// hung (default: the config's plugin_probe_timeout_seconds, else 20).
+    #[arg(
+        long = "probe-timeout",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(crate::config::PLUGIN_PROBE_TIMEOUT_SECONDS)
+    )]
+    pub probe_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     #[serde(default, deserialize_with = "opt_bool")]
     pub allow_insecure_plugin_permissions: Option<bool>,
     pub runtime_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub plugin_probe_timeout_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! The validated configuration the rest of the agent reads.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use jiff::tz::TimeZone;
@@ -128,6 +129,13 @@ impl Default for LogShipping {
     }
 }
 
+/// `plugin_probe_timeout_seconds` when the config has none.
+pub const DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS: u64 = 20;
+
+/// The accepted `plugin_probe_timeout_seconds` (and `--probe-timeout`): a library that has
+/// not loaded after ten minutes is hung, and every agent start would wait that long for it.
+pub const PLUGIN_PROBE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=600;
+
 /// The whole agent configuration: the reference's global keys (all with the reference's
 /// defaults) plus the agent's own extensions.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +168,10 @@ pub struct Config {
     /// default (see [`super::runtime_dir`]). Relative paths are resolved against the config
     /// file's directory by [`super::load`].
     pub runtime_dir: Option<PathBuf>,
+    /// **Agent extension** (`plugin_probe_timeout_seconds`, default 20, 1 to 600): how long
+    /// one plugin file may take to load in the prober child before it is refused as hung.
+    /// `--probe-timeout` overrides it.
+    pub plugin_probe_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -177,6 +189,7 @@ impl Default for Config {
             plugin_dirs: Vec::new(),
             allow_insecure_plugin_permissions: false,
             runtime_dir: None,
+            plugin_probe_timeout_seconds: DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS,
         }
     }
 }

@@ -24,8 +24,9 @@ use super::load::load_library;
 /// The hidden subcommand the child runs.
 pub const PROBE_ARGS: [&str; 2] = ["plugins", "probe"];
 
-/// How long one file may take to load before the child is killed.
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one file may take to load before the child is killed, unless configured.
+pub const DEFAULT_PROBE_TIMEOUT: Duration =
+    Duration::from_secs(crate::config::DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS);
 
 /// One request to the child: load this file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
