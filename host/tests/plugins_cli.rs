@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use waldur_test_support::{
@@ -12,6 +12,9 @@ use waldur_test_support::{
 
 /// A run that takes longer has hung (on a FIFO, say): it is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The agent's probe cache file in its runtime directory.
+const PROBE_CACHE: &str = "plugin-probe-cache.json";
 
 fn agent(args: &[&str]) -> Output {
     // A runtime directory of its own: the probe cache of one run never leaks into another.
@@ -350,6 +353,151 @@ fn reason<'a>(list: &'a Value, file: &str) -> &'a str {
     by_file(list, file)["reason"]
         .as_str()
         .unwrap_or_else(|| panic!("{file} is not refused: {list:#}"))
+}
+
+/// Gives `path` a new modification time, as an upgrade in place would.
+fn touch(path: &Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    file.set_modified(later).unwrap();
+}
+
+#[test]
+fn a_refused_verdict_is_remembered_until_the_file_changes() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    let crash = dir.add(&workspace_plugin("waldur-plugin-crash-on-load"), "crash.so");
+    let runtime = tempfile::tempdir().unwrap();
+    let cache = runtime.path().join(PROBE_CACHE);
+    let list = |extra: &[&str]| list_json_in(runtime.path(), &[dir.path()], extra);
+    const CRASHED: &str = "loading it crashed the process (signal 6)";
+
+    let first = list(&[]);
+    assert_eq!(reason(&first, "crash.so"), CRASHED);
+    assert!(cache.is_file(), "no probe cache at {}", cache.display());
+    let second = list(&[]);
+    assert_eq!(reason(&second, "crash.so"), format!("{CRASHED} (cached)"));
+    assert_eq!(by_file(&second, "demo.so")["status"], "ok", "{second:#}");
+
+    // Forcing a re-probe.
+    assert_eq!(reason(&list(&["--no-probe-cache"]), "crash.so"), CRASHED);
+    assert_eq!(reason(&list(&["--no-cache"]), "crash.so"), CRASHED);
+
+    // A changed file is probed again, then remembered again.
+    touch(&crash);
+    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
+    assert_eq!(
+        reason(&list(&[]), "crash.so"),
+        format!("{CRASHED} (cached)")
+    );
+
+    // A corrupt cache is ignored and rewritten.
+    std::fs::write(&cache, b"{\"format\": 1, \"entries\": [tru").unwrap();
+    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
+    let rewritten: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap())
+        .expect("the corrupt cache was rewritten as JSON");
+    assert!(rewritten.is_object(), "{rewritten:#}");
+    assert_eq!(
+        reason(&list(&[]), "crash.so"),
+        format!("{CRASHED} (cached)")
+    );
+
+    // A cache that cannot be written (the runtime directory cannot be created) fails nothing.
+    let blocker = runtime.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let unwritable = list_json_in(&blocker.join("runtime"), &[dir.path()], &[]);
+    assert_eq!(reason(&unwritable, "crash.so"), CRASHED);
+    assert_eq!(by_file(&unwritable, "demo.so")["status"], "ok");
+}
+
+#[test]
+fn a_hanging_plugin_costs_the_probe_timeout_once() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-hang-on-load"), "hang.so");
+    let runtime = tempfile::tempdir().unwrap();
+    let timed = |timeout: &str| {
+        let started = Instant::now();
+        let list = list_json_in(runtime.path(), &[dir.path()], &["--probe-timeout", timeout]);
+        (reason(&list, "hang.so").to_string(), started.elapsed())
+    };
+
+    let (first, took) = timed("1");
+    assert_eq!(
+        first,
+        "loading did not finish within 1 s (hung initializer?)"
+    );
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    let (second, took) = timed("1");
+    assert_eq!(
+        second,
+        "loading did not finish within 1 s (hung initializer?) (cached)"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the cached run took {took:?}"
+    );
+
+    // A hang found with a shorter timeout says nothing about a longer one.
+    let (longer, took) = timed("2");
+    assert_eq!(
+        longer,
+        "loading did not finish within 2 s (hung initializer?)"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    let (shorter, _) = timed("1");
+    assert_eq!(
+        shorter,
+        "loading did not finish within 2 s (hung initializer?) (cached)"
+    );
+
+    let bad = agent_in(runtime.path(), &["plugins", "list", "--probe-timeout", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--probe-timeout"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn the_config_sets_the_probe_timeout_and_the_runtime_directory() {
+    let plugins = PluginDir::new();
+    plugins.add(&workspace_plugin("waldur-plugin-hang-on-load"), "hang.so");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dirs: [{}]\nruntime_dir: run\nplugin_probe_timeout_seconds: 1\nofferings: []\n",
+            plugins.path().display()
+        ),
+    )
+    .unwrap();
+    // The environment's runtime directory loses to the config's.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config_arg = config.display().to_string();
+    let list = parse_list(&agent_in(
+        elsewhere.path(),
+        &["plugins", "list", "--json", "-c", &config_arg],
+    ));
+    assert_eq!(
+        reason(&list, "hang.so"),
+        "loading did not finish within 1 s (hung initializer?)"
+    );
+    assert!(work.path().join("run").join(PROBE_CACHE).is_file());
+    assert!(!elsewhere.path().join(PROBE_CACHE).exists());
+
+    std::fs::write(&config, "offerings: []\nplugin_probe_timeout_seconds: 0\n").unwrap();
+    let bad = agent_in(elsewhere.path(), &["plugins", "list", "-c", &config_arg]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {config_arg}: plugin_probe_timeout_seconds (line 2): must be between 1 and \
+             600 (seconds), got 0"
+        )
+    );
 }
 
 #[test]

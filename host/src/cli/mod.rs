@@ -78,6 +78,10 @@ pub struct PluginSource {
         value_parser = clap::value_parser!(u64).range(crate::config::PLUGIN_PROBE_TIMEOUT_SECONDS)
     )]
     pub probe_timeout: Option<u64>,
+    /// Probe every plugin file again instead of trusting the refusals remembered in the
+    /// runtime directory's plugin-probe-cache.json (which is then rewritten).
+    #[arg(long = "no-probe-cache", alias = "no-cache")]
+    pub no_probe_cache: bool,
 }
 
 #[derive(Debug, Subcommand)]

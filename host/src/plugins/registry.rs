@@ -86,12 +86,14 @@ impl Catalog {
                 .filter(|r| r.is_ok())
                 .map(|r| r.path.clone())
                 .collect();
-            let mut answers = prober.probe(&to_probe).into_iter();
+            let mut verdicts = prober.probe(&to_probe).into_iter();
             for record in records.iter_mut().filter(|r| r.is_ok()) {
-                if let Some(answer) = answers.next() {
-                    if let Err(reason) = answer.result {
-                        record.status = Err(reason);
-                    }
+                if let Some(Err(refusal)) = verdicts.next().map(|v| v.result) {
+                    record.status = Err(if refusal.cached {
+                        format!("{} (cached)", refusal.reason)
+                    } else {
+                        refusal.reason
+                    });
                 }
             }
         }

@@ -10,9 +10,10 @@ use waldur_plugin_abi::host_side::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_MET
 use waldur_plugin_abi::manifest::{Manifest, ManifestEntry};
 
 use super::{PluginSource, PluginsCommand};
-use crate::config::DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS;
+use crate::config::{runtime_dir, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS};
 use crate::plugins::discover::{SearchPath, PLUGIN_PATH_ENV};
 use crate::plugins::probe::{serve_probe_requests, Prober};
+use crate::plugins::probe_cache::CACHE_FILE_NAME;
 use crate::plugins::{Catalog, PluginRecord, TrustPolicy};
 
 mod check;
@@ -42,6 +43,8 @@ pub(super) struct ScanSetup {
     pub policy: TrustPolicy,
     /// How long one file may take to load in the prober child.
     pub probe_timeout: Duration,
+    /// Where the probe cache lives.
+    pub runtime_dir: PathBuf,
 }
 
 /// The search path, trust policy and probe timeout from the standard places, the config and
@@ -50,11 +53,13 @@ pub(super) fn search_setup(source: &PluginSource) -> Result<ScanSetup, String> {
     let mut config_dirs: Vec<PathBuf> = Vec::new();
     let mut allow_insecure = source.allow_insecure_plugin_permissions;
     let mut probe_timeout_seconds = DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS;
+    let mut configured_runtime_dir = None;
     if let Some(path) = &source.config {
         let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
         config_dirs = loaded.config.plugin_dirs.clone();
         allow_insecure |= loaded.config.allow_insecure_plugin_permissions;
         probe_timeout_seconds = loaded.config.plugin_probe_timeout_seconds;
+        configured_runtime_dir = loaded.config.runtime_dir;
     }
     let env = std::env::var(PLUGIN_PATH_ENV).ok();
     let search = SearchPath::standard(env.as_deref(), &config_dirs, &source.plugin_dirs);
@@ -73,15 +78,21 @@ pub(super) fn search_setup(source: &PluginSource) -> Result<ScanSetup, String> {
         search,
         policy,
         probe_timeout: Duration::from_secs(source.probe_timeout.unwrap_or(probe_timeout_seconds)),
+        runtime_dir: runtime_dir(configured_runtime_dir.as_deref()),
     })
 }
 
-/// Scans with a child-process prober, so a crashing plugin cannot take this command down.
+/// Scans with a child-process prober, so a crashing plugin cannot take this command down,
+/// remembering its refusals in the runtime directory so a hanging one costs the timeout once.
 pub(super) fn scan(source: &PluginSource) -> Result<Catalog, String> {
     let setup = search_setup(source)?;
     let prober = Prober::current_exe()
         .map_err(|e| format!("cannot find this executable: {e}"))?
-        .with_timeout(setup.probe_timeout);
+        .with_timeout(setup.probe_timeout)
+        .with_cache(
+            setup.runtime_dir.join(CACHE_FILE_NAME),
+            source.no_probe_cache,
+        );
     Ok(Catalog::scan(&setup.search, setup.policy, Some(&prober)))
 }
 
