@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use waldur_agent::plugins::{Catalog, HostContext, Registry, SearchPath, TrustPolicy};
+use waldur_agent::plugins::{Catalog, HostContext, Prober, Registry, SearchPath, TrustPolicy};
 use waldur_plugin_abi::wire::{
     BackendComponent, BackendComponents, JsonMap, UserOptions, WaldurResource,
 };
@@ -459,4 +459,35 @@ fn settings_are_validated_by_the_plugin_declaration() {
         panic!("invalid settings constructed a backend");
     };
     assert!(error.to_string().contains("invalid settings"), "{error}");
+}
+
+/// The prober child is told which files to load over a pipe: any name a directory can hold
+/// must get there intact (a newline, bytes that are not UTF-8, quotes).
+#[test]
+fn the_prober_carries_any_file_name() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = PluginDir::new();
+    let demo = workspace_plugin("waldur-plugin-demo");
+    let names: [&[u8]; 3] = [
+        b"new\nline.so",
+        b"caf\xe9-latin1.so",
+        b"tab\tand \"quotes\".so",
+    ];
+    for name in names {
+        let dest = dir.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::copy(&demo, &dest).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let prober = Prober::new(env!("CARGO_BIN_EXE_waldur-agent").into());
+    let catalog = Catalog::scan(
+        &SearchPath::only([dir.path().to_path_buf()]),
+        TrustPolicy::Strict,
+        Some(&prober),
+    );
+    assert_eq!(catalog.records.len(), names.len(), "{:#?}", catalog.records);
+    for record in &catalog.records {
+        assert_eq!(record.status, Ok(()), "{}", record.path.display());
+        assert_eq!(record.name(), Some("waldur-plugin-demo"));
+    }
 }

@@ -2,38 +2,115 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use waldur_test_support::{
     external_plugin, generated_plugin, system_library, workspace_plugin, AbiVariant, PluginDir,
 };
 
+/// A run that takes longer has hung (on a FIFO, say): it is killed and the test fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The agent's probe cache file in its runtime directory.
+const PROBE_CACHE: &str = "plugin-probe-cache.json";
+
 fn agent(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
-        .args(args)
-        // Only the test's directories: never whatever is installed on the machine.
-        .env("WALDUR_AGENT_PLUGIN_PATH", "")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run waldur-agent");
+    // A runtime directory of its own: the probe cache of one run never leaks into another.
+    let runtime = tempfile::tempdir().unwrap();
+    agent_in(runtime.path(), args)
+}
+
+/// Runs the agent with `runtime` as its runtime directory (where the probe cache lives).
+fn agent_in(runtime: &Path, args: &[&str]) -> Output {
+    let (output, _) = agent_measured(runtime, args);
     output
 }
 
+/// Runs the agent and also answers its peak resident set size in KiB (of the agent and the
+/// prober children it waited for), from `wait4`.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which std's Child cannot do"
+)]
+fn agent_measured(runtime: &Path, args: &[&str]) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+        .args(args)
+        // Only the test's directories: never whatever is installed on the machine.
+        .env("WALDUR_AGENT_PLUGIN_PATH", "")
+        .env("WALDUR_AGENT_RUNTIME_DIR", runtime)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run waldur-agent");
+    let pid = child.id() as libc::pid_t;
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, reaped only here; both pointers are valid.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+        let _ = tx.send((status, usage.ru_maxrss as u64));
+    });
+    let (status, max_rss_kib) = match rx.recv_timeout(DEADLINE) {
+        Ok(answer) => answer,
+        Err(_) => {
+            // SAFETY: kill has no memory preconditions; `pid` is the child started above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("waldur-agent {args:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    let output = Output {
+        status: ExitStatus::from_raw(status),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (output, max_rss_kib)
+}
+
 fn list_json(dirs: &[&Path], extra: &[&str]) -> Value {
-    let mut args = vec!["plugins", "list", "--json"];
-    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    for dir in &dirs {
-        args.extend(["--plugin-dir", dir.as_str()]);
+    let runtime = tempfile::tempdir().unwrap();
+    list_json_in(runtime.path(), dirs, extra)
+}
+
+fn list_args(dirs: &[&Path], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["plugins", "list", "--json"].map(String::from).to_vec();
+    for dir in dirs {
+        args.extend(["--plugin-dir".to_string(), dir.display().to_string()]);
     }
-    args.extend(extra);
-    let output = agent(&args);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn parse_list(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("plugins list --json prints JSON")
+}
+
+fn list_json_in(runtime: &Path, dirs: &[&Path], extra: &[&str]) -> Value {
+    let args = list_args(dirs, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    parse_list(&agent_in(runtime, &args))
 }
 
 fn by_file<'a>(list: &'a Value, file: &str) -> &'a Value {
@@ -270,4 +347,234 @@ fn a_missing_plugin_directory_is_reported() {
         stderr.contains("warning: plugin directory /nonexistent/plugins does not exist"),
         "{stderr}"
     );
+}
+
+fn reason<'a>(list: &'a Value, file: &str) -> &'a str {
+    by_file(list, file)["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{file} is not refused: {list:#}"))
+}
+
+/// Gives `path` a new modification time, as an upgrade in place would.
+fn touch(path: &Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    file.set_modified(later).unwrap();
+}
+
+#[test]
+fn a_refused_verdict_is_remembered_until_the_file_changes() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
+    let crash = dir.add(&workspace_plugin("waldur-plugin-crash-on-load"), "crash.so");
+    let runtime = tempfile::tempdir().unwrap();
+    let cache = runtime.path().join(PROBE_CACHE);
+    let list = |extra: &[&str]| list_json_in(runtime.path(), &[dir.path()], extra);
+    const CRASHED: &str = "loading it crashed the process (signal 6)";
+
+    let first = list(&[]);
+    assert_eq!(reason(&first, "crash.so"), CRASHED);
+    assert!(cache.is_file(), "no probe cache at {}", cache.display());
+    let second = list(&[]);
+    assert_eq!(reason(&second, "crash.so"), format!("{CRASHED} (cached)"));
+    assert_eq!(by_file(&second, "demo.so")["status"], "ok", "{second:#}");
+
+    // Forcing a re-probe.
+    assert_eq!(reason(&list(&["--no-probe-cache"]), "crash.so"), CRASHED);
+    assert_eq!(reason(&list(&["--no-cache"]), "crash.so"), CRASHED);
+
+    // A changed file is probed again, then remembered again.
+    touch(&crash);
+    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
+    assert_eq!(
+        reason(&list(&[]), "crash.so"),
+        format!("{CRASHED} (cached)")
+    );
+
+    // A corrupt cache is ignored and rewritten.
+    std::fs::write(&cache, b"{\"format\": 1, \"entries\": [tru").unwrap();
+    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
+    let rewritten: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap())
+        .expect("the corrupt cache was rewritten as JSON");
+    assert!(rewritten.is_object(), "{rewritten:#}");
+    assert_eq!(
+        reason(&list(&[]), "crash.so"),
+        format!("{CRASHED} (cached)")
+    );
+
+    // A cache that cannot be written (the runtime directory cannot be created) fails nothing.
+    let blocker = runtime.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let unwritable = list_json_in(&blocker.join("runtime"), &[dir.path()], &[]);
+    assert_eq!(reason(&unwritable, "crash.so"), CRASHED);
+    assert_eq!(by_file(&unwritable, "demo.so")["status"], "ok");
+}
+
+#[test]
+fn a_hanging_plugin_costs_the_probe_timeout_once() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-hang-on-load"), "hang.so");
+    let runtime = tempfile::tempdir().unwrap();
+    let timed = |timeout: &str| {
+        let started = Instant::now();
+        let list = list_json_in(runtime.path(), &[dir.path()], &["--probe-timeout", timeout]);
+        (reason(&list, "hang.so").to_string(), started.elapsed())
+    };
+
+    let (first, took) = timed("1");
+    assert_eq!(
+        first,
+        "loading did not finish within 1 s (hung initializer?)"
+    );
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    let (second, took) = timed("1");
+    assert_eq!(
+        second,
+        "loading did not finish within 1 s (hung initializer?) (cached)"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the cached run took {took:?}"
+    );
+
+    // A hang found with a shorter timeout says nothing about a longer one.
+    let (longer, took) = timed("2");
+    assert_eq!(
+        longer,
+        "loading did not finish within 2 s (hung initializer?)"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    let (shorter, _) = timed("1");
+    assert_eq!(
+        shorter,
+        "loading did not finish within 2 s (hung initializer?) (cached)"
+    );
+
+    let bad = agent_in(runtime.path(), &["plugins", "list", "--probe-timeout", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--probe-timeout"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn the_config_sets_the_probe_timeout_and_the_runtime_directory() {
+    let plugins = PluginDir::new();
+    plugins.add(&workspace_plugin("waldur-plugin-hang-on-load"), "hang.so");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dirs: [{}]\nruntime_dir: run\nplugin_probe_timeout_seconds: 1\nofferings: []\n",
+            plugins.path().display()
+        ),
+    )
+    .unwrap();
+    // The environment's runtime directory loses to the config's.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config_arg = config.display().to_string();
+    let list = parse_list(&agent_in(
+        elsewhere.path(),
+        &["plugins", "list", "--json", "-c", &config_arg],
+    ));
+    assert_eq!(
+        reason(&list, "hang.so"),
+        "loading did not finish within 1 s (hung initializer?)"
+    );
+    assert!(work.path().join("run").join(PROBE_CACHE).is_file());
+    assert!(!elsewhere.path().join(PROBE_CACHE).exists());
+
+    std::fs::write(&config, "offerings: []\nplugin_probe_timeout_seconds: 0\n").unwrap();
+    let bad = agent_in(elsewhere.path(), &["plugins", "list", "-c", &config_arg]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {config_arg}: plugin_probe_timeout_seconds (line 2): must be between 1 and \
+             600 (seconds), got 0"
+        )
+    );
+}
+
+#[test]
+fn a_sparse_2_gb_file_costs_a_few_bytes_of_reading() {
+    let dir = PluginDir::new();
+    let sparse = dir.write("sparse.so", b"");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    // A real plugin followed by 2 GB of holes: still a plugin, and only its headers and
+    // manifest are read.
+    let padded = dir.add(&workspace_plugin("waldur-plugin-demo"), "padded.so");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&padded)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len + (2 << 30)).unwrap();
+
+    let runtime = tempfile::tempdir().unwrap();
+    let args = list_args(&[dir.path()], &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, max_rss_kib) = agent_measured(runtime.path(), &args);
+    let list = parse_list(&output);
+    assert_eq!(
+        reason(&list, "sparse.so"),
+        "not a shared library (no ELF header)"
+    );
+    assert_eq!(by_file(&list, "padded.so")["status"], "ok", "{list:#}");
+    assert!(
+        max_rss_kib < 200 * 1024,
+        "peak RSS {max_rss_kib} KiB: the files were read whole"
+    );
+}
+
+#[test]
+fn special_files_named_so_are_refused_and_a_fifo_is_never_opened() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = PluginDir::new();
+    let fifo = dir.path().join("fifo.so");
+    let fifo_c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o644) }, 0);
+    std::fs::create_dir(dir.path().join("directory.so")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target.so", dir.path().join("dangling.so")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("directory.so"),
+        dir.path().join("to-dir.so"),
+    )
+    .unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("socket.so")).unwrap();
+    let demo = dir.add(&workspace_plugin("waldur-plugin-demo"), "demo.plugin");
+    std::os::unix::fs::symlink(&demo, dir.path().join("linked.so")).unwrap();
+
+    let list = list_json(&[dir.path()], &[]);
+    assert_refused(&list, "fifo.so", "not a regular file (a FIFO)");
+    assert_refused(&list, "directory.so", "not a regular file (a directory)");
+    assert_refused(
+        &list,
+        "dangling.so",
+        "dangling symbolic link to /nonexistent/target.so",
+    );
+    assert_refused(&list, "to-dir.so", "not a regular file (a directory");
+    assert_refused(&list, "socket.so", "not a regular file (a socket)");
+    // A symbolic link to a plugin is a plugin.
+    assert_eq!(by_file(&list, "linked.so")["status"], "ok", "{list:#}");
+}
+
+#[test]
+fn a_plugin_whose_file_name_has_a_newline_loads() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-demo"), "new\nline.so");
+    let list = list_json(&[dir.path()], &[]);
+    let plugin = by_file(&list, "new\nline.so");
+    assert_eq!(plugin["status"], "ok", "{list:#}");
+    assert_eq!(plugin["entries"][0]["name"], "demo");
 }

@@ -70,6 +70,18 @@ pub struct PluginSource {
         value_name = "CONFIG"
     )]
     pub config: Option<PathBuf>,
+    /// Seconds one plugin file may take to load in the prober child before it is refused as
+    /// hung (default: the config's plugin_probe_timeout_seconds, else 20).
+    #[arg(
+        long = "probe-timeout",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(crate::config::PLUGIN_PROBE_TIMEOUT_SECONDS)
+    )]
+    pub probe_timeout: Option<u64>,
+    /// Probe every plugin file again instead of trusting the refusals remembered in the
+    /// runtime directory's plugin-probe-cache.json (which is then rewritten).
+    #[arg(long = "no-probe-cache", alias = "no-cache")]
+    pub no_probe_cache: bool,
 }
 
 #[derive(Debug, Subcommand)]

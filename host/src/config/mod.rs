@@ -13,9 +13,9 @@
 //!
 //! # Keys
 //! Every global and per-offering key of the reference (its `common/structures.py`) with the
-//! reference's defaults; see [`Config`] and [`Offering`]. Three keys are agent extensions:
-//! `plugin_dirs` (extra plugin directories), `allow_insecure_plugin_permissions` and
-//! `runtime_dir` (locks, heartbeat, caches).
+//! reference's defaults; see [`Config`] and [`Offering`]. Four keys are agent extensions:
+//! `plugin_dirs` (extra plugin directories), `allow_insecure_plugin_permissions`,
+//! `runtime_dir` (locks, heartbeat, caches) and `plugin_probe_timeout_seconds`.
 //!
 //! # Reading rules
 //! - Values are read the way the reference's pydantic models read them: booleans may be
@@ -55,7 +55,7 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use runtime_dir::{ensure_runtime_dir, runtime_dir, RUNTIME_DIR_VAR};
 pub use types::{
     Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, WaldurAuth,
-    DEFAULT_STOMP_WS_PATH,
+    DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS, DEFAULT_STOMP_WS_PATH, PLUGIN_PROBE_TIMEOUT_SECONDS,
 };
 
 use error::{KeyPath, Seg};

@@ -35,6 +35,8 @@ pub(crate) struct RawConfig {
     pub runtime_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "opt_int")]
     pub shutdown_grace_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub plugin_probe_timeout_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -99,6 +99,7 @@ fn reference_example_loads_with_defaults() {
     assert_eq!(config.log_shipping.log_level, LogLevel::Warning);
     assert!(config.plugin_dirs.is_empty());
     assert!(!config.allow_insecure_plugin_permissions);
+    assert_eq!(config.plugin_probe_timeout_seconds, 20);
 
     assert_eq!(config.offerings.len(), 1);
     let o = &config.offerings[0];
@@ -261,6 +262,7 @@ fn reference_lax_scalars_are_accepted() {
         "expose_backend_error_details: no",
         "log_level: debug",
         "log_shipping: {enabled: \"yes\", ship_interval_seconds: 30.0, log_level: error}",
+        "plugin_probe_timeout_seconds: \"45\"",
     ]);
     text.push_str(&offering_doc(&[
         "    verify_ssl: \"False\"",
@@ -277,6 +279,7 @@ fn reference_lax_scalars_are_accepted() {
     assert!(config.log_shipping.enabled);
     assert_eq!(config.log_shipping.ship_interval_seconds, 30);
     assert_eq!(config.log_shipping.log_level, LogLevel::Error);
+    assert_eq!(config.plugin_probe_timeout_seconds, 45);
     let o = &config.offerings[0];
     assert!(!o.verify_ssl);
     assert!(o.stomp_enabled);
@@ -596,6 +599,16 @@ fn global_range_and_name_checks() {
             "reporting_periods: 0",
             "reporting_periods",
             "must be between 1 and 12 (months), got 0",
+        ),
+        (
+            "plugin_probe_timeout_seconds: 0",
+            "plugin_probe_timeout_seconds",
+            "must be between 1 and 600 (seconds), got 0",
+        ),
+        (
+            "plugin_probe_timeout_seconds: 601",
+            "plugin_probe_timeout_seconds",
+            "must be between 1 and 600 (seconds), got 601",
         ),
         (
             "timezone: Mars/Olympus_Mons",

@@ -1,6 +1,7 @@
 //! The validated configuration the rest of the agent reads.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use jiff::tz::TimeZone;
@@ -128,6 +129,13 @@ impl Default for LogShipping {
     }
 }
 
+/// `plugin_probe_timeout_seconds` when the config has none.
+pub const DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS: u64 = 20;
+
+/// The accepted `plugin_probe_timeout_seconds` (and `--probe-timeout`): a library that has
+/// not loaded after ten minutes is hung, and every agent start would wait that long for it.
+pub const PLUGIN_PROBE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=600;
+
 /// The whole agent configuration: the reference's global keys (all with the reference's
 /// defaults) plus the agent's own extensions.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +171,10 @@ pub struct Config {
     /// **Agent extension** (`shutdown_grace_seconds`, default 30, 0..=3600): after SIGTERM,
     /// how long the items in hand may take to finish before they are cancelled.
     pub shutdown_grace: std::time::Duration,
+    /// **Agent extension** (`plugin_probe_timeout_seconds`, default 20, 1 to 600): how long
+    /// one plugin file may take to load in the prober child before it is refused as hung.
+    /// `--probe-timeout` overrides it.
+    pub plugin_probe_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -181,6 +193,7 @@ impl Default for Config {
             allow_insecure_plugin_permissions: false,
             runtime_dir: None,
             shutdown_grace: std::time::Duration::from_secs(30),
+            plugin_probe_timeout_seconds: DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS,
         }
     }
 }

@@ -13,7 +13,10 @@ use super::error::{ConfigErrorKind, KeyPath};
 use super::raw::{
     lax_bool, lax_int_from_f64, lax_int_from_str, RawConfig, RawLogShipping, RawOffering,
 };
-use super::types::{Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, WaldurAuth};
+use super::types::{
+    Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, WaldurAuth,
+    PLUGIN_PROBE_TIMEOUT_SECONDS,
+};
 
 /// An error or a warning at a key path.
 #[derive(Debug)]
@@ -112,6 +115,22 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
                 )
             })?,
     };
+    let plugin_probe_timeout_seconds = match raw.plugin_probe_timeout_seconds {
+        None => defaults.plugin_probe_timeout_seconds,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| PLUGIN_PROBE_TIMEOUT_SECONDS.contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    root.key("plugin_probe_timeout_seconds"),
+                    format!(
+                        "must be between {} and {} (seconds), got {n}",
+                        PLUGIN_PROBE_TIMEOUT_SECONDS.start(),
+                        PLUGIN_PROBE_TIMEOUT_SECONDS.end()
+                    ),
+                )
+            })?,
+    };
 
     let offerings_path = root.key("offerings");
     let raw_offerings = raw.offerings.ok_or_else(|| {
@@ -162,6 +181,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         allow_insecure_plugin_permissions,
         runtime_dir,
         shutdown_grace,
+        plugin_probe_timeout_seconds,
     })
 }
 

@@ -1,5 +1,8 @@
 //! Where plugins are looked for, in search order, and which files count as plugins.
 
+use std::fs::FileType;
+use std::io::ErrorKind;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// The packaged plugin directory, searched first.
@@ -65,7 +68,9 @@ impl SearchPath {
     }
 }
 
-/// The `*.so` files directly in `dir`, sorted by name.
+/// The `*.so` entries directly in `dir`, sorted by name, whatever their type: a FIFO or a
+/// directory named `*.so` is most likely a botched install, so the catalogue lists it as
+/// refused (see [`check_regular_file`]) instead of skipping it silently.
 pub fn plugin_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -74,10 +79,71 @@ pub fn plugin_files(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "so"))
-        .filter(|path| path.is_file())
         .collect();
     files.sort();
     files
+}
+
+/// `Ok` when `path` is a regular file or a symbolic link to one; `Err` is a one-line reason.
+///
+/// Only the file's metadata is looked at: a FIFO must never be opened for reading (that
+/// blocks until someone writes to it), and a device could have side effects when opened.
+pub fn check_regular_file(path: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.file_type().is_symlink() {
+        return match describe_type(meta.file_type()) {
+            None => Ok(()),
+            Some(what) => Err(format!("not a regular file ({what})")),
+        };
+    }
+    let target = std::fs::read_link(path)
+        .map(|target| one_line(&target.display().to_string()))
+        .unwrap_or_else(|e| format!("an unreadable target ({e})"));
+    match std::fs::metadata(path) {
+        Ok(meta) => match describe_type(meta.file_type()) {
+            None => Ok(()),
+            Some(what) => Err(format!(
+                "not a regular file ({what}, through the symbolic link to {target})"
+            )),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(format!("dangling symbolic link to {target}"))
+        }
+        Err(e) => Err(format!("symbolic link to {target} cannot be followed: {e}")),
+    }
+}
+
+/// `None` for a regular file, otherwise what it is, for a reason text.
+fn describe_type(file_type: FileType) -> Option<&'static str> {
+    if file_type.is_file() {
+        None
+    } else if file_type.is_dir() {
+        Some("a directory")
+    } else if file_type.is_fifo() {
+        Some("a FIFO")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else {
+        Some("an unknown kind of file")
+    }
+}
+
+/// A link target may hold any byte, a newline too; a reason must stay one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -100,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn only_so_files_sorted_by_name() {
+    fn every_so_entry_sorted_by_name() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["b.so", "a.so", "notes.txt", "c.so.bak"] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
@@ -110,6 +176,35 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["a.so", "b.so"]);
+        assert_eq!(names, ["a.so", "b.so", "d.so"]);
+    }
+
+    #[test]
+    fn only_regular_files_and_links_to_them_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.so");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(check_regular_file(&file), Ok(()));
+        let link = dir.path().join("link.so");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(check_regular_file(&link), Ok(()));
+        assert_eq!(
+            check_regular_file(dir.path()),
+            Err("not a regular file (a directory)".to_string())
+        );
+        let dangling = dir.path().join("dangling.so");
+        std::os::unix::fs::symlink("gone\nfile.so", &dangling).unwrap();
+        assert_eq!(
+            check_regular_file(&dangling),
+            Err("dangling symbolic link to gone\\nfile.so".to_string())
+        );
+        let looping = dir.path().join("loop.so");
+        std::os::unix::fs::symlink(&looping, &looping).unwrap();
+        let reason = check_regular_file(&looping).unwrap_err();
+        assert!(reason.contains("cannot be followed"), "{reason}");
+        assert_eq!(
+            check_regular_file(Path::new("/dev/null")),
+            Err("not a regular file (a character device)".to_string())
+        );
     }
 }

@@ -40,6 +40,12 @@ impl std::fmt::Debug for LoadedPlugin {
 /// ABI major version. `Err` is a one-line reason.
 pub fn precheck(path: &Path) -> Result<Manifest, String> {
     let manifest = read_manifest(path)?;
+    check_manifest(&manifest)?;
+    Ok(manifest)
+}
+
+/// The checks of [`precheck`] on a manifest already read.
+pub fn check_manifest(manifest: &Manifest) -> Result<(), String> {
     if !manifest.panic_unwind {
         return Err(
             "built with panic = \"abort\": a panic in it would kill the agent; rebuild with panic = \"unwind\""
@@ -53,7 +59,7 @@ pub fn precheck(path: &Path) -> Result<Manifest, String> {
             manifest.abi_version
         ));
     }
-    Ok(manifest)
+    Ok(())
 }
 
 fn major(version: &str) -> &str {

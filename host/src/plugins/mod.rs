@@ -9,6 +9,7 @@ pub mod host_api;
 pub mod load;
 pub mod permissions;
 pub mod probe;
+pub mod probe_cache;
 pub mod registry;
 pub mod username;
 
@@ -17,7 +18,7 @@ pub use error::PluginError;
 pub use host_api::{HostBinding, HostContext, WaldurGateway};
 pub use load::LoadedPlugin;
 pub use permissions::TrustPolicy;
-pub use probe::Prober;
+pub use probe::{Probed, Prober, Refusal, RefusalKind};
 pub use registry::{Catalog, PluginRecord, Registry, RegistryError};
 pub use username::UsernameBackend;
 

@@ -4,6 +4,10 @@
 //! Like GStreamer's plugin scanner, one child probes many files in turn and answers one JSON
 //! line per file; if it dies or hangs on a file, that file is marked and a new child carries on
 //! with the rest. The child is this same executable run as `waldur-agent plugins probe`.
+//!
+//! Both directions are JSON lines: a request `{"path": ...}` per file, an answer per file.
+//! A path is a JSON string when it is UTF-8 (JSON escapes a newline in it) and an array of its
+//! bytes otherwise, so any name a directory can hold gets through.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -16,27 +20,38 @@ use serde::{Deserialize, Serialize};
 use waldur_plugin_abi::manifest::Manifest;
 
 use super::load::load_library;
+use super::probe_cache::{FileIdentity, ProbeCache};
 
 /// The hidden subcommand the child runs.
 pub const PROBE_ARGS: [&str; 2] = ["plugins", "probe"];
 
-/// How long one file may take to load before the child is killed.
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one file may take to load before the child is killed, unless configured.
+pub const DEFAULT_PROBE_TIMEOUT: Duration =
+    Duration::from_secs(crate::config::DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS);
+
+/// One request to the child: load this file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProbeRequest {
+    #[serde(with = "wire_path")]
+    path: PathBuf,
+}
 
 /// The child's answer for one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeAnswer {
+    #[serde(with = "wire_path")]
     pub path: PathBuf,
     /// `Ok(manifest)` when the library loaded and matched its manifest.
     pub result: Result<Manifest, String>,
 }
 
-/// Child side: loads each path named on stdin, answers on stdout, one JSON line each.
+/// Child side: loads each file requested on stdin, answers on stdout, one JSON line each.
 pub fn serve_probe_requests() -> std::io::Result<()> {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
-        let path = PathBuf::from(line?);
+        let request: ProbeRequest = serde_json::from_str(&line?)?;
+        let path = request.path;
         let result = load_library(&path).map(|loaded| loaded.manifest().clone());
         let answer = ProbeAnswer { path, result };
         serde_json::to_writer(&mut stdout, &answer)?;
@@ -46,10 +61,96 @@ pub fn serve_probe_requests() -> std::io::Result<()> {
     Ok(())
 }
 
+/// A path on the wire: a string when it is UTF-8, else its bytes.
+pub(crate) mod wire_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        match path.to_str() {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_seq(path.as_os_str().as_bytes()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Text(text) => PathBuf::from(text),
+            Wire::Bytes(bytes) => PathBuf::from(OsString::from_vec(bytes)),
+        })
+    }
+}
+
+/// Why the prober refused a file, and so whether that is worth remembering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// The child tried and the loader refused it (an abi_stable error, a manifest mismatch).
+    LoadError,
+    /// Loading it ended the child (a signal, an exit).
+    Crash,
+    /// The child did not answer within the timeout.
+    Hang,
+    /// The prober itself failed (it could not start, it answered garbage): nothing is known
+    /// about the file.
+    Prober,
+}
+
+impl RefusalKind {
+    /// Whether the verdict is about the file (and may be remembered while it is unchanged).
+    pub fn is_about_the_file(self) -> bool {
+        self != RefusalKind::Prober
+    }
+}
+
+/// A file the prober refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    /// One line.
+    pub reason: String,
+    /// Remembered from an earlier probe of the same file ([`ProbeCache`]); not probed now.
+    pub cached: bool,
+}
+
+impl Refusal {
+    fn new(kind: RefusalKind, reason: String) -> Self {
+        Self {
+            kind,
+            reason,
+            cached: false,
+        }
+    }
+}
+
+/// The prober's verdict on one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    pub path: PathBuf,
+    /// `Ok(manifest)` when the library loaded and matched its manifest.
+    pub result: Result<Manifest, Refusal>,
+}
+
 /// Parent side: probes `paths` with `prober` (the agent executable), in order.
 pub struct Prober {
     executable: PathBuf,
     timeout: Duration,
+    cache: Option<CacheUse>,
+}
+
+/// The probe cache file, and whether to ignore what it says (and only record).
+struct CacheUse {
+    file: PathBuf,
+    reprobe: bool,
 }
 
 impl Prober {
@@ -57,6 +158,7 @@ impl Prober {
         Self {
             executable,
             timeout: DEFAULT_PROBE_TIMEOUT,
+            cache: None,
         }
     }
 
@@ -65,28 +167,114 @@ impl Prober {
         self
     }
 
+    /// Remembers refusals in `file` and answers them from there while the file refused is
+    /// unchanged, so that a hanging plugin costs the timeout once, not at every start.
+    /// `reprobe` probes everything again (and records the new verdicts).
+    pub fn with_cache(mut self, file: PathBuf, reprobe: bool) -> Self {
+        self.cache = Some(CacheUse { file, reprobe });
+        self
+    }
+
     /// The agent binary itself, when this process is it.
     pub fn current_exe() -> std::io::Result<Self> {
         Ok(Self::new(std::env::current_exe()?))
     }
 
-    /// One answer per path, in the same order.
-    pub fn probe(&self, paths: &[PathBuf]) -> Vec<ProbeAnswer> {
-        let mut answers = Vec::with_capacity(paths.len());
-        while answers.len() < paths.len() {
-            if let Err(reason) = self.run_child(&paths[answers.len()..], &mut answers) {
+    /// One verdict per path, in the same order.
+    pub fn probe(&self, paths: &[PathBuf]) -> Vec<Probed> {
+        match &self.cache {
+            None => self.probe_children(paths),
+            Some(cache) => self.probe_cached(paths, cache),
+        }
+    }
+
+    /// Answers what the cache knows, probes the rest and records their refusals.
+    fn probe_cached(&self, paths: &[PathBuf], cache_use: &CacheUse) -> Vec<Probed> {
+        let mut cache = ProbeCache::load(&cache_use.file, &self.identity());
+        let mut verdicts: Vec<Option<Probed>> = vec![None; paths.len()];
+        let mut to_probe = Vec::new();
+        for (index, path) in paths.iter().enumerate() {
+            // A file whose identity cannot be read is probed, and its verdict not recorded.
+            let identity = FileIdentity::of(path).ok();
+            let known = identity
+                .as_ref()
+                .filter(|_| !cache_use.reprobe)
+                .and_then(|identity| cache.lookup(identity, self.timeout));
+            match known {
+                Some(refusal) => {
+                    tracing::debug!(
+                        "plugin {}: refused by an earlier probe (remembered in {})",
+                        path.display(),
+                        cache_use.file.display()
+                    );
+                    verdicts[index] = Some(Probed {
+                        path: path.clone(),
+                        result: Err(refusal),
+                    });
+                }
+                None => to_probe.push((index, identity)),
+            }
+        }
+        let paths_to_probe: Vec<PathBuf> =
+            to_probe.iter().map(|&(i, _)| paths[i].clone()).collect();
+        let probed = self.probe_children(&paths_to_probe);
+        for ((index, before), probed) in to_probe.into_iter().zip(probed) {
+            if let Some(before) = before {
+                match &probed.result {
+                    // Only what the file was when probed: one replaced meanwhile is probed
+                    // again next time.
+                    Err(refusal)
+                        if refusal.kind.is_about_the_file()
+                            && FileIdentity::of(&probed.path).ok().as_ref() == Some(&before) =>
+                    {
+                        cache.remember(before, refusal, self.timeout)
+                    }
+                    Err(_) => {}
+                    Ok(_) => cache.forget(&before.path),
+                }
+            }
+            verdicts[index] = Some(probed);
+        }
+        cache.save();
+        verdicts
+            .into_iter()
+            .map(|verdict| verdict.expect("every path has a verdict"))
+            .collect()
+    }
+
+    /// What the verdicts of this prober depend on besides the file: the agent's version and
+    /// the prober executable itself (a rebuilt development binary may judge differently).
+    fn identity(&self) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        match FileIdentity::of(&self.executable) {
+            Ok(exe) => format!(
+                "waldur-agent {version} ({}, {} bytes, mtime {} ns, inode {})",
+                exe.path.display(),
+                exe.size,
+                exe.mtime_ns,
+                exe.inode
+            ),
+            Err(_) => format!("waldur-agent {version}"),
+        }
+    }
+
+    /// Probes every path in child processes: one child for all, a new one after each death.
+    fn probe_children(&self, paths: &[PathBuf]) -> Vec<Probed> {
+        let mut verdicts = Vec::with_capacity(paths.len());
+        while verdicts.len() < paths.len() {
+            if let Err(refusal) = self.run_child(&paths[verdicts.len()..], &mut verdicts) {
                 // The child died or hung on the first unanswered file: mark it, go on.
-                answers.push(ProbeAnswer {
-                    path: paths[answers.len()].clone(),
-                    result: Err(reason),
+                verdicts.push(Probed {
+                    path: paths[verdicts.len()].clone(),
+                    result: Err(refusal),
                 });
             }
         }
-        answers
+        verdicts
     }
 
-    /// Runs one child over `rest`, appending answers; `Err` says why the child stopped early.
-    fn run_child(&self, rest: &[PathBuf], answers: &mut Vec<ProbeAnswer>) -> Result<(), String> {
+    /// Runs one child over `rest`, appending verdicts; `Err` says why the child stopped early.
+    fn run_child(&self, rest: &[PathBuf], verdicts: &mut Vec<Probed>) -> Result<(), Refusal> {
         let mut child = Command::new(&self.executable)
             .args(PROBE_ARGS)
             .stdin(Stdio::piped())
@@ -94,32 +282,54 @@ impl Prober {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
-                format!(
-                    "cannot start the plugin prober {}: {e}",
-                    self.executable.display()
+                Refusal::new(
+                    RefusalKind::Prober,
+                    format!(
+                        "cannot start the plugin prober {}: {e}",
+                        self.executable.display()
+                    ),
                 )
             })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let input: String = rest.iter().map(|p| format!("{}\n", p.display())).collect();
-        // A child that dies early closes the pipe; its answers tell what happened.
-        let _ = stdin.write_all(input.as_bytes());
-        drop(stdin);
+        let mut input = Vec::new();
+        for path in rest {
+            let request = ProbeRequest { path: path.clone() };
+            serde_json::to_writer(&mut input, &request).expect("a request serializes");
+            input.push(b'\n');
+        }
+        // From a thread of its own: the requests for many files can fill the pipe while the
+        // child waits for its answers to be read.
+        thread::spawn(move || {
+            // A child that dies early closes the pipe; its answers tell what happened.
+            let _ = stdin.write_all(&input);
+        });
         let lines = spawn_reader(child.stdout.take().expect("stdout is piped"));
         for expected in rest {
             match lines.recv_timeout(self.timeout) {
                 Ok(Some(line)) => match serde_json::from_str::<ProbeAnswer>(&line) {
-                    Ok(answer) if answer.path == *expected => answers.push(answer),
+                    Ok(answer) if answer.path == *expected => verdicts.push(Probed {
+                        path: answer.path,
+                        result: answer
+                            .result
+                            .map_err(|reason| Refusal::new(RefusalKind::LoadError, reason)),
+                    }),
                     _ => {
                         kill(&mut child);
-                        return Err("the plugin prober answered garbage".to_string());
+                        return Err(Refusal::new(
+                            RefusalKind::Prober,
+                            "the plugin prober answered garbage".to_string(),
+                        ));
                     }
                 },
-                Ok(None) => return Err(death_reason(&mut child)),
+                Ok(None) => return Err(Refusal::new(RefusalKind::Crash, death_reason(&mut child))),
                 Err(_) => {
                     kill(&mut child);
-                    return Err(format!(
-                        "loading did not finish within {} s (hung initializer?)",
-                        self.timeout.as_secs()
+                    return Err(Refusal::new(
+                        RefusalKind::Hang,
+                        format!(
+                            "loading did not finish within {} s (hung initializer?)",
+                            self.timeout.as_secs()
+                        ),
                     ));
                 }
             }
@@ -172,6 +382,36 @@ pub fn probe_one(prober: &Prober, path: &Path) -> Result<Manifest, String> {
     prober
         .probe(&[path.to_path_buf()])
         .pop()
-        .map(|a| a.result)
+        .map(|probed| probed.result.map_err(|refusal| refusal.reason))
         .unwrap_or_else(|| Err("the plugin prober gave no answer".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn any_path_survives_a_json_line() {
+        for bytes in [
+            &b"/plugins/plain.so"[..],
+            b"/plugins/new\nline.so",
+            b"/plugins/caf\xe9.so",
+            b"/plugins/\"quoted\" \\ back.so",
+        ] {
+            let request = ProbeRequest {
+                path: PathBuf::from(OsStr::from_bytes(bytes)),
+            };
+            let line = serde_json::to_string(&request).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            let back: ProbeRequest = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, request, "{line}");
+        }
+        let line = serde_json::to_string(&ProbeRequest {
+            path: PathBuf::from("/p/a.so"),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"path":"/p/a.so"}"#);
+    }
 }

@@ -13,8 +13,9 @@ use waldur_plugin_abi::ffi::EntryKind;
 use waldur_plugin_abi::manifest::Manifest;
 use waldur_plugin_abi::wire::{BackendComponents, JsonMap, OfferingInfo};
 
-use super::discover::SearchPath;
-use super::load::{load_library, precheck, LoadedPlugin};
+use super::discover::{check_regular_file, SearchPath};
+use super::elf::read_manifest;
+use super::load::{check_manifest, load_library, LoadedPlugin};
 use super::permissions::{check_trusted, TrustPolicy};
 use super::probe::Prober;
 use super::{Backend, HostBinding, HostContext, PluginError, UsernameBackend};
@@ -85,12 +86,14 @@ impl Catalog {
                 .filter(|r| r.is_ok())
                 .map(|r| r.path.clone())
                 .collect();
-            let mut answers = prober.probe(&to_probe).into_iter();
+            let mut verdicts = prober.probe(&to_probe).into_iter();
             for record in records.iter_mut().filter(|r| r.is_ok()) {
-                if let Some(answer) = answers.next() {
-                    if let Err(reason) = answer.result {
-                        record.status = Err(reason);
-                    }
+                if let Some(Err(refusal)) = verdicts.next().map(|v| v.result) {
+                    record.status = Err(if refusal.cached {
+                        format!("{} (cached)", refusal.reason)
+                    } else {
+                        refusal.reason
+                    });
                 }
             }
         }
@@ -173,11 +176,22 @@ impl Catalog {
 }
 
 fn static_check(path: PathBuf, policy: TrustPolicy) -> PluginRecord {
-    let manifest = super::elf::read_manifest(&path).ok();
-    let status = check_trusted(&path, policy).and_then(|()| precheck(&path).map(drop));
+    // First, before anything opens the file: a FIFO would block the scan.
+    if let Err(reason) = check_regular_file(&path) {
+        return PluginRecord {
+            path,
+            manifest: None,
+            status: Err(reason),
+        };
+    }
+    let manifest = read_manifest(&path);
+    let status = check_trusted(&path, policy).and_then(|()| match &manifest {
+        Ok(manifest) => check_manifest(manifest),
+        Err(reason) => Err(reason.clone()),
+    });
     PluginRecord {
         path,
-        manifest,
+        manifest: manifest.ok(),
         status,
     }
 }

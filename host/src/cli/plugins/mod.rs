@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use serde_json::json;
@@ -9,8 +10,10 @@ use waldur_plugin_abi::host_side::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_MET
 use waldur_plugin_abi::manifest::{Manifest, ManifestEntry};
 
 use super::{PluginSource, PluginsCommand};
+use crate::config::{runtime_dir, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS};
 use crate::plugins::discover::{SearchPath, PLUGIN_PATH_ENV};
 use crate::plugins::probe::{serve_probe_requests, Prober};
+use crate::plugins::probe_cache::CACHE_FILE_NAME;
 use crate::plugins::{Catalog, PluginRecord, TrustPolicy};
 
 mod check;
@@ -34,14 +37,29 @@ pub fn run(command: PluginsCommand) -> ExitCode {
     })
 }
 
-/// The search path and trust policy from the standard places, the config and the flags.
-pub(super) fn search_setup(source: &PluginSource) -> Result<(SearchPath, TrustPolicy), String> {
+/// What a plugin scan needs, from the standard places, the config and the flags.
+pub(super) struct ScanSetup {
+    pub search: SearchPath,
+    pub policy: TrustPolicy,
+    /// How long one file may take to load in the prober child.
+    pub probe_timeout: Duration,
+    /// Where the probe cache lives.
+    pub runtime_dir: PathBuf,
+}
+
+/// The search path, trust policy and probe timeout from the standard places, the config and
+/// the flags (a flag wins over the config).
+pub(super) fn search_setup(source: &PluginSource) -> Result<ScanSetup, String> {
     let mut config_dirs: Vec<PathBuf> = Vec::new();
     let mut allow_insecure = source.allow_insecure_plugin_permissions;
+    let mut probe_timeout_seconds = DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS;
+    let mut configured_runtime_dir = None;
     if let Some(path) = &source.config {
         let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
         config_dirs = loaded.config.plugin_dirs.clone();
         allow_insecure |= loaded.config.allow_insecure_plugin_permissions;
+        probe_timeout_seconds = loaded.config.plugin_probe_timeout_seconds;
+        configured_runtime_dir = loaded.config.runtime_dir;
     }
     let env = std::env::var(PLUGIN_PATH_ENV).ok();
     let search = SearchPath::standard(env.as_deref(), &config_dirs, &source.plugin_dirs);
@@ -56,14 +74,26 @@ pub(super) fn search_setup(source: &PluginSource) -> Result<(SearchPath, TrustPo
     } else {
         TrustPolicy::Strict
     };
-    Ok((search, policy))
+    Ok(ScanSetup {
+        search,
+        policy,
+        probe_timeout: Duration::from_secs(source.probe_timeout.unwrap_or(probe_timeout_seconds)),
+        runtime_dir: runtime_dir(configured_runtime_dir.as_deref()),
+    })
 }
 
-/// Scans with a child-process prober, so a crashing plugin cannot take this command down.
+/// Scans with a child-process prober, so a crashing plugin cannot take this command down,
+/// remembering its refusals in the runtime directory so a hanging one costs the timeout once.
 pub(super) fn scan(source: &PluginSource) -> Result<Catalog, String> {
-    let (search, policy) = search_setup(source)?;
-    let prober = Prober::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    Ok(Catalog::scan(&search, policy, Some(&prober)))
+    let setup = search_setup(source)?;
+    let prober = Prober::current_exe()
+        .map_err(|e| format!("cannot find this executable: {e}"))?
+        .with_timeout(setup.probe_timeout)
+        .with_cache(
+            setup.runtime_dir.join(CACHE_FILE_NAME),
+            source.no_probe_cache,
+        );
+    Ok(Catalog::scan(&setup.search, setup.policy, Some(&prober)))
 }
 
 fn entries_cell(catalog: &Catalog, record: &PluginRecord) -> String {
@@ -106,7 +136,8 @@ fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
             .map(|r| {
                 let m = r.manifest.as_ref();
                 json!({
-                    "path": r.path,
+                    // Lossy: JSON text cannot hold a name that is not UTF-8.
+                    "path": r.path.to_string_lossy(),
                     "name": m.map(|m| &m.name),
                     "version": m.map(|m| &m.version),
                     "abi_version": m.map(|m| &m.abi_version),
@@ -168,7 +199,7 @@ fn inspect(name: &str, source: &PluginSource, as_json: bool) -> Result<ExitCode,
     };
     if as_json {
         let out = json!({
-            "path": record.path,
+            "path": record.path.to_string_lossy(),
             "status": if record.is_ok() { "ok" } else { "refused" },
             "reason": record.status.as_ref().err(),
             "manifest": manifest,
