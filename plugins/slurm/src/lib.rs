@@ -22,6 +22,7 @@ mod diagnostics;
 pub mod hierarchy;
 pub mod homedirs;
 pub mod limits;
+pub mod names;
 pub mod parser;
 mod periodic;
 pub mod pull;
