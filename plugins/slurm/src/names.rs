@@ -84,10 +84,7 @@ impl NameKind {
         }
         let max = self.max_len();
         if value.len() > max {
-            return Some(format!(
-                "it is {} bytes long, more than {max}",
-                value.len()
-            ));
+            return Some(format!("it is {} bytes long, more than {max}", value.len()));
         }
         if let Some(c) = value.chars().find(|&c| !self.allows(c)) {
             return Some(format!(
@@ -225,6 +222,82 @@ pub fn list<S: AsRef<str>>(kind: NameKind, values: &[S]) -> Result<String> {
     Ok(joined)
 }
 
+/// A value (not a name) for a `key=value` argument: `Err` names it and says what it must be.
+fn refuse_value(what: &str, value: &str, must: &str) -> Error {
+    Error::backend(format!(
+        "invalid {what} {}: it must be {must}",
+        shown(value)
+    ))
+}
+
+/// A whole number, possibly negative (`-1` clears a SLURM limit).
+pub fn integer<'a>(what: &str, value: &'a str) -> Result<&'a str> {
+    match value.parse::<i64>() {
+        Ok(_) if !value.starts_with('+') => Ok(value),
+        _ => Err(refuse_value(what, value, "a whole number")),
+    }
+}
+
+/// A fairshare: a whole number, or `parent`.
+pub fn fairshare(value: &str) -> Result<&str> {
+    if value.eq_ignore_ascii_case("parent")
+        || value.parse::<u32>().is_ok_and(|_| !value.starts_with('+'))
+    {
+        return Ok(value);
+    }
+    Err(refuse_value(
+        "fairshare",
+        value,
+        "a whole number or \"parent\"",
+    ))
+}
+
+/// The TRES limits of an association that sacctmgr sets as `<type>=<tres>=<value>`.
+pub const TRES_LIMIT_TYPES: [&str; 9] = [
+    "GrpTRES",
+    "GrpTRESMins",
+    "GrpTRESRunMins",
+    "MaxTRES",
+    "MaxTRESPerJob",
+    "MaxTRESMins",
+    "MaxTRESMinsPerJob",
+    "MaxTRESPerNode",
+    "MaxTRESRunMins",
+];
+
+/// A periodic-settings limit type, which each Waldur message may name: one of
+/// [`TRES_LIMIT_TYPES`] (any case, as sacctmgr reads them), never another option such as
+/// `Parent` or `QOS`.
+pub fn tres_limit_type(value: &str) -> Result<&str> {
+    if TRES_LIMIT_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(value))
+    {
+        return Ok(value);
+    }
+    Err(refuse_value(
+        "limit type",
+        value,
+        &format!("a TRES limit ({})", TRES_LIMIT_TYPES.join(", ")),
+    ))
+}
+
+/// A umask for `mkhomedir_helper`: `0077`, `077` or `0o077`, at most 0777.
+pub fn umask(value: &str) -> Result<&str> {
+    let digits = value.strip_prefix("0o").unwrap_or(value);
+    let octal = !digits.is_empty()
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && u32::from_str_radix(digits, 8).is_ok_and(|v| v <= 0o777);
+    if octal {
+        return Ok(value);
+    }
+    Err(refuse_value(
+        "umask",
+        value,
+        "octal permissions of at most 0777 (e.g. \"0077\")",
+    ))
+}
+
 /// `<base>/<name>` for a checked `kind` name, kept inside `base`: the base is canonicalised
 /// (so it must exist), the name is one checked component (no `/`, no `..`), the result's
 /// parent is verified to be the base, and an existing entry of that name that is a symlink
@@ -333,7 +406,10 @@ mod tests {
             ("ünïcode", "it contains 'ü' (not ASCII)"),
             ("a\u{202e}b", "it contains '\\u{202e}' (not ASCII)"),
             ("a\u{200f}", "'\\u{200f}' (not ASCII)"),
-            ("-rf", "it starts with '-' (commands would read it as an option)"),
+            (
+                "-rf",
+                "it starts with '-' (commands would read it as an option)",
+            ),
             (".hidden", "it starts with '.'"),
             ("a..b", "it contains \"..\""),
         ];
@@ -382,6 +458,41 @@ mod tests {
         assert_eq!(list::<&str>(NameKind::User, &[]).unwrap(), "");
         let err = list(NameKind::Account, &["a", "b,root"]).unwrap_err();
         assert!(err.message.contains("\"b,root\""), "{}", err.message);
+    }
+
+    #[test]
+    fn values_in_key_value_arguments() {
+        assert_eq!(integer("TRES limit", "-1").unwrap(), "-1");
+        assert_eq!(integer("TRES limit", "600").unwrap(), "600");
+        for bad in ["1,mem=2", "1.5", "+1", "", " 1", "1\n"] {
+            let err = integer("TRES limit", bad).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!("invalid TRES limit {bad:?}: it must be a whole number")
+            );
+        }
+        assert!(fairshare("5").is_ok() && fairshare("parent").is_ok());
+        for bad in ["5,parent=root", "-1", "5 where", ""] {
+            assert!(fairshare(bad)
+                .unwrap_err()
+                .message
+                .contains(&format!("{bad:?}")));
+        }
+        assert!(tres_limit_type("GrpTRES").is_ok() && tres_limit_type("maxtres").is_ok());
+        for bad in ["Parent", "QOS", "DefaultAccount", "GrpTRES=cpu"] {
+            let err = tres_limit_type(bad).unwrap_err();
+            assert!(
+                err.message.contains("a TRES limit (GrpTRES,"),
+                "{}",
+                err.message
+            );
+        }
+        for good in ["0077", "077", "0o022", "0"] {
+            assert!(umask(good).is_ok(), "{good}");
+        }
+        for bad in ["0999", "01777", "0077 x", "-x", ""] {
+            assert!(umask(bad).unwrap_err().message.contains("invalid umask"));
+        }
     }
 
     #[test]
