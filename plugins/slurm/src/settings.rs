@@ -738,6 +738,25 @@ mod tests {
                 "limit_type",
             ),
             (json!({"default_partition": "a,b"}), "default_partition"),
+            // Names the settings put into commands pass the rules of names from Waldur.
+            (
+                json!({"customer_prefix": "hpc,"}),
+                "customer_prefix: invalid",
+            ),
+            (json!({"project_prefix": "-p"}), "project_prefix: invalid"),
+            (
+                json!({"allocation_prefix": "a b"}),
+                "allocation_prefix: invalid",
+            ),
+            (
+                json!({"default_account": "root,x"}),
+                "default_account: invalid",
+            ),
+            (json!({"root_account": "../r"}), "root_account: invalid"),
+            (json!({"parent_account": "a|b"}), "parent_account: invalid"),
+            (json!({"qos_default": "nor mal"}), "qos_default: invalid"),
+            (json!({"qos_paused": "p=1"}), "qos_paused: invalid"),
+            (json!({"qos_downscaled": "ünï"}), "qos_downscaled: invalid"),
             (
                 json!({"homedir_quota": {"provider": "zfs"}}),
                 "homedir_quota",
