@@ -319,8 +319,8 @@ impl SlurmClient {
         let resource_id = names::account(resource_id)?;
         let list = limits
             .iter()
-            .map(|(tres, value)| format!("{tres}={value}"))
-            .collect::<Vec<_>>()
+            .map(|(tres, value)| Ok(format!("{}={value}", names::tres(tres)?)))
+            .collect::<Result<Vec<_>>>()?
             .join(",");
         self.sacctmgr(&argv(&[
             "modify",

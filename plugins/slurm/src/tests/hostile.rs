@@ -265,6 +265,19 @@ fn hostile_backend_ids_are_refused_before_any_command() {
     }
 }
 
+#[test]
+fn a_hostile_tres_name_in_limits_is_refused() {
+    let (runner, slurm) = setup(golden_settings(), golden_components());
+    for bad in ["cpu=1,mem", "cpu,root", "gres/gpu name", ""] {
+        let limits = BackendLimits::from([("mem".into(), 2), (bad.to_string(), 1)]);
+        let err = slurm
+            .client_set_resource_limits("hpc_a".into(), limits)
+            .unwrap_err();
+        assert_refused(&err, bad);
+        assert_nothing_ran(&runner, "client_set_resource_limits", bad);
+    }
+}
+
 fn periodic() -> Value {
     let mut settings = golden_settings();
     settings["periodic_limits"] = json!({"enabled": true});
