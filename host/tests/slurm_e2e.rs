@@ -387,3 +387,94 @@ fn add_order(sim: &Simulator, uuid: &str, kind: &str, limits: serde_json::Value)
         store.orders.insert(uuid.to_string(), order);
     });
 }
+
+const HOSTILE_RES: &str = "88888888888888888888888888888803";
+const HOSTILE_CREATE: &str = "77777777777777777777777777777705";
+
+/// `root` as `show account` and `show assoc` print it: the account, its own association and
+/// the `root` user's. (Other users come and go: `DefaultAccount=root` of the common policy
+/// gives every added user an association in root, in this test and in parallel ones.)
+fn root_state() -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let associations = sacctmgr_rows(&[
+        "show",
+        "assoc",
+        "where",
+        "account=root",
+        "format=Account,User,ParentName,Share,GrpTRESMins,QOS",
+    ])
+    .into_iter()
+    .filter(|r| r[1].is_empty() || r[1] == "root")
+    .collect();
+    (
+        sacctmgr_rows(&["show", "account", "root", "format=Account,Descr,Org"]),
+        associations,
+    )
+}
+
+#[test]
+fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() {
+    let Some(_slurm) = require_real_slurm() else {
+        return;
+    };
+    let prefix = format!("e2h{}_", std::process::id() % 100_000);
+    let _cleanup = AccountGuard::new(&prefix);
+    let work = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(scenario()).unwrap();
+    // A second resource of the SLURM offering, in the same project, whose slug would make
+    // `remove account where name=<prefix>x,root` name `root` too.
+    sim.with_store_mut(|s| {
+        let mut resource = s.resources[RES].clone();
+        resource.uuid = HOSTILE_RES.to_string();
+        resource.name = "hostile".to_string();
+        resource.slug = "x,root".to_string();
+        s.resources.insert(HOSTILE_RES.to_string(), resource);
+        let mut order = s.orders[CREATE].clone();
+        order.uuid = HOSTILE_CREATE.to_string();
+        order.resource_uuid = HOSTILE_RES.to_string();
+        order.resource_name = "hostile".to_string();
+        s.orders.insert(HOSTILE_CREATE.to_string(), order);
+    });
+    let plugins = PluginDir::new();
+    plugins.add(&workspace_plugin("waldur-plugin-slurm"), "slurm.so");
+    plugins.add(
+        &workspace_plugin("waldur-plugin-basic-username"),
+        "usernames.so",
+    );
+    let broken = broken_slurm_bin(work.path());
+    let config = write_config(work.path(), &sim, &prefix, &broken);
+    let run = Run {
+        config: &config,
+        plugins: &plugins,
+    };
+    let root_before = root_state();
+
+    let log = run.once("order_process");
+    // The hostile order errs with the one-line reason, naming the value and the rule.
+    let hostile = sim.order(HOSTILE_CREATE).unwrap();
+    assert_eq!(hostile.state, "erred", "agent log:\n{log}");
+    assert_eq!(
+        hostile.error_message,
+        format!(
+            "invalid SLURM account name \"{prefix}x,root\": it contains ',' (the list \
+             separator of sacctmgr); allowed are letters A-Z a-z, digits, '.', '_' and '-'"
+        )
+    );
+    assert!(sim.resource(HOSTILE_RES).unwrap().backend_id.is_empty());
+    // The ordinary order of the same cycle is done, its accounts and users in SLURM.
+    assert_order_done(&sim, CREATE, &log);
+    let alloc = format!("{prefix}alloc1");
+    assert_eq!(sim.resource(RES).unwrap().backend_id, alloc);
+    assert_eq!(users_of(&prefix, &alloc), vec![USER_A, USER_B]);
+    let mut accounts: Vec<String> = associations(&prefix)
+        .into_iter()
+        .filter(|r| r[1].is_empty())
+        .map(|r| r[0].clone())
+        .collect();
+    accounts.sort();
+    assert_eq!(
+        accounts,
+        vec![alloc, format!("{prefix}cust"), format!("{prefix}proj")],
+        "nothing named after the hostile slug"
+    );
+    assert_eq!(root_state(), root_before, "root untouched");
+}

@@ -1,6 +1,6 @@
 //! BaseBackend: the methods the reference's `SlurmBackend` overrides, plus `pull_resources`
-//! (batched). Everything else (create and delete flows, `remove_user(s)`, `pull_resource`,
-//! naming, per-user limit reads) is the agent's generic algorithm running on `base_client.rs`
+//! (batched), and the naming entries (to check slugs). Everything else (create and delete
+//! flows, `pull_resource`, per-user limit reads) is the agent's generic algorithm running on `base_client.rs`
 //! and on the hooks below; its commands are the reference's command for command.
 
 use std::collections::BTreeMap;
@@ -63,6 +63,22 @@ impl Backend for Slurm {
     fn set_runtime_context(&self, context: RuntimeContext) -> Result<()> {
         self.apply_runtime_context(&context);
         Ok(())
+    }
+
+    /// The agent's naming (`allocation_prefix + slug`, lower-cased), with the slug checked:
+    /// a Create order with a hostile slug errs here, before any command.
+    fn get_resource_backend_id(&self, slug: String) -> Result<String> {
+        Slurm::checked_backend_id("resource", &slug, self.resource_backend_id(&slug))
+    }
+
+    /// `project_prefix + slug` (not lower-cased), checked.
+    fn get_project_backend_id(&self, slug: String) -> Result<String> {
+        Slurm::checked_backend_id("project", &slug, self.project_backend_id(&slug))
+    }
+
+    /// `customer_prefix + slug` (not lower-cased), checked.
+    fn get_customer_backend_id(&self, slug: String) -> Result<String> {
+        Slurm::checked_backend_id("customer", &slug, self.customer_backend_id(&slug))
     }
 
     fn ping(&self, raise_exception: bool) -> Result<bool> {

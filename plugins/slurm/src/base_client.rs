@@ -1,5 +1,6 @@
 //! BaseClient: the raw account operations the agent's generic algorithms (create, delete,
-//! add and remove users, limits, pull) run on, each one SLURM command of `client.rs`.
+//! add and remove users, limits, pull) run on, each one SLURM command of `client.rs`, which
+//! checks every name it is given (`names.rs`).
 
 use std::collections::BTreeMap;
 
@@ -82,13 +83,13 @@ impl Client for Slurm {
         default_account: Option<String>,
     ) -> Result<()> {
         self.client
-            .create_association(&username, &resource_id, default_account.as_deref())
+            .create_association(&[&username], &resource_id, default_account.as_deref())
             .map(drop)
     }
 
     fn client_delete_association(&self, username: String, resource_id: String) -> Result<()> {
         self.client
-            .delete_association(&username, &resource_id)
+            .delete_association(&[&username], &resource_id)
             .map(drop)
     }
 

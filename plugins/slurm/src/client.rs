@@ -1,6 +1,10 @@
 //! The SLURM client: one method per command of the reference's `SlurmClient` (§2.3 of the
 //! reference notes), each building its argv through [`CommandBuilder`], running it through a
 //! [`Runner`] and parsing the answer. No policy lives here.
+//!
+//! This is where names become arguments, so every account, user, QoS, partition and TRES
+//! name is checked here ([`crate::names`]) before its command is built: a refused name
+//! runs no command and is a one-line backend error naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -8,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use waldur_plugin_abi::wire::{Association, BackendLimits, ClientResource};
 use waldur_plugin_abi::{Error, Result};
 
-use crate::command::{argv, check_partition_name, check_qos_name, quoted, CommandBuilder};
+use crate::command::{argv, quoted, CommandBuilder};
+use crate::names::{self, NameKind};
 use crate::parser::{self, ReportLine};
 use crate::runner::{RunError, Runner};
 use crate::usage::Period;
@@ -191,14 +196,14 @@ impl SlurmClient {
 
     /// `list account where name=a,b,c`: the accounts among `names` (batched existence).
     pub fn list_accounts(&self, names: &[String]) -> Result<Vec<ClientResource>> {
-        let filter = format!("name={}", names.join(","));
+        let filter = format!("name={}", names::list(NameKind::Account, names)?);
         let output = self.sacctmgr(&argv(&["list", "account", "where", &filter]))?;
         Ok(parser::accounts(&output))
     }
 
     /// `show account <id>`: the first account line, `None` when there is none.
     pub fn get_resource(&self, resource_id: &str) -> Result<Option<ClientResource>> {
-        let output = self.sacctmgr(&argv(&["show", "account", resource_id]))?;
+        let output = self.sacctmgr(&argv(&["show", "account", names::account(resource_id)?]))?;
         Ok(parser::accounts(&output).into_iter().next())
     }
 
@@ -210,11 +215,11 @@ impl SlurmClient {
         organization: &str,
         parent_name: Option<&str>,
     ) -> Result<String> {
-        let mut args = argv(&["add", "account", name]);
+        let mut args = argv(&["add", "account", names::account(name)?]);
         args.push(quoted("description", description));
         args.push(quoted("organization", organization));
         if let Some(parent) = parent_name.filter(|p| !p.is_empty()) {
-            args.push(format!("parent=\"{parent}\""));
+            args.push(format!("parent=\"{}\"", names::account(parent)?));
         }
         self.sacctmgr(&args)
     }
@@ -225,7 +230,7 @@ impl SlurmClient {
             "remove",
             "account",
             "where",
-            &format!("name={name}"),
+            &format!("name={}", names::account(name)?),
         ]))
     }
 
@@ -235,7 +240,7 @@ impl SlurmClient {
         let output = self.sacctmgr(&argv(&[
             "show",
             "assoc",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
             "format=Account,ParentName,User",
             "-n",
             "-P",
@@ -259,9 +264,9 @@ impl SlurmClient {
             "modify",
             "account",
             "where",
-            &format!("name={account}"),
+            &format!("name={}", names::account(account)?),
             "set",
-            &format!("parent={parent}"),
+            &format!("parent={}", names::account(parent)?),
         ]))
     }
 
@@ -271,7 +276,7 @@ impl SlurmClient {
             "show",
             "association",
             "where",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
         ]))?;
         Ok(parser::associations(&output))
     }
@@ -302,7 +307,7 @@ impl SlurmClient {
             "remove",
             "user",
             "where",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
         ]))
     }
 
@@ -311,10 +316,11 @@ impl SlurmClient {
 
     /// `modify account <id> set GrpTRESMins=k1=v1,k2=v2` (keys sorted).
     pub fn set_resource_limits(&self, resource_id: &str, limits: &BackendLimits) -> Result<String> {
+        let resource_id = names::account(resource_id)?;
         let list = limits
             .iter()
-            .map(|(tres, value)| format!("{tres}={value}"))
-            .collect::<Vec<_>>()
+            .map(|(tres, value)| Ok(format!("{}={value}", names::tres(tres)?)))
+            .collect::<Result<Vec<_>>>()?
             .join(",");
         self.sacctmgr(&argv(&[
             "modify",
@@ -333,7 +339,7 @@ impl SlurmClient {
             "association",
             "format=account,GrpTRESMins",
             "where",
-            &format!("accounts={resource_id}"),
+            &format!("accounts={}", names::account(resource_id)?),
         ]))?;
         Ok(output
             .lines()
@@ -353,7 +359,7 @@ impl SlurmClient {
             "show",
             "association",
             "where",
-            &format!("accounts={resource_id}"),
+            &format!("accounts={}", names::account(resource_id)?),
             "format=Account,MaxTRESMins,User",
         ]))?;
         Ok(output
@@ -373,6 +379,9 @@ impl SlurmClient {
         username: &str,
         limits: &BackendLimits,
     ) -> Result<String> {
+        // Checked before `list tres`: a refused name runs no command at all.
+        let resource_id = names::account(resource_id)?;
+        let username = names::user(username)?;
         let list = self
             .list_tres()?
             .iter()
@@ -399,34 +408,48 @@ impl SlurmClient {
             "show",
             "association",
             "where",
-            &format!("user={user}"),
-            &format!("account={resource_id}"),
+            &format!("user={}", names::user(user)?),
+            &format!("account={}", names::account(resource_id)?),
         ]))?;
         Ok(parser::associations(&output).into_iter().next())
     }
 
+    /// `add user <u1,u2,...> account=<id> [DefaultAccount=<d>]`, every name checked.
     fn add_user_args(
-        username: &str,
+        users: &[&str],
         resource_id: &str,
         default_account: Option<&str>,
-    ) -> Vec<String> {
-        let mut args = argv(&["add", "user", username, &format!("account={resource_id}")]);
+    ) -> Result<Vec<String>> {
+        let mut args = argv(&[
+            "add",
+            "user",
+            &Self::user_list(users)?,
+            &format!("account={}", names::account(resource_id)?),
+        ]);
         if let Some(account) = default_account {
-            args.push(format!("DefaultAccount={account}"));
+            args.push(format!("DefaultAccount={}", names::account(account)?));
         }
-        args
+        Ok(args)
     }
 
-    /// `add user <u> account=<id> [DefaultAccount=<d>] Share=parent`. Like every
-    /// `create_association*`, `<u>` may be a comma list: one association per user, all or
-    /// none (sacctmgr commits an `add` as one transaction).
+    /// `u1,u2,...` of checked names (no name can add another to the list).
+    fn user_list(users: &[&str]) -> Result<String> {
+        if users.is_empty() {
+            return Err(Error::backend("no user names given"));
+        }
+        names::list(NameKind::User, users)
+    }
+
+    /// `add user <u1,u2,...> account=<id> [DefaultAccount=<d>] Share=parent`: one
+    /// association per user, all or none (sacctmgr commits an `add` as one transaction).
+    /// The same for every `create_association*`.
     pub fn create_association(
         &self,
-        username: &str,
+        users: &[&str],
         resource_id: &str,
         default_account: Option<&str>,
     ) -> Result<String> {
-        let mut args = Self::add_user_args(username, resource_id, default_account);
+        let mut args = Self::add_user_args(users, resource_id, default_account)?;
         args.push("Share=parent".into());
         self.sacctmgr(&args)
     }
@@ -435,13 +458,13 @@ impl SlurmClient {
     /// the reference).
     pub fn create_association_with_partition(
         &self,
-        username: &str,
+        users: &[&str],
         resource_id: &str,
         partition: &str,
         default_account: Option<&str>,
     ) -> Result<String> {
-        check_partition_name(partition)?;
-        let mut args = Self::add_user_args(username, resource_id, default_account);
+        let partition = names::partition(partition)?;
+        let mut args = Self::add_user_args(users, resource_id, default_account)?;
         args.push(format!("Partition={partition}"));
         self.sacctmgr(&args)
     }
@@ -449,7 +472,7 @@ impl SlurmClient {
     /// `add user <u> account=<id> [DefaultAccount=<d>] Partitions=<sorted> Share=parent`.
     pub fn create_association_with_partitions(
         &self,
-        username: &str,
+        users: &[&str],
         resource_id: &str,
         partitions: &[String],
         default_account: Option<&str>,
@@ -457,13 +480,11 @@ impl SlurmClient {
         if partitions.is_empty() {
             return Err(Error::backend("partitions must be non-empty"));
         }
-        for partition in partitions {
-            check_partition_name(partition)?;
-        }
         let mut sorted = partitions.to_vec();
         sorted.sort();
-        let mut args = Self::add_user_args(username, resource_id, default_account);
-        args.push(format!("Partitions={}", sorted.join(",")));
+        let partitions = names::list(NameKind::Partition, &sorted)?;
+        let mut args = Self::add_user_args(users, resource_id, default_account)?;
+        args.push(format!("Partitions={partitions}"));
         args.push("Share=parent".into());
         self.sacctmgr(&args)
     }
@@ -472,7 +493,7 @@ impl SlurmClient {
     /// QosLevel=<q1,q2> [DefaultQOS=<d>] Share=parent`.
     pub fn create_association_with_qos(
         &self,
-        username: &str,
+        users: &[&str],
         resource_id: &str,
         qos_list: &[String],
         default_qos: Option<&str>,
@@ -482,22 +503,16 @@ impl SlurmClient {
         if qos_list.is_empty() {
             return Err(Error::backend("qos_list must be non-empty"));
         }
-        for qos in qos_list {
-            check_qos_name(qos)?;
-        }
-        if let Some(qos) = default_qos {
-            check_qos_name(qos)?;
-        }
+        let qos_levels = names::list(NameKind::Qos, qos_list)?;
+        let default_qos = default_qos.map(names::qos).transpose()?;
         let mut sorted: Vec<String> = partitions.unwrap_or_default().to_vec();
-        for partition in &sorted {
-            check_partition_name(partition)?;
-        }
         sorted.sort();
-        let mut args = Self::add_user_args(username, resource_id, default_account);
-        if !sorted.is_empty() {
-            args.push(format!("Partitions={}", sorted.join(",")));
+        let partitions = names::list(NameKind::Partition, &sorted)?;
+        let mut args = Self::add_user_args(users, resource_id, default_account)?;
+        if !partitions.is_empty() {
+            args.push(format!("Partitions={partitions}"));
         }
-        args.push(format!("QosLevel={}", qos_list.join(",")));
+        args.push(format!("QosLevel={qos_levels}"));
         if let Some(qos) = default_qos {
             args.push(format!("DefaultQOS={qos}"));
         }
@@ -505,15 +520,15 @@ impl SlurmClient {
         self.sacctmgr(&args)
     }
 
-    /// `remove user where name=<u> and account=<id>`; `<u>` may be a comma list.
-    pub fn delete_association(&self, username: &str, resource_id: &str) -> Result<String> {
+    /// `remove user where name=<u1,u2,...> and account=<id>`.
+    pub fn delete_association(&self, users: &[&str], resource_id: &str) -> Result<String> {
         self.sacctmgr(&argv(&[
             "remove",
             "user",
             "where",
-            &format!("name={username}"),
+            &format!("name={}", Self::user_list(users)?),
             "and",
-            &format!("account={resource_id}"),
+            &format!("account={}", names::account(resource_id)?),
         ]))
     }
 
@@ -535,7 +550,7 @@ impl SlurmClient {
             "associations",
             "format=account,user",
             "where",
-            &format!("account={}", accounts.join(",")),
+            &format!("account={}", names::list(NameKind::Account, accounts)?),
         ]))?;
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in output.lines().filter(|line| line.contains('|')) {
@@ -564,7 +579,7 @@ impl SlurmClient {
             "associations",
             "format=account,qos",
             "where",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
         ]))?;
         Ok(output
             .lines()
@@ -580,10 +595,20 @@ impl SlurmClient {
     /// sacctmgr refuses a QoS list without the associations' DefaultQOS (as `qos_management`
     /// sets it) but exits 0; that is an error here (the reference takes it for success).
     pub fn set_account_qos(&self, account: &str, qos: &str) -> Result<String> {
+        self.set_account_qos_value(account, names::qos(qos)?)
+    }
+
+    /// `modify account <a> set qos=<q1,q2>`.
+    pub fn set_account_qos_list(&self, account: &str, qos_list: &[String]) -> Result<String> {
+        self.set_account_qos_value(account, &names::list(NameKind::Qos, qos_list)?)
+    }
+
+    /// `qos` is one checked name or a list of them.
+    fn set_account_qos_value(&self, account: &str, qos: &str) -> Result<String> {
         let output = self.sacctmgr(&argv(&[
             "modify",
             "account",
-            account,
+            names::account(account)?,
             "set",
             &format!("qos={qos}"),
         ]))?;
@@ -596,17 +621,12 @@ impl SlurmClient {
         Ok(output)
     }
 
-    /// `modify account <a> set qos=<q1,q2>`.
-    pub fn set_account_qos_list(&self, account: &str, qos_list: &[String]) -> Result<String> {
-        self.set_account_qos(account, &qos_list.join(","))
-    }
-
     /// `modify account <a> set GrpSubmitJobs=<v>` (0 blocks submissions, -1 clears).
     pub fn set_account_grp_submit_jobs(&self, account: &str, value: i64) -> Result<String> {
         self.sacctmgr(&argv(&[
             "modify",
             "account",
-            account,
+            names::account(account)?,
             "set",
             &format!("GrpSubmitJobs={value}"),
         ]))
@@ -614,13 +634,14 @@ impl SlurmClient {
 
     /// `show qos <q>`: any line at all.
     pub fn qos_exists(&self, qos: &str) -> Result<bool> {
-        let output = self.sacctmgr(&argv(&["show", "qos", qos]))?;
+        let output = self.sacctmgr(&argv(&["show", "qos", names::qos(qos)?]))?;
         Ok(output.lines().any(|line| line.contains('|')))
     }
 
     /// `add qos <name> [set flags=<f>]`, then one `modify qos <name> set <Limit>=<v>` per
     /// configured limit.
     pub fn create_qos(&self, name: &str, spec: &QosSpec) -> Result<()> {
+        let name = names::qos(name)?;
         let mut args = argv(&["add", "qos", name]);
         if let Some(flags) = spec.flags.as_deref().filter(|f| !f.is_empty()) {
             args.extend(argv(&["set", &format!("flags={flags}")]));
@@ -650,7 +671,12 @@ impl SlurmClient {
 
     /// `remove qos where name=<q>`.
     pub fn delete_qos(&self, qos: &str) -> Result<String> {
-        self.sacctmgr(&argv(&["remove", "qos", "where", &format!("name={qos}")]))
+        self.sacctmgr(&argv(&[
+            "remove",
+            "qos",
+            "where",
+            &format!("name={}", names::qos(qos)?),
+        ]))
     }
 
     /// `modify account set qos+=<q> where account=<a>`.
@@ -659,9 +685,9 @@ impl SlurmClient {
             "modify",
             "account",
             "set",
-            &format!("qos+={qos}"),
+            &format!("qos+={}", names::qos(qos)?),
             "where",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
         ]))
     }
 
@@ -671,9 +697,9 @@ impl SlurmClient {
             "modify",
             "account",
             "set",
-            &format!("defaultqos={qos}"),
+            &format!("defaultqos={}", names::qos(qos)?),
             "where",
-            &format!("account={account}"),
+            &format!("account={}", names::account(account)?),
         ]))
     }
 
@@ -708,10 +734,11 @@ impl SlurmClient {
 
     /// `modify account <a> set fairshare=<n>`.
     pub fn set_account_fairshare(&self, account: &str, fairshare: &str) -> Result<String> {
+        let fairshare = names::fairshare(fairshare)?;
         self.sacctmgr(&argv(&[
             "modify",
             "account",
-            account,
+            names::account(account)?,
             "set",
             &format!("fairshare={fairshare}"),
         ]))
@@ -733,7 +760,7 @@ impl SlurmClient {
                 "account",
                 "format=account,fairshare",
                 "where",
-                &format!("account={account}"),
+                &format!("account={}", names::account(account)?),
             ]))
             .map_err(|e| {
                 Error::backend(format!(
@@ -756,6 +783,13 @@ impl SlurmClient {
         limit_type: &str,
         limits: &[(String, String)],
     ) -> Result<()> {
+        // Every value checked before the first command: all or none are written.
+        let account = names::account(account)?;
+        let limit_type = names::tres_limit_type(limit_type)?;
+        for (tres, value) in limits {
+            names::tres(tres)?;
+            names::integer("TRES limit", value)?;
+        }
         for (tres, value) in limits {
             self.sacctmgr(&argv(&[
                 "modify",
@@ -782,7 +816,7 @@ impl SlurmClient {
                 "account",
                 "format=account,grptres,grptresmin,maxtres,maxtresmin",
                 "where",
-                &format!("account={account}"),
+                &format!("account={}", names::account(account)?),
             ]))
             .map_err(|e| {
                 Error::backend(format!(
@@ -813,6 +847,7 @@ impl SlurmClient {
 
     /// `modify account <a> set RawUsage=0`.
     pub fn reset_raw_usage(&self, account: &str) -> Result<String> {
+        let account = names::account(account)?;
         self.sacctmgr(&argv(&["modify", "account", account, "set", "RawUsage=0"]))
             .map_err(|e| {
                 Error::backend(format!(
@@ -835,7 +870,7 @@ impl SlurmClient {
             "--allusers".into(),
             format!("--starttime={}", period.start()),
             format!("--endtime={}", period.end()),
-            format!("--accounts={}", accounts.join(",")),
+            format!("--accounts={}", names::list(NameKind::Account, accounts)?),
             "--format=Account,ReqTRES,Elapsed,User".into(),
         ])?;
         Ok(parser::report_lines(&output))
@@ -851,8 +886,8 @@ impl SlurmClient {
     pub fn list_active_user_jobs(&self, account: &str, user: &str) -> Result<Vec<String>> {
         let output = self.sacct(&[
             "-a".into(),
-            format!("--account={account}"),
-            format!("--user={user}"),
+            format!("--account={}", names::account(account)?),
+            format!("--user={}", names::user(user)?),
             "--format=JobID,JobName,Partition,Account,User,State,Elapsed,Timelimit,NodeList".into(),
         ])?;
         Ok(output
@@ -866,15 +901,16 @@ impl SlurmClient {
     pub fn cancel_active_user_jobs(&self, account: &str, user: Option<&str>) -> Result<String> {
         let mut args = Vec::new();
         if let Some(user) = user {
-            args.extend(argv(&["-u", user]));
+            args.extend(argv(&["-u", names::user(user)?]));
         }
-        args.extend(argv(&["-A", account, "-f"]));
+        args.extend(argv(&["-A", names::account(account)?, "-f"]));
         self.execute(&self.commands.scancel(&args), false)
     }
 
     /// `id -u <u>`: true when it prints a number; false when `id` says "no such user"; any
     /// other failure is an error. (The reference crashes with UnboundLocalError there.)
     pub fn check_user_exists(&self, username: &str) -> Result<bool> {
+        let username = names::user(username)?;
         match self.run(&argv(&["id", "-u", username]), true) {
             Ok(output) => {
                 let output = output.trim();
@@ -889,6 +925,8 @@ impl SlurmClient {
 
     /// `/sbin/mkhomedir_helper <u> <umask>`.
     pub fn create_linux_user_homedir(&self, username: &str, umask: &str) -> Result<String> {
+        let username = names::user(username)?;
+        let umask = names::umask(umask)?;
         self.execute(&argv(&["/sbin/mkhomedir_helper", username, umask]), false)
     }
 }

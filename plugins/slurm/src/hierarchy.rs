@@ -6,11 +6,13 @@
 use waldur_plugin_abi::wire::WaldurResource;
 use waldur_plugin_abi::{Error, Result};
 
+use crate::names;
 use crate::slurm::Slurm;
 
 impl Slurm {
     /// The pre-create hook: the customer and project accounts (or the project under
-    /// `parent_account`), created when missing. Blank slugs are a backend error.
+    /// `parent_account`), created when missing. Blank slugs and names that are no valid
+    /// account names are a backend error.
     pub(crate) fn create_parent_accounts(&self, resource: &WaldurResource) -> Result<()> {
         if resource.customer_slug.is_empty() || resource.project_slug.is_empty() {
             log::warn!(
@@ -25,7 +27,9 @@ impl Slurm {
                 resource.uuid, resource.customer_slug, resource.project_slug
             )));
         }
+        // Both names checked before the first command: a hostile slug creates nothing.
         let project = self.project_backend_id(&resource.project_slug);
+        names::account(&project)?;
         if let Some(parent) = &self.settings.parent_account {
             self.create_account_if_missing(
                 &project,
@@ -36,6 +40,7 @@ impl Slurm {
             return Ok(());
         }
         let customer = self.customer_backend_id(&resource.customer_slug);
+        names::account(&customer)?;
         self.create_account_if_missing(
             &customer,
             &resource.customer_name,
@@ -73,6 +78,12 @@ impl Slurm {
         }
         let project = self.project_backend_id(&resource.project_slug);
         let customer = self.customer_backend_id(&resource.customer_slug);
+        // Every name checked before the first command; a refused one errs this resource.
+        names::account(&project)?;
+        names::account(&customer)?;
+        if !resource.backend_id.is_empty() {
+            names::account(&resource.backend_id)?;
+        }
         if project == customer {
             log::warn!(
                 "sync_resource_project: skipping {}: project and customer backend IDs are \

@@ -2,13 +2,14 @@
 //! and per-allocation project directories.
 
 use std::ffi::{CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use waldur_plugin_abi::wire::JsonMap;
 use waldur_plugin_abi::Result;
 
 use crate::command::argv;
+use crate::names::{self, NameKind};
 use crate::settings::{invalid, opt_int, opt_string, text_or_number, ProjectDirectory};
 use crate::slurm::Slurm;
 
@@ -158,11 +159,14 @@ fn passwd_home(username: &str) -> Option<String> {
     }
 }
 
-/// `<base>/<user>` when `homedir_base_path` is set, else the user's passwd home.
-pub fn homedir_of(username: &str, base: Option<&str>) -> Option<String> {
+/// `<base>/<user>` when `homedir_base_path` is set (kept inside the canonical base, see
+/// [`names::path_inside`]), else the user's passwd home (`None` without an entry). A user
+/// name that is no valid name, or a home that would leave the base, is a backend error.
+pub fn homedir_of(username: &str, base: Option<&str>) -> Result<Option<PathBuf>> {
+    let username = names::user(username)?;
     match base {
-        Some(base) => Some(format!("{}/{username}", base.trim_end_matches('/'))),
-        None => passwd_home(username),
+        Some(base) => names::path_inside(base, NameKind::User, username).map(Some),
+        None => Ok(passwd_home(username).map(PathBuf::from)),
     }
 }
 
@@ -176,7 +180,20 @@ impl Slurm {
         let base = self.settings.homedir_base_path.as_deref();
         let mut seen = std::collections::BTreeSet::new();
         for username in usernames.iter().filter(|u| seen.insert(u.as_str())) {
-            let exists = base.is_some_and(|base| Path::new(base).join(username).is_dir());
+            // Checked first: a refused name (or a home leaving the base) gets no home, no
+            // quota and no command at all.
+            let checked = names::user(username).and_then(|username| match base {
+                Some(base) => names::path_inside(base, NameKind::User, username).map(Some),
+                None => Ok(None),
+            });
+            let home = match checked {
+                Ok(home) => home,
+                Err(e) => {
+                    log::error!("Unable to create user homedir, reason: {}", e.message);
+                    continue;
+                }
+            };
+            let exists = home.as_deref().is_some_and(Path::is_dir);
             if exists {
                 log::info!("Homedir for user {username} already exists, skipping creation");
             } else {
@@ -193,21 +210,27 @@ impl Slurm {
                 }
             }
             if let Some(quota) = &self.settings.homedir_quota {
-                if let Err(message) = self.apply_quota(quota, username, base) {
+                if let Err(message) = self.apply_quota(quota, username, home.as_deref()) {
                     log::error!("Failed to apply homedir quota for {username}: {message}");
                 }
             }
         }
     }
 
+    /// `home`: the checked `<homedir_base_path>/<user>`, else the passwd home is used.
     fn apply_quota(
         &self,
         quota: &HomedirQuota,
         username: &str,
-        base: Option<&str>,
+        home: Option<&Path>,
     ) -> std::result::Result<(), String> {
-        let home = homedir_of(username, base)
-            .ok_or_else(|| format!("{username} has no entry in the password database"))?;
+        let home = match home {
+            Some(home) => home.to_path_buf(),
+            None => homedir_of(username, None)
+                .map_err(|e| e.message)?
+                .ok_or_else(|| format!("{username} has no entry in the password database"))?,
+        };
+        let home = home.display().to_string();
         let run =
             |command: Vec<String>| self.client.execute(&command, false).map_err(|e| e.message);
         match quota.provider {
@@ -293,8 +316,19 @@ impl Slurm {
     /// `project_directory`: `mkdir -p <base>/<account>`, `chmod <permissions>`, `chmod g+s`,
     /// `chown <owner>:<group>`, `setfacl -R -m group:<g>:rwx,d:group:<g>:rwx`. Failures are
     /// logged, never fatal (as in the reference).
+    ///
+    /// `<base>/<account>` is kept inside the canonical base ([`names::path_inside`]): an
+    /// account that is no valid name (`../../tmp/x`), a missing base or a symlink planted
+    /// there pointing out of the base runs no command (the reference ran them all,
+    /// `setfacl -R` included, wherever the path led).
     pub(crate) fn setup_project_directory(&self, config: &ProjectDirectory, account: &str) {
-        let path = format!("{}/{account}", config.base_path);
+        let path = match names::path_inside(&config.base_path, NameKind::Account, account) {
+            Ok(path) => path.display().to_string(),
+            Err(e) => {
+                log::error!("Not creating the project directory: {}", e.message);
+                return;
+            }
+        };
         let group = match (config.group_owner_source.as_str(), &config.group_name) {
             ("project_id", _) | (_, None) => account.to_string(),
             (_, Some(name)) => name.clone(),
@@ -396,11 +430,21 @@ mod tests {
 
     #[test]
     fn homedirs_come_from_the_base_path_or_the_password_database() {
+        let base = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(base.path()).unwrap();
+        let slash = format!("{}/", base.path().display());
         assert_eq!(
-            homedir_of("alice", Some("/cephfs/home/")).as_deref(),
-            Some("/cephfs/home/alice")
+            homedir_of("alice", Some(&slash)).unwrap(),
+            Some(root.join("alice"))
         );
-        assert_eq!(homedir_of("root", None).as_deref(), Some("/root"));
-        assert_eq!(homedir_of("no-such-user-xyz", None), None);
+        assert_eq!(
+            homedir_of("root", None).unwrap(),
+            Some(PathBuf::from("/root"))
+        );
+        assert_eq!(homedir_of("no-such-user-xyz", None).unwrap(), None);
+        for bad in ["../alice", "..", "", "a/b"] {
+            assert!(homedir_of(bad, Some(&slash)).is_err(), "{bad:?}");
+            assert!(homedir_of(bad, None).is_err(), "{bad:?}");
+        }
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! One job per module:
 //! - [`settings`]: the declared `backend_settings` and their parsing and checks;
+//! - [`names`]: the rules every name from Waldur passes before it reaches a command or a
+//!   path (the client checks them where it builds argv);
 //! - [`command`]: argv construction (bin path, flags, cluster filter, value sanitising);
 //! - [`runner`]: running commands (real processes with a timeout; a recording fake);
 //! - [`parser`]: parsers of sacctmgr and sacct output;
@@ -22,6 +24,7 @@ mod diagnostics;
 pub mod hierarchy;
 pub mod homedirs;
 pub mod limits;
+pub mod names;
 pub mod parser;
 mod periodic;
 pub mod pull;

@@ -11,6 +11,7 @@ use waldur_plugin_abi::wire::{JsonMap, PeriodicSettingsResult};
 use waldur_plugin_abi::Result;
 
 use crate::client::SlurmClient;
+use crate::names;
 use crate::settings::truthy;
 use crate::slurm::Slurm;
 
@@ -35,6 +36,9 @@ fn py_int(value: &Value) -> Option<i64> {
         _ => None,
     }
 }
+
+/// A limit type and its `(tres, value)` targets.
+type LimitTargets = (String, Vec<(String, String)>);
 
 fn result(success: bool, error: Option<String>, commands: Vec<String>) -> PeriodicSettingsResult {
     let mut extra = JsonMap::new();
@@ -82,14 +86,55 @@ impl Slurm {
         }
     }
 
+    /// The limit type and `(tres, value)` targets of a message, every one checked, or
+    /// `None` when it sets no limits.
+    fn limit_targets(&self, settings: &JsonMap) -> Result<Option<LimitTargets>> {
+        let limits = [settings.get("grp_tres_mins"), settings.get("max_tres_mins")]
+            .into_iter()
+            .find(|v| truthy(*v))
+            .flatten();
+        let Some(limits) = limits else {
+            return Ok(None);
+        };
+        let limit_type = match settings.get("limit_type") {
+            None | Some(Value::Null) => self.settings.periodic_limits.limit_type.clone(),
+            Some(value) => py_str(value),
+        };
+        names::tres_limit_type(&limit_type)?;
+        let target: Vec<(String, String)> = match limits {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), py_str(v))).collect(),
+            other => {
+                return Err(waldur_plugin_abi::Error::backend(format!(
+                    "{limit_type} limits must be an object of TRES values, got {other}"
+                )))
+            }
+        };
+        for (tres, value) in &target {
+            names::tres(tres)?;
+            names::integer("TRES limit", value)?;
+        }
+        Ok(Some((limit_type, target)))
+    }
+
     fn apply_production(
         &self,
         client: &SlurmClient,
         account: &str,
         settings: &JsonMap,
     ) -> Result<()> {
-        if truthy(settings.get("fairshare")) {
-            let target = &settings["fairshare"];
+        // The account and every value of the message (from Waldur) are checked before the
+        // first command, so a refused one applies nothing.
+        names::account(account)?;
+        let fairshare = match truthy(settings.get("fairshare")) {
+            true => Some(&settings["fairshare"]),
+            false => None,
+        };
+        if let Some(target) = fairshare {
+            names::fairshare(&py_str(target))?;
+        }
+        let limits = self.limit_targets(settings)?;
+
+        if let Some(target) = fairshare {
             // A failed or unreadable current value never suppresses the change.
             let current = client.get_account_fairshare(account).ok();
             if current.is_some() && current == py_int(target) {
@@ -99,23 +144,7 @@ impl Slurm {
             }
         }
 
-        let limits = [settings.get("grp_tres_mins"), settings.get("max_tres_mins")]
-            .into_iter()
-            .find(|v| truthy(*v))
-            .flatten();
-        if let Some(limits) = limits {
-            let limit_type = match settings.get("limit_type") {
-                None | Some(Value::Null) => self.settings.periodic_limits.limit_type.clone(),
-                Some(value) => py_str(value),
-            };
-            let target: Vec<(String, String)> = match limits {
-                Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), py_str(v))).collect(),
-                other => {
-                    return Err(waldur_plugin_abi::Error::backend(format!(
-                        "{limit_type} limits must be an object of TRES values, got {other}"
-                    )))
-                }
-            };
+        if let Some((limit_type, target)) = limits {
             let changed: Vec<(String, String)> = match client.get_account_limits(account) {
                 Ok(current) => {
                     let current = current.get(&limit_type).cloned().unwrap_or_default();

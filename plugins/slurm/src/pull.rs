@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use waldur_plugin_abi::wire::{BackendResourceInfo, UsageReport, WaldurResource};
 use waldur_plugin_abi::Result;
 
+use crate::names;
 use crate::slurm::Slurm;
 use crate::usage::{self, Period};
 
@@ -20,10 +21,10 @@ pub const CHUNK: usize = 200;
 
 impl Slurm {
     /// The usage report of `accounts` for `period`, one sacct per [`CHUNK`] accounts.
-    /// Accounts without usage lines are absent.
+    /// Accounts without usage lines, and ids that are no valid account names, are absent.
     pub(crate) fn usage_report(&self, accounts: &[String], period: Period) -> Result<UsageReport> {
         let mut report = UsageReport::new();
-        for chunk in distinct(accounts).chunks(CHUNK) {
+        for chunk in valid_accounts(&distinct(accounts)).chunks(CHUNK) {
             let lines = self.client.usage_lines(chunk, period)?;
             let raw = usage::sum_lines(&lines, self.client.reported_tres());
             report.extend(usage::to_report(&raw, &self.components, &self.mapper));
@@ -52,8 +53,8 @@ impl Slurm {
     }
 
     /// Every resource with a backend id that exists in SLURM, keyed by backend id, with the
-    /// same content as one `pull_resource` each. Resources without a backend id are skipped;
-    /// when a batched command fails, its chunk is pulled account by account, so one failing
+    /// same content as one `pull_resource` each. Resources without a backend id, or whose id
+    /// is no valid account name, are skipped (logged); when a batched command fails, its chunk is pulled account by account, so one failing
     /// account cannot hide the others (failures are logged and the account left out).
     pub(crate) fn pull_many(
         &self,
@@ -69,7 +70,7 @@ impl Slurm {
         }
         let period = self.current_period();
         let mut pulled = BTreeMap::new();
-        for chunk in distinct(&ids).chunks(CHUNK) {
+        for chunk in valid_accounts(&distinct(&ids)).chunks(CHUNK) {
             match self.pull_chunk(chunk, period) {
                 Ok(infos) => pulled.extend(infos),
                 Err(e) => {
@@ -147,6 +148,21 @@ fn distinct(ids: &[String]) -> Vec<String> {
     let mut seen = BTreeSet::new();
     ids.iter()
         .filter(|id| seen.insert(id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The ids that are valid account names; each refused one is logged with why and left out,
+/// so it cannot fail (or widen) the batched command of the others.
+fn valid_accounts(ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .filter(|id| match names::account(id) {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!("Skipping resource: {}", e.message);
+                false
+            }
+        })
         .cloned()
         .collect()
 }

@@ -11,7 +11,6 @@ use waldur_plugin_abi::wire::JsonMap;
 use waldur_plugin_abi::{Error, Result, SettingKind, SettingSpec};
 
 use crate::client::QosSpec;
-use crate::command::check_qos_name;
 use crate::homedirs::HomedirQuota;
 
 /// The default of the new `command_timeout` setting.
@@ -329,18 +328,12 @@ pub(crate) fn opt_int(map: &JsonMap, key: &str, context: &str) -> Result<Option<
 
 /// `0077`, `077`, `0o077`: octal, at most 0777.
 fn check_umask(umask: &str) -> Result<()> {
-    let digits = umask.strip_prefix("0o").unwrap_or(umask);
-    let valid = !digits.is_empty()
-        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        && u32::from_str_radix(digits, 8).is_ok_and(|v| v <= 0o777);
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid(format!(
+    crate::names::umask(umask).map(drop).map_err(|_| {
+        invalid(format!(
             "backend_settings.default_homedir_umask must be octal permissions of at most 0777 \
              (e.g. \"0077\"), got {umask:?}"
-        )))
-    }
+        ))
+    })
 }
 
 fn command_timeout(settings: &JsonMap) -> Result<Duration> {
@@ -376,8 +369,8 @@ fn qos_management(settings: &JsonMap) -> Result<Option<QosManagement>> {
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| match item {
-                Value::String(name) => check_qos_name(name)
-                    .map(|()| name.clone())
+                Value::String(name) => crate::names::qos(name)
+                    .map(str::to_string)
                     .map_err(|e| invalid(format!("{context}.additional_qos: {}", e.message))),
                 other => Err(invalid(format!(
                     "{context}.additional_qos entries must be QoS names, got {other}"
@@ -553,11 +546,7 @@ impl SlurmSettings {
             soft_delete: opt_bool(settings, "soft_delete", "backend_settings")?.unwrap_or(false),
             default_account,
         };
-        if let Some(partition) = &parsed.default_partition {
-            crate::command::check_partition_name(partition).map_err(|e| {
-                invalid(format!("backend_settings.default_partition: {}", e.message))
-            })?;
-        }
+        parsed.check_names()?;
         let forced = parsed.qos_enforcement_enabled && parsed.enforce_offering_qos == Some(true);
         if forced && (parsed.qos_paused.is_some() || parsed.qos_downscaled.is_some()) {
             return Err(invalid(
@@ -567,6 +556,48 @@ impl SlurmSettings {
             ));
         }
         Ok(parsed)
+    }
+
+    /// The names the settings put into commands pass the same rules as names from Waldur
+    /// ([`crate::names`]), so a typo fails at load time with the key instead of every order.
+    fn check_names(&self) -> Result<()> {
+        let named = |key: &str, checked: Result<&str>| {
+            checked
+                .map(drop)
+                .map_err(|e| invalid(format!("backend_settings.{key}: {}", e.message)))
+        };
+        named(
+            "default_account",
+            crate::names::account(&self.default_account),
+        )?;
+        named("root_account", crate::names::account(&self.root_account))?;
+        if let Some(parent) = &self.parent_account {
+            named("parent_account", crate::names::account(parent))?;
+        }
+        // A prefix may be empty; otherwise it must itself be a valid account name, so that
+        // prefix + slug can be.
+        for (key, prefix) in [
+            ("customer_prefix", &self.customer_prefix),
+            ("project_prefix", &self.project_prefix),
+            ("allocation_prefix", &self.allocation_prefix),
+        ] {
+            if !prefix.is_empty() {
+                named(key, crate::names::account(prefix))?;
+            }
+        }
+        named("qos_default", crate::names::qos(&self.qos_default))?;
+        for (key, qos) in [
+            ("qos_paused", &self.qos_paused),
+            ("qos_downscaled", &self.qos_downscaled),
+        ] {
+            if let Some(qos) = qos {
+                named(key, crate::names::qos(qos))?;
+            }
+        }
+        if let Some(partition) = &self.default_partition {
+            named("default_partition", crate::names::partition(partition))?;
+        }
+        Ok(())
     }
 
     /// Warnings about settings that work but may not be what the site wants.
@@ -707,6 +738,25 @@ mod tests {
                 "limit_type",
             ),
             (json!({"default_partition": "a,b"}), "default_partition"),
+            // Names the settings put into commands pass the rules of names from Waldur.
+            (
+                json!({"customer_prefix": "hpc,"}),
+                "customer_prefix: invalid",
+            ),
+            (json!({"project_prefix": "-p"}), "project_prefix: invalid"),
+            (
+                json!({"allocation_prefix": "a b"}),
+                "allocation_prefix: invalid",
+            ),
+            (
+                json!({"default_account": "root,x"}),
+                "default_account: invalid",
+            ),
+            (json!({"root_account": "../r"}), "root_account: invalid"),
+            (json!({"parent_account": "a|b"}), "parent_account: invalid"),
+            (json!({"qos_default": "nor mal"}), "qos_default: invalid"),
+            (json!({"qos_paused": "p=1"}), "qos_paused: invalid"),
+            (json!({"qos_downscaled": "ünï"}), "qos_downscaled: invalid"),
             (
                 json!({"homedir_quota": {"provider": "zfs"}}),
                 "homedir_quota",

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use waldur_plugin_abi::wire::{BackendComponents, JsonMap, RuntimeContext};
-use waldur_plugin_abi::Result;
+use waldur_plugin_abi::{Error, Result};
 
 use crate::client::SlurmClient;
 use crate::command::CommandBuilder;
 use crate::limits::ComponentMapper;
+use crate::names;
 use crate::runner::{ProcessRunner, Runner};
 use crate::settings::SlurmSettings;
 use crate::usage::{parse_timezone, Period};
@@ -146,6 +147,19 @@ impl Slurm {
 
     // ---------------------------------------------------------------------------------------
     // Naming (the reference BaseBackend's; the agent's defaults answer the same)
+
+    /// `id`, the account named after a `what` slug, when the slug is not blank and the id a
+    /// valid account name: the naming entries refuse a hostile slug before the agent uses
+    /// the id anywhere.
+    pub(crate) fn checked_backend_id(what: &str, slug: &str, id: String) -> Result<String> {
+        if slug.is_empty() {
+            return Err(Error::backend(format!(
+                "The {what} slug is empty: no SLURM account can be named after it"
+            )));
+        }
+        names::account(&id)?;
+        Ok(id)
+    }
 
     /// `(allocation_prefix + slug)`, lower-cased.
     pub fn resource_backend_id(&self, slug: &str) -> String {

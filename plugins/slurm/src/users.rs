@@ -8,6 +8,7 @@ use serde_json::Value;
 use waldur_plugin_abi::wire::{BackendResourceInfo, UserContext, UserOptions, WaldurResource};
 use waldur_plugin_abi::{Error, ErrorKind, Result};
 
+use crate::names;
 use crate::settings::AccountPolicy;
 use crate::slurm::Slurm;
 
@@ -71,14 +72,40 @@ fn in_given_order(usernames: &[&str], done: &BTreeSet<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Whether a user name can go into a comma list for sacctmgr (`name=u1,u2`): a comma, `=`,
-/// a quote or white space would change what the list means, so such a name goes alone, as
-/// the reference sends it.
-fn fits_in_name_list(name: &str) -> bool {
-    !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| matches!(c, ',' | '=' | '"' | '\'') || c.is_whitespace())
+/// The usernames that may reach a command, in the given order. A blank one is skipped with
+/// the reference's warning; any other refused name ([`names::user`]) is logged with why and
+/// left out, so it costs only itself: the others still go, in one batch when they can.
+/// What is left can share a comma list (`name=u1,u2`): no name can add another.
+fn acceptable<'a>(usernames: &[&'a str], verb: &str, account: &str) -> Vec<&'a str> {
+    usernames
+        .iter()
+        .copied()
+        .filter(|username| {
+            if username.is_empty() {
+                log::warn!("Username is blank, skipping it");
+                return false;
+            }
+            match names::user(username) {
+                Ok(_) => true,
+                Err(e) => {
+                    log::error!(
+                        "Unable to {verb} user (resource {account}), details: {}",
+                        e.message
+                    );
+                    false
+                }
+            }
+        })
+        .collect()
+}
+
+/// A non-blank account must be a valid name; a refused one refuses the whole call (the
+/// blank one keeps the reference's per-path handling).
+fn check_account(account: &str) -> Result<()> {
+    if !account.trim().is_empty() {
+        names::account(account)?;
+    }
+    Ok(())
 }
 
 impl Slurm {
@@ -98,11 +125,13 @@ impl Slurm {
         if account.trim().is_empty() {
             return Err(Error::backend("Empty backend ID for resource"));
         }
-        log::info!("Adding user {username} to resource {account}");
+        names::account(account)?;
         if username.is_empty() {
             log::warn!("Username is blank, skipping creation of association");
             return Ok(false);
         }
+        names::user(username)?;
+        log::info!("Adding user {username} to resource {account}");
         if self.client.get_association(username, account)?.is_some() {
             log::info!("Association already exists, skipping creation");
             return Ok(true);
@@ -114,11 +143,11 @@ impl Slurm {
     /// (logged).
     fn create_logged(&self, resource: &WaldurResource, users: &[&str]) -> Result<bool> {
         let account = resource.backend_id.as_str();
-        let users = users.join(",");
-        log::info!("Creating association between {users} and {account}");
-        match self.create_association(resource, &users) {
+        let list = users.join(",");
+        log::info!("Creating association between {list} and {account}");
+        match self.create_association(resource, users) {
             Ok(()) => {
-                log::info!("Created association between {users} and {account}");
+                log::info!("Created association between {list} and {account}");
                 Ok(true)
             }
             Err(e) if is_backend_error(&e) => {
@@ -132,8 +161,8 @@ impl Slurm {
     /// The association itself: with the order's QoS when enforced (on the order's
     /// partition, else the enforced offering partitions, else `default_partition`);
     /// otherwise restricted to the offering partitions (`enforce_offering_partitions`), or
-    /// `default_partition`, or plain. `users` is a name or a comma list of names.
-    fn create_association(&self, resource: &WaldurResource, users: &str) -> Result<()> {
+    /// `default_partition`, or plain. `users` share one command.
+    fn create_association(&self, resource: &WaldurResource, users: &[&str]) -> Result<()> {
         let account = resource.backend_id.as_str();
         let default_account = self.default_account_for(account);
         let default_account = default_account.as_deref();
@@ -188,10 +217,11 @@ impl Slurm {
     /// the home directories of those added. Answers the users now associated, in the given
     /// order.
     ///
-    /// The reference checks and creates association by association. When the names allow it,
-    /// this lists the account's associations once and creates all missing ones in one
-    /// `add user u1,u2,...`; should that fail, it creates them one by one, so one bad user
-    /// costs only that user. The associations left behind are the same.
+    /// The reference checks and creates association by association. This lists the
+    /// account's associations once and creates all missing ones in one `add user
+    /// u1,u2,...`; should that fail, it creates them one by one, so one bad user costs only
+    /// that user. The associations left behind are the same. A name that is no valid user
+    /// name is refused alone, before any command ([`acceptable`]).
     pub(crate) fn add_users(
         &self,
         resource: &WaldurResource,
@@ -202,13 +232,14 @@ impl Slurm {
             log::info!("No new users to add");
             return Ok(Vec::new());
         }
+        check_account(&resource.backend_id)?;
+        let distinct = acceptable(&distinct(usernames), "add", &resource.backend_id);
         log::info!(
             "Adding {} users to resource {} on backend: {}",
-            usernames.len(),
+            distinct.len(),
             resource.backend_id,
-            usernames.join(", ")
+            distinct.join(", ")
         );
-        let distinct = distinct(usernames);
         let added = match self.add_users_in_bulk(resource, &distinct)? {
             Some(added) => added,
             None => self.add_users_one_by_one(resource, &distinct)?,
@@ -230,8 +261,8 @@ impl Slurm {
         })
     }
 
-    /// `None` when the users must go one by one: fewer than two, a blank account, a name
-    /// that cannot share a list, or the account's associations could not be listed.
+    /// `None` when the users must go one by one: fewer than two, a blank account, or the
+    /// account's associations could not be listed.
     fn add_users_in_bulk(
         &self,
         resource: &WaldurResource,
@@ -245,9 +276,7 @@ impl Slurm {
         let mut missing = Vec::new();
         for &username in usernames {
             log::info!("Adding user {username} to resource {account}");
-            if username.is_empty() {
-                log::warn!("Username is blank, skipping creation of association");
-            } else if existing.contains(&username.to_lowercase()) {
+            if existing.contains(&username.to_lowercase()) {
                 log::info!("Association already exists, skipping creation");
                 added.insert(username);
             } else {
@@ -277,8 +306,7 @@ impl Slurm {
         account: &str,
         usernames: &[&str],
     ) -> Result<Option<BTreeSet<String>>> {
-        let listable = |name: &&str| name.is_empty() || fits_in_name_list(name);
-        if usernames.len() < 2 || account.trim().is_empty() || !usernames.iter().all(listable) {
+        if usernames.len() < 2 || account.trim().is_empty() {
             return Ok(None);
         }
         match self.client.association_users(account) {
@@ -310,12 +338,13 @@ impl Slurm {
             return Ok(Vec::new());
         }
         let account = resource.backend_id.as_str();
+        check_account(account)?;
+        let distinct = acceptable(&distinct(usernames), "remove", account);
         log::info!(
             "Removing {} users from resource {account} on backend: {}",
-            usernames.len(),
-            usernames.join(", ")
+            distinct.len(),
+            distinct.join(", ")
         );
-        let distinct = distinct(usernames);
         match self.remove_users_in_bulk(account, &distinct)? {
             Some(removed) => Ok(removed),
             None => self.remove_users_one_by_one(account, &distinct),
@@ -335,6 +364,8 @@ impl Slurm {
         if account.trim().is_empty() {
             return Err(Error::backend("Empty resource backend ID"));
         }
+        names::account(account)?;
+        names::user(username)?;
         log::info!("Removing user {username} from resource {account}");
         if self.client.get_association(username, account)?.is_none() {
             return Ok(true);
@@ -350,7 +381,7 @@ impl Slurm {
         let outcome = users
             .iter()
             .try_for_each(|user| self.cancel_user_jobs(account, user))
-            .and_then(|()| self.client.delete_association(&list, account).map(drop));
+            .and_then(|()| self.client.delete_association(users, account).map(drop));
         match outcome {
             Ok(()) => Ok(true),
             Err(e) if is_backend_error(&e) => {
@@ -392,6 +423,9 @@ impl Slurm {
     /// Before an association goes: cancel the user's jobs in the account, if the user
     /// exists on this machine and has jobs there.
     pub(crate) fn cancel_user_jobs(&self, account: &str, username: &str) -> Result<()> {
+        // Both checked before `id -u`: a refused name runs no command at all.
+        names::account(account)?;
+        names::user(username)?;
         if !self.client.check_user_exists(username)? {
             log::info!(
                 "The user \"{username}\" does not exist in the cluster, skipping job cancellation"

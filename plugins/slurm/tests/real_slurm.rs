@@ -774,3 +774,165 @@ fn a_broken_sacctmgr_fails_with_its_message() {
     );
     assert!(accounts("wrsbroken_").is_empty());
 }
+
+/// `[name, description, organization]` of an account, and its associations.
+fn account_state(account: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let listed = sacctmgr_rows(&["show", "account", account, "format=account,descr,org"]);
+    (listed, associations(account))
+}
+
+#[test]
+fn hostile_names_touch_nothing_and_good_names_in_the_same_batch_land() {
+    let Some(_slurm) = require_real_slurm() else {
+        return;
+    };
+    let p = prefix("x");
+    let _cleanup = AccountGuard::new(&p);
+    let (runner, slurm) = backend(settings(&p, json!({})));
+    let agent = agent(&slurm);
+    let (proj, alloc, victim) = (
+        format!("{p}proj"),
+        format!("{p}alloc"),
+        format!("{p}victim"),
+    );
+    agent
+        .create_resource_with_id(&resource("alloc", "cust", "proj"), &alloc, None)
+        .unwrap();
+    agent
+        .create_resource_with_id(&resource("victim", "cust", "proj"), &victim, None)
+        .unwrap();
+    let with_id = |id: &str| WaldurResource {
+        backend_id: id.to_string(),
+        ..resource("alloc", "cust", "proj")
+    };
+    slurm
+        .add_users_to_resource(
+            with_id(&victim),
+            vec!["wa-alice".into()],
+            UserOptions::default(),
+        )
+        .unwrap();
+    let root_before = account_state("root");
+    let victim_before = account_state(&victim);
+    runner.take();
+
+    // Hostile account names and backend ids: refused, nothing runs.
+    let hostile_ids = [
+        format!("{p}gone,{victim}"),
+        "x,root".to_string(),
+        ",root".to_string(),
+        format!("{victim}\nroot"),
+        format!("../../{victim}"),
+        format!("{p}ünïcode"),
+    ];
+    for id in &hostile_ids {
+        let shown = format!("{id:?}");
+        let refusals = [
+            slurm.client_delete_resource(id.clone()).unwrap_err(),
+            agent
+                .delete_resource(&with_id(id), Some("proj"))
+                .unwrap_err(),
+            slurm
+                .set_resource_limits(id.clone(), Limits::from([("cpu".into(), 0.0)]))
+                .unwrap_err(),
+            slurm.pause_resource(id.clone()).unwrap_err(),
+            slurm.pre_delete_resource(with_id(id)).unwrap_err(),
+            slurm
+                .client_create_resource(id.clone(), "d".into(), "o".into(), Some(proj.clone()))
+                .unwrap_err(),
+        ];
+        for err in refusals {
+            assert_eq!(err.kind, ErrorKind::BACKEND);
+            assert!(err.message.contains(&shown), "{id:?}: {}", err.message);
+            assert!(!err.message.contains('\n'), "{:?}", err.message);
+        }
+        assert_eq!(runner.take(), Vec::<String>::new(), "{id:?} ran commands");
+    }
+    // A Create whose slug is hostile errs at the id, before any account is made.
+    let err = slurm.get_resource_backend_id("x,root".into()).unwrap_err();
+    assert!(
+        err.message.starts_with(&format!(
+            "invalid SLURM account name \"{p}x,root\": it contains ','"
+        )),
+        "{}",
+        err.message
+    );
+    let mut hostile_project = resource("alloc2", "cust", "p,root");
+    hostile_project.backend_id = String::new();
+    let err = agent
+        .create_resource_with_id(&hostile_project, &format!("{p}alloc2"), None)
+        .unwrap_err();
+    assert!(
+        err.message.contains(&format!("\"{p}p,root\"")),
+        "{}",
+        err.message
+    );
+    assert!(runner.take().is_empty());
+
+    // Hostile usernames in a batch: refused alone; the good ones land in one command.
+    let hostile_user = format!("{p}u,root");
+    let added = slurm
+        .add_users_to_resource(
+            with_id(&alloc),
+            vec![
+                "wa-alice".into(),
+                hostile_user.clone(),
+                "-rf".into(),
+                "../../etc".into(),
+                "wa-bob".into(),
+            ],
+            UserOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(added, vec!["wa-alice", "wa-bob"]);
+    assert_eq!(users_of(&alloc), vec!["wa-alice", "wa-bob"]);
+    let calls = runner.take();
+    assert_eq!(calls.len(), 2, "one listing, one add: {calls:#?}");
+    assert!(calls[1].contains(&format!("add user wa-alice,wa-bob account={alloc} ")));
+    // And in a batched removal: wa-bob stays (`wa-bob,root` is no name of his).
+    let removed = slurm
+        .remove_users_from_resource(
+            with_id(&alloc),
+            vec!["wa-alice".into(), "wa-bob,root".into()],
+            UserOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(removed, vec!["wa-alice"]);
+    assert_eq!(users_of(&alloc), vec!["wa-bob"]);
+    // A batched pull skips the hostile id and still pulls the good one.
+    let pulled = slurm
+        .pull_resources(vec![with_id(&format!("{alloc},{victim}")), with_id(&alloc)])
+        .unwrap();
+    assert_eq!(pulled.keys().collect::<Vec<_>>(), vec![&alloc]);
+    assert_eq!(pulled[&alloc].users, vec!["wa-bob"]);
+
+    // Free text is one value: commas and `=` stay in the description, no option is added.
+    let free = format!("{p}free");
+    slurm
+        .client_create_resource(
+            free.clone(),
+            "A, parent=root organization=x \"q\" a|b".into(),
+            "Org,b=c".into(),
+            Some(proj.clone()),
+        )
+        .unwrap();
+    let (listed, assocs) = account_state(&free);
+    assert_eq!(
+        listed,
+        vec![vec![
+            free.clone(),
+            "a, parent=root organization=x q a b".to_string(),
+            "org,b=c".to_string()
+        ]]
+    );
+    assert_eq!(assocs[0][2], proj, "parent stays the given one");
+
+    // root and the victim are untouched.
+    assert_eq!(account_state("root"), root_before);
+    assert_eq!(account_state(&victim), victim_before);
+    assert_eq!(users_of(&victim), vec!["wa-alice"]);
+    assert_eq!(
+        slurm.client_list_resource_users(victim.clone()).unwrap(),
+        vec!["wa-alice"]
+    );
+}

@@ -50,24 +50,24 @@ fn catalogue() -> Vec<(&'static str, Call, &'static str, &'static str)> {
             "/usr/bin/sacctmgr --parsable2 --noheader show association where accounts=a format=Account,MaxTRESMins,User cluster=c1"),
         ("get_association", |c| ignore(c.get_association("u", "a")),
             "{S} show association where user=u account=a", "{S} show association where user=u account=a cluster=c1"),
-        ("create_association", |c| ignore(c.create_association("u", "a", Some("d"))),
+        ("create_association", |c| ignore(c.create_association(&["u"], "a", Some("d"))),
             "{S} add user u account=a DefaultAccount=d Share=parent",
             "{S} add user u account=a DefaultAccount=d Share=parent cluster=c1"),
-        ("create_association without default", |c| ignore(c.create_association("u", "a", None)),
+        ("create_association without default", |c| ignore(c.create_association(&["u"], "a", None)),
             "{S} add user u account=a Share=parent", "{S} add user u account=a Share=parent cluster=c1"),
-        ("create_association_with_partition", |c| ignore(c.create_association_with_partition("u", "a", "gpu", Some("d"))),
+        ("create_association_with_partition", |c| ignore(c.create_association_with_partition(&["u"], "a", "gpu", Some("d"))),
             "{S} add user u account=a DefaultAccount=d Partition=gpu",
             "{S} add user u account=a DefaultAccount=d Partition=gpu cluster=c1"),
-        ("create_association_with_partitions", |c| ignore(c.create_association_with_partitions("u", "a", &["gpu".into(), "cpu".into()], None)),
+        ("create_association_with_partitions", |c| ignore(c.create_association_with_partitions(&["u"], "a", &["gpu".into(), "cpu".into()], None)),
             "{S} add user u account=a Partitions=cpu,gpu Share=parent",
             "{S} add user u account=a Partitions=cpu,gpu Share=parent cluster=c1"),
-        ("create_association_with_qos", |c| ignore(c.create_association_with_qos("u", "a", &["q1".into(), "q2".into()], Some("q1"), Some(&["p2".into(), "p1".into()]), Some("a"))),
+        ("create_association_with_qos", |c| ignore(c.create_association_with_qos(&["u"], "a", &["q1".into(), "q2".into()], Some("q1"), Some(&["p2".into(), "p1".into()]), Some("a"))),
             "{S} add user u account=a DefaultAccount=a Partitions=p1,p2 QosLevel=q1,q2 DefaultQOS=q1 Share=parent",
             "{S} add user u account=a DefaultAccount=a Partitions=p1,p2 QosLevel=q1,q2 DefaultQOS=q1 Share=parent cluster=c1"),
-        ("create_association_with_qos minimal", |c| ignore(c.create_association_with_qos("u", "a", &["q".into()], None, None, None)),
+        ("create_association_with_qos minimal", |c| ignore(c.create_association_with_qos(&["u"], "a", &["q".into()], None, None, None)),
             "{S} add user u account=a QosLevel=q Share=parent",
             "{S} add user u account=a QosLevel=q Share=parent cluster=c1"),
-        ("delete_association", |c| ignore(c.delete_association("u", "a")),
+        ("delete_association", |c| ignore(c.delete_association(&["u"], "a")),
             "{S} remove user where name=u and account=a", "{S} remove user where name=u and account=a cluster=c1"),
         ("list_resource_users", |c| ignore(c.list_resource_users("a")),
             "{S} list associations format=account,user where account=a",
@@ -219,25 +219,32 @@ fn invalid_partition_and_qos_names_run_nothing() {
     let (runner, slurm) = client(None);
     let c = &slurm.client;
     assert!(c
-        .create_association_with_partition("u", "a", "gpu,all", None)
+        .create_association_with_partition(&["u"], "a", "gpu,all", None)
         .is_err());
     assert!(c
-        .create_association_with_partitions("u", "a", &[], None)
+        .create_association_with_partitions(&["u"], "a", &[], None)
         .is_err());
     assert!(c
-        .create_association_with_partitions("u", "a", &["ok".into(), "no pe".into()], None)
+        .create_association_with_partitions(&["u"], "a", &["ok".into(), "no pe".into()], None)
         .is_err());
     assert!(c
-        .create_association_with_qos("u", "a", &[], None, None, None)
+        .create_association_with_qos(&["u"], "a", &[], None, None, None)
         .is_err());
     assert!(c
-        .create_association_with_qos("u", "a", &["q x".into()], None, None, None)
+        .create_association_with_qos(&["u"], "a", &["q x".into()], None, None, None)
         .is_err());
     assert!(c
-        .create_association_with_qos("u", "a", &["q".into()], Some("d;"), None, None)
+        .create_association_with_qos(&["u"], "a", &["q".into()], Some("d;"), None, None)
         .is_err());
     assert!(c
-        .create_association_with_qos("u", "a", &["q".into()], None, Some(&["p=1".into()]), None)
+        .create_association_with_qos(
+            &["u"],
+            "a",
+            &["q".into()],
+            None,
+            Some(&["p=1".into()]),
+            None
+        )
         .is_err());
     assert!(runner.calls().is_empty(), "{:?}", runner.calls());
 }

@@ -11,6 +11,7 @@ mod behaviour;
 mod bugs;
 mod fixtures;
 mod golden;
+mod hostile;
 mod user_batching;
 
 use std::sync::Arc;
