@@ -470,10 +470,10 @@ fn expected_answer(method: &str) -> Option<Value> {
         "ping" | "diagnostics" => json!(true),
         "list_components" => json!(["cpu", "gpu"]),
         // gpu 5.5 × 60 = 330; cpu from the configured usage limit, 10 × 60. The Waldur side
-        // is truncated like Python's int().
+        // keeps the order's fraction.
         "collect_resource_limits" => json!({
             "backend_limits": {"cpu": 600, "gpu": 330},
-            "waldur_limits": {"cpu": 10.0, "gpu": 5.0},
+            "waldur_limits": {"cpu": 10.0, "gpu": 5.5},
         }),
         // Before client_create_resource: the allocation does not exist yet.
         "client_get_resource" => Value::Null,
@@ -695,7 +695,7 @@ fn demo_backend_lifecycle_through_the_wrapper() {
     assert_eq!(info.backend_id, ALLOC);
     assert_eq!(
         info.limits,
-        Limits::from([("cpu".into(), 10.0), ("gpu".into(), 5.0)])
+        Limits::from([("cpu".into(), 10.0), ("gpu".into(), 5.5)])
     );
     res.backend_id = info.backend_id.clone();
 

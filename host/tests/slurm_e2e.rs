@@ -155,6 +155,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn once(&self, mode: &str) -> String {
+        self.once_exiting(mode, 0)
+    }
+
+    /// A single run that must exit with `code` (1: some order erred).
+    fn once_exiting(&self, mode: &str, code: i32) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
             .env("WALDUR_AGENT_PLUGIN_PATH", "")
             .env("RUST_LOG", "info")
@@ -169,7 +174,7 @@ impl Run<'_> {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(output.status.success(), "{mode} failed:\n{log}");
+        assert_eq!(output.status.code(), Some(code), "{mode}:\n{log}");
         log
     }
 }
@@ -274,8 +279,9 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
         format!("{prefix}alloc1"),
     );
 
-    // order_process: the hierarchy, the limits and the team's associations in SLURM.
-    let log = run.once("order_process");
+    // order_process: the hierarchy, the limits and the team's associations in SLURM. The
+    // broken offering's order errs, so the run says so in its exit code.
+    let log = run.once_exiting("order_process", 1);
     assert_order_done(&sim, CREATE, &log);
     assert_eq!(sim.resource(RES).unwrap().backend_id, alloc);
     assert_eq!(account_row(&prefix, &cust).unwrap()[2], "root");
@@ -448,7 +454,7 @@ fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() 
     };
     let root_before = root_state();
 
-    let log = run.once("order_process");
+    let log = run.once_exiting("order_process", 1);
     // The hostile order errs with the one-line reason, naming the value and the rule.
     let hostile = sim.order(HOSTILE_CREATE).unwrap();
     assert_eq!(hostile.state, "erred", "agent log:\n{log}");

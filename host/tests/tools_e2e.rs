@@ -130,9 +130,14 @@ offerings:
 
     /// Runs the real binary with a config file written for `token`.
     fn binary(&self, token: &str, args: &[&str]) -> (i32, String) {
+        self.binary_with(&self.config(token), args)
+    }
+
+    /// Runs the real binary with this config text.
+    fn binary_with(&self, config_text: &str, args: &[&str]) -> (i32, String) {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yaml");
-        std::fs::write(&config, self.config(token)).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
             .args(args)
             .arg("-c")
@@ -140,6 +145,7 @@ offerings:
             .arg("--plugin-dir")
             .arg(self.plugins.path())
             .env("RUST_LOG", "error")
+            .env("WALDUR_AGENT_RUNTIME_DIR", dir.path().join("run"))
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -202,6 +208,39 @@ fn diagnostics_pass_and_report_a_rejected_token() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("FAILED"), "{output}");
     assert!(output.contains("401"), "{output}");
+}
+
+#[test]
+fn a_backend_type_no_plugin_registers_fails_diagnostics_and_a_single_run() {
+    let h = harness();
+    let config = h
+        .config(TOKEN)
+        .replace("backend_type: demo", "backend_type: demoo");
+    let (code, output) = h.binary_with(&config, &["diagnostics"]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("plugin 'demoo'") && output.contains("no installed plugin"),
+        "{output}"
+    );
+    let (code, output) = h.binary_with(&config, &["run", "-m", "report", "--once"]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("backend_type: no installed plugin provides the backend entry 'demoo'")
+            && output.contains("run --once: 1 plugin entr(ies) of the config not installed"),
+        "{output}"
+    );
+}
+
+#[test]
+fn diagnostics_never_print_a_password_in_the_api_url() {
+    let h = harness();
+    let config = h.config(TOKEN).replace(
+        "waldur_api_url: http://",
+        "waldur_api_url: http://agent:s3cr3t-pw@",
+    );
+    let (_, output) = h.binary_with(&config, &["diagnostics"]);
+    assert!(!output.contains("s3cr3t-pw"), "{output}");
+    assert!(output.contains("agent:***@"), "{output}");
 }
 
 #[test]

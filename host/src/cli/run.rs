@@ -44,7 +44,8 @@ pub struct RunArgs {
     pub mode: RunMode,
     #[command(flatten)]
     pub source: PluginSource,
-    /// Run one cycle and exit (exit code 1 if an offering failed).
+    /// Run one cycle of each mode and exit (exit code 1 if an offering, order, usage report or
+    /// membership sync failed).
     #[arg(long)]
     pub once: bool,
 }
@@ -85,7 +86,9 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
     }
-    for problem in missing_plugins(&loaded.config, &registry) {
+    // The other offerings are still served; a single run reports the gap in its exit code.
+    let missing = missing_plugins(&loaded.config, &registry);
+    for problem in &missing {
         tracing::error!("{problem}");
     }
     // Before any work: a second agent for the same offering and mode must not start at all.
@@ -154,15 +157,20 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             shutdown.not_started()
         );
     }
-    let failed: Vec<String> = reports
-        .iter()
-        .flatten()
-        .flat_map(|report| {
+    let failed: Vec<String> = (!missing.is_empty())
+        .then(|| {
+            format!(
+                "{} plugin entr(ies) of the config not installed",
+                missing.len()
+            )
+        })
+        .into_iter()
+        .chain(reports.iter().flatten().flat_map(|report| {
             report
                 .failed_items()
                 .into_iter()
                 .map(move |item| format!("{}: {item}", report.mode.name()))
-        })
+        }))
         .collect();
     if args.once && !failed.is_empty() {
         eprintln!("run --once: {}", failed.join("; "));

@@ -77,6 +77,22 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
     let io_error =
         |message: String| ConfigError::new(ConfigErrorKind::Io, &origin, None, None, message);
+    // Opening a FIFO blocks until a writer comes, so a named pipe left at the config path
+    // would hang the agent without a word: only regular files are read.
+    let metadata =
+        std::fs::metadata(path).map_err(|err| io_error(format!("cannot read the file: {err}")))?;
+    if !metadata.is_file() {
+        return Err(io_error(format!(
+            "not a regular file ({})",
+            file_kind(&metadata.file_type())
+        )));
+    }
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(io_error(format!(
+            "{} bytes is larger than a config file can be ({MAX_CONFIG_BYTES} bytes at most)",
+            metadata.len()
+        )));
+    }
     let bytes =
         std::fs::read(path).map_err(|err| io_error(format!("cannot read the file: {err}")))?;
     let text = String::from_utf8(bytes).map_err(|err| {
@@ -99,6 +115,27 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         }
     }
     Ok(loaded)
+}
+
+/// Far above any real config (20,000 offerings fit in a few MB), low enough that a wrong path
+/// (a disk image, a log) is refused instead of read into memory.
+const MAX_CONFIG_BYTES: u64 = 64 << 20;
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    }
 }
 
 /// Validates config `text`; `origin` names it in messages (normally the file path).

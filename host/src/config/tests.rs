@@ -911,6 +911,26 @@ fn semantic_warnings() {
 // ---- load(), extensions, helpers, environment ---------------------------------------------
 
 #[test]
+fn load_refuses_what_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("agent.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Would block forever if it were opened.
+    let e = load(&fifo).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("{}: not a regular file (a FIFO)", fifo.display())
+    );
+    let e = load(dir.path()).unwrap_err();
+    assert!(
+        e.to_string().ends_with("not a regular file (a directory)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn load_reads_file_and_resolves_plugin_dirs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.yaml");

@@ -171,4 +171,15 @@ impl WaldurClient {
     pub fn api_base(&self) -> &str {
         self.http.base().as_str()
     }
+
+    /// [`Self::api_base`] fit to print: a password in the URL (`https://user:pass@host/`)
+    /// is shown as `***`.
+    pub fn api_base_redacted(&self) -> String {
+        let mut url = self.http.base().clone();
+        if url.password().is_some() {
+            // Only fails for URLs that cannot have credentials, and this one has them.
+            let _ = url.set_password(Some("***"));
+        }
+        url.to_string()
+    }
 }

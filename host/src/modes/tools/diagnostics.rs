@@ -79,7 +79,7 @@ async fn diagnose(agent: &Agent, offering: &Offering) -> OfferingDiagnostics {
     let Some(client) = report.record(
         "Waldur client",
         client(agent, offering, "diagnostics"),
-        |c: &WaldurClient| c.api_base().to_string(),
+        |c: &WaldurClient| c.api_base_redacted(),
     ) else {
         return report;
     };
@@ -123,7 +123,9 @@ async fn diagnose(agent: &Agent, offering: &Offering) -> OfferingDiagnostics {
         |orders| format!("{} pending-provider or executing", orders.len()),
     );
 
+    // `backend_type` too: the tools use it, so a mistyped one must show here.
     let entries: BTreeSet<&str> = [
+        offering.backend_type.as_str(),
         offering.order_processing_backend.as_str(),
         offering.membership_sync_backend.as_str(),
         offering.reporting_backend.as_str(),
