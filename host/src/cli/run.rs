@@ -10,11 +10,9 @@ use super::PluginSource;
 use crate::config::AgentEnv;
 use std::sync::Arc;
 
-use waldur_plugin_abi::ffi::EntryKind;
-
 use crate::modes::cycle::{run_loop, skip_reason, RunSettings};
 use crate::modes::instance_lock;
-use crate::modes::runtime::{Agent, Mode};
+use crate::modes::runtime::{plugin_entries, Agent, Mode};
 use crate::modes::shutdown::Shutdown;
 use crate::plugins::Registry;
 
@@ -212,12 +210,7 @@ async fn stop_on_signals(shutdown: Arc<Shutdown>, grace: std::time::Duration) {
 fn missing_plugins(config: &crate::config::Config, registry: &Registry) -> Vec<String> {
     let mut problems = Vec::new();
     for offering in &config.offerings {
-        for (key, entry) in offering.plugin_entries() {
-            let kind = if key == "username_management_backend" {
-                EntryKind::USERNAME
-            } else {
-                EntryKind::BACKEND
-            };
+        for (key, kind, entry) in plugin_entries(offering) {
             if let Err(e) = registry.plugin(kind, entry) {
                 problems.push(format!("offering '{}': {key}: {e}", offering.name));
             }

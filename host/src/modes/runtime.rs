@@ -344,11 +344,9 @@ pub(crate) async fn backend_for(
     Ok(backend)
 }
 
-/// Settings warnings for an offering, from every plugin entry it uses. The entries share
-/// `backend_settings` (as in the reference), so a key one entry declares is not "unknown" to
-/// another.
-pub fn settings_warnings(agent: &Agent, offering: &Offering) -> Vec<String> {
-    let mut entries: Vec<(EntryKind, &str)> = offering
+/// Every plugin entry an offering names: `(config key, entry kind, entry name)`.
+pub fn plugin_entries(offering: &Offering) -> Vec<(&'static str, EntryKind, &str)> {
+    offering
         .plugin_entries()
         .into_iter()
         .map(|(key, entry)| {
@@ -357,8 +355,18 @@ pub fn settings_warnings(agent: &Agent, offering: &Offering) -> Vec<String> {
             } else {
                 EntryKind::BACKEND
             };
-            (kind, entry)
+            (key, kind, entry)
         })
+        .collect()
+}
+
+/// Settings warnings for an offering, from every plugin entry it uses. The entries share
+/// `backend_settings` (as in the reference), so a key one entry declares is not "unknown" to
+/// another.
+pub fn settings_warnings(agent: &Agent, offering: &Offering) -> Vec<String> {
+    let mut entries: Vec<(EntryKind, &str)> = plugin_entries(offering)
+        .into_iter()
+        .map(|(_, kind, entry)| (kind, entry))
         .collect();
     entries.sort_by_key(|(kind, entry)| (kind.0, *entry));
     entries.dedup();

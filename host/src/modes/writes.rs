@@ -2,8 +2,10 @@
 //!
 //! A write whose answer was lost (timeout, reset), garbled (an undecodable 200) or a 5xx that
 //! may have come after the commit is re-checked by reading the state back: applied means
-//! done. Otherwise the original error stands, and the order-level retry (or the next cycle)
-//! repeats the write, which is idempotent.
+//! done. So is any other failure: the client retries a write, and an earlier attempt may have
+//! applied it before a later one failed (a retried `set_state_done` meets a done order).
+//! Otherwise the original error stands, and the order-level retry (or the next cycle) repeats
+//! the write, which is idempotent.
 
 use std::future::Future;
 
@@ -86,12 +88,11 @@ where
 {
     let error = match written {
         Ok(()) => return Ok(()),
-        Err(error) if error.outcome_unknown() => error,
-        Err(error) => return Err(error.into()),
+        Err(error) => error,
     };
     match applied().await {
         Ok(true) => {
-            tracing::info!("{what}: the answer was lost or unreadable ({error}), but reading back shows it applied");
+            tracing::info!("{what} failed ({error}), but reading back shows it applied");
             Ok(())
         }
         Ok(false) => Err(error.into()),

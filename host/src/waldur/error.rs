@@ -79,21 +79,6 @@ impl WaldurError {
         }
     }
 
-    /// A write that failed this way may still have been applied: the request reached Waldur
-    /// and the answer was lost (timeout, reset), garbled (undecodable 2xx) or a server error
-    /// that could have come after the change was committed (a proxy's 502). Connection
-    /// failures, 4xx and 429 provably changed nothing.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            WaldurError::Transport { connect, .. } => !connect,
-            WaldurError::Timeout { .. } | WaldurError::Decode { .. } => true,
-            WaldurError::Status { status, .. } => *status >= 500,
-            WaldurError::Oidc { .. } | WaldurError::Unexpected { .. } | WaldurError::Setup(_) => {
-                false
-            }
-        }
-    }
-
     /// The HTTP status of a [`WaldurError::Status`] error.
     pub fn status(&self) -> Option<u16> {
         match self {
