@@ -196,6 +196,28 @@ fn a_second_agent_for_the_same_offering_and_mode_refuses_to_start() {
 }
 
 #[test]
+fn the_same_offering_listed_twice_is_a_config_error() {
+    let site = Site::new(creates(1), "", "");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let (head, offering) = config.split_once("offerings:\n").unwrap();
+    // The same offering again, under another name.
+    let twice = format!(
+        "{head}offerings:\n{offering}{}",
+        offering.replacen("name: Demo Offering", "name: Demo Offering again", 1)
+    );
+    std::fs::write(&site.config, twice).unwrap();
+    let output = once(&site);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("offerings[1].waldur_offering_uuid")
+            && stderr.contains("list each offering once"),
+        "{stderr}"
+    );
+    assert_eq!(site.orders(), (0, 0, 1), "nothing was processed");
+}
+
+#[test]
 fn the_lock_is_per_mode_so_other_modes_run_beside_it() {
     let site = Site::new(creates(3), "", "");
     site.sim.inject(Fault::latency(

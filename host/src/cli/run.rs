@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use super::plugins::{scan, search_setup};
+use super::plugins::scan;
 use super::PluginSource;
 use crate::config::AgentEnv;
 use std::sync::Arc;
@@ -79,7 +79,6 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             (Mode::Report, env.report_period),
         ],
     };
-    search_setup(&args.source)?;
     let registry = Registry::new(scan(&args.source)?);
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
