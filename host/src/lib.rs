@@ -1,10 +1,12 @@
 //! waldur-agent: the Waldur site agent as a host for backend plugins.
 //!
-//! Data flows one way: [`config`] -> [`plugins`] -> (Waldur client, modes) -> [`cli`].
+//! Data flows one way: [`config`] -> [`plugins`] -> (Waldur client, modes) -> [`events`] ->
+//! [`cli`].
 
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod modes;
 pub mod plugins;
 pub mod waldur;

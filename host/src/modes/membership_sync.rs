@@ -57,14 +57,51 @@ async fn optional<T: Send + 'static>(
 impl Session<'_> {
     /// One membership cycle for this offering.
     pub async fn sync_membership(&self) -> Result<MembershipSummary, ModeError> {
-        let caps = self.backend.capabilities().clone();
         let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
             .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
-        filter.states = caps.handled_resource_states.clone();
-        let resources: Vec<WaldurResource> = self
-            .client
-            .list_provider_resources(&filter)
-            .await?
+        filter.states = self.backend.capabilities().handled_resource_states.clone();
+        let resources = self.client.list_provider_resources(&filter).await?;
+        self.sync_membership_of(resources).await
+    }
+
+    /// One resource named by an event (reference `process_resource_by_uuid`): read in full,
+    /// skipped unless the plugin handles its state, then synced like in a cycle.
+    pub async fn sync_resource_by_uuid(
+        &self,
+        resource_uuid: &str,
+    ) -> Result<MembershipSummary, ModeError> {
+        let resource = self.client.provider_resource(resource_uuid, &[]).await?;
+        let handled = &self.backend.capabilities().handled_resource_states;
+        if !handled.is_empty() && !handled.contains(&resource.state) {
+            tracing::info!(resource = %resource.uuid, "state {} is not handled; skipped", resource.state);
+            return Ok(MembershipSummary::default());
+        }
+        self.invalidate_offering_users().await;
+        self.sync_membership_of(vec![resource]).await
+    }
+
+    /// Every resource of one project of this offering (a role granted or revoked there).
+    pub async fn sync_project_membership(
+        &self,
+        project_uuid: &str,
+    ) -> Result<MembershipSummary, ModeError> {
+        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
+        filter.project_uuid = Some(project_uuid.to_string());
+        filter.states = self.backend.capabilities().handled_resource_states.clone();
+        let resources = self.client.list_provider_resources(&filter).await?;
+        self.invalidate_offering_users().await;
+        self.sync_membership_of(resources).await
+    }
+
+    /// Membership of these resources only (an event names one resource or one project):
+    /// the same work as a cycle, for resources with a backend id.
+    pub async fn sync_membership_of(
+        &self,
+        resources: Vec<WaldurResource>,
+    ) -> Result<MembershipSummary, ModeError> {
+        let caps = self.backend.capabilities().clone();
+        let resources: Vec<WaldurResource> = resources
             .into_iter()
             .filter(|r| !r.backend_id.is_empty())
             .collect();

@@ -114,6 +114,29 @@ impl Session<'_> {
         Ok(summary)
     }
 
+    /// One order named by an event: read, then carried out like in a cycle. Orders of the same
+    /// resource never run at the same time (a Terminate must not overtake its Create).
+    pub async fn process_order_by_uuid(
+        &self,
+        order_uuid: &str,
+        retry: OrderRetry,
+    ) -> Result<OrderSummary, ModeError> {
+        let order = self.client.order(order_uuid).await?;
+        let _turn = self
+            .agent
+            .resource_turns
+            .claim(order.marketplace_resource_uuid.clone())
+            .await;
+        let mut summary = OrderSummary::default();
+        match self.process_order_with_retries(order, retry).await? {
+            Outcome::Done => summary.done += 1,
+            Outcome::Erred => summary.erred += 1,
+            Outcome::Rejected => summary.rejected += 1,
+            Outcome::Waiting => summary.waiting += 1,
+        }
+        Ok(summary)
+    }
+
     /// Retries on transient Waldur failures; the order is re-read before each retry.
     async fn process_order_with_retries(
         &self,

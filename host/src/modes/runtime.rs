@@ -68,6 +68,8 @@ pub struct Agent {
     waldur_timeout: Option<Duration>,
     /// Backend ids being created and not yet recorded in Waldur (see [`super::claims`]).
     pub(crate) backend_id_claims: super::claims::Claims,
+    /// One event-driven change of a resource at a time (orders of one resource in order).
+    pub(crate) resource_turns: super::claims::Claims,
     /// Asked to stop: no new offering, order or resource is started.
     pub shutdown: Arc<super::shutdown::Shutdown>,
 }
@@ -81,6 +83,7 @@ impl Agent {
             backends: Mutex::new(BTreeMap::new()),
             waldur_timeout: None,
             backend_id_claims: super::claims::Claims::default(),
+            resource_turns: super::claims::Claims::default(),
             shutdown: Arc::default(),
         }
     }

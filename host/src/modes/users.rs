@@ -66,8 +66,9 @@ impl Session<'_> {
         Ok(users.as_ref().clone())
     }
 
-    /// Forgets the cached offering users (after the agent changed one).
-    async fn invalidate_offering_users(&self) {
+    /// Forgets the cached offering users (after the agent changed one, or before an event:
+    /// a long-lived session must not work from an old list).
+    pub(crate) async fn invalidate_offering_users(&self) {
         *self.offering_users_cache.lock().await = None;
     }
 

@@ -1,0 +1,113 @@
+//! What each event does (reference §3.6), on the offering's long-lived sessions: the work
+//! itself is the polling modes' (`modes`), so an event and a cycle can never disagree.
+//!
+//! Deliberate difference: a role event makes the backend users of the project's resources
+//! follow the Waldur team (the membership cycle's algorithm on those resources), where the
+//! reference adds or removes the one user. The end state is the same; a redelivered or
+//! out-of-date event cannot undo a later change, because the team is read when the event is
+//! handled, not taken from the message.
+
+use super::message::{Event, UserRole};
+use crate::modes::error::ModeError;
+use crate::modes::order_process::OrderRetry;
+use crate::modes::runtime::Session;
+
+/// The sessions of one offering in event processing: orders and membership each have their
+/// own plugin entry (`order_processing_backend`, `membership_sync_backend`).
+pub struct OfferingSessions<'a> {
+    pub orders: Option<Session<'a>>,
+    pub membership: Option<Session<'a>>,
+    pub order_retry: OrderRetry,
+}
+
+/// What handling an event did, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled(pub String);
+
+impl OfferingSessions<'_> {
+    pub async fn handle(&self, event: &Event) -> Result<Handled, ModeError> {
+        match event {
+            Event::Order { order_uuid, .. } => {
+                let s = self
+                    .orders
+                    .as_ref()
+                    .ok_or_else(|| not_configured("order_processing_backend"))?
+                    .process_order_by_uuid(order_uuid, self.order_retry)
+                    .await?;
+                Ok(Handled(format!(
+                    "order {order_uuid}: {} done, {} erred, {} rejected, {} waiting",
+                    s.done, s.erred, s.rejected, s.waiting
+                )))
+            }
+            Event::Resource { resource_uuid } => {
+                let s = self
+                    .membership()?
+                    .sync_resource_by_uuid(resource_uuid)
+                    .await?;
+                Ok(membership_line(&format!("resource {resource_uuid}"), &s))
+            }
+            Event::UserRole(role) => self.role_changed(role).await,
+            Event::OfferingResourcesSync { .. } => {
+                // Membership first, as the reference: it recreates what is missing before
+                // the orders are looked at.
+                let mut parts = Vec::new();
+                if let Some(membership) = &self.membership {
+                    let s = membership.sync_membership().await?;
+                    parts.push(membership_line("membership", &s).0);
+                }
+                if let Some(orders) = &self.orders {
+                    let s = orders.process_orders(self.order_retry).await?;
+                    parts.push(format!("orders: {} done, {} erred", s.done, s.erred));
+                }
+                Ok(Handled(format!("offering sync: {}", parts.join("; "))))
+            }
+            Event::OfferingUser(_)
+            | Event::Account { .. }
+            | Event::ImportableResources { .. }
+            | Event::PeriodicLimits(_)
+            | Event::ApiKeyRotation(_) => Err(ModeError::Offering(
+                "this event type is not handled by this agent version; the periodic \
+                 reconciliation covers it"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn role_changed(&self, role: &UserRole) -> Result<Handled, ModeError> {
+        let membership = self.membership()?;
+        let s = match (&role.user_uuid, &role.resource_uuid) {
+            (None, Some(resource)) => membership.sync_resource_by_uuid(resource).await?,
+            _ => {
+                membership
+                    .sync_project_membership(&role.project_uuid)
+                    .await?
+            }
+        };
+        let what = match role.granted {
+            Some(true) => "granted",
+            Some(false) => "revoked",
+            None => "changed",
+        };
+        Ok(membership_line(
+            &format!("role {what} in project {}", role.project_uuid),
+            &s,
+        ))
+    }
+
+    fn membership(&self) -> Result<&Session<'_>, ModeError> {
+        self.membership
+            .as_ref()
+            .ok_or_else(|| not_configured("membership_sync_backend"))
+    }
+}
+
+fn not_configured(key: &str) -> ModeError {
+    ModeError::NotConfigured(format!("the offering has no {key} for this event"))
+}
+
+fn membership_line(what: &str, s: &crate::modes::membership_sync::MembershipSummary) -> Handled {
+    Handled(format!(
+        "{what}: {} resource(s), {} user(s) added, {} removed, {} failed",
+        s.resources, s.users_added, s.users_removed, s.failed
+    ))
+}

@@ -1,0 +1,11 @@
+//! Event processing (reference `event_process`): Mastermind publishes a message per change
+//! to a queue per (offering, object type); the agent handles each with the polling modes'
+//! algorithms.
+//!
+//! - [`message`]: the messages and their parsing (malformed ones refused in one line);
+//! - [`schedule`]: events of one object in arrival order, different objects concurrently;
+//! - [`handlers`]: what each event does, on the offering's sessions.
+
+pub mod handlers;
+pub mod message;
+pub mod schedule;

@@ -1,0 +1,185 @@
+//! Event handlers end to end, without a broker: events (as Mastermind publishes them) are
+//! parsed and handled on the offering's long-lived sessions against the simulator and the
+//! demo plugin through the real loader, in the order the event schedule gives them.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use waldur_agent::events::handlers::OfferingSessions;
+use waldur_agent::events::message::{parse, ObjectType};
+use waldur_agent::events::schedule::drive;
+use waldur_agent::modes::runtime::{Mode, Session};
+
+fn sessions(h: &Harness) -> OfferingSessions<'_> {
+    let offering = &h.agent.config.offerings[0];
+    h.runtime.block_on(async {
+        OfferingSessions {
+            orders: Some(
+                Session::open(&h.agent, offering, Mode::OrderProcess)
+                    .await
+                    .unwrap(),
+            ),
+            membership: Some(
+                Session::open(&h.agent, offering, Mode::MembershipSync)
+                    .await
+                    .unwrap(),
+            ),
+            order_retry: fast().order_retry,
+        }
+    })
+}
+
+/// Parses and handles one message body of `object_type`.
+fn handle(
+    h: &Harness,
+    sessions: &OfferingSessions<'_>,
+    object_type: ObjectType,
+    body: serde_json::Value,
+) -> String {
+    let parsed = parse(object_type, body.to_string().as_bytes()).expect("well-formed");
+    let event = parsed.event.expect("needs work");
+    h.runtime
+        .block_on(sessions.handle(&event))
+        .unwrap_or_else(|e| panic!("{object_type:?}: {e}"))
+        .0
+}
+
+#[test]
+fn order_events_are_done_once_even_when_delivered_twice() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    let s = sessions(&h);
+    let body = json!({"order_uuid": CREATE_B, "order_state": "executing"});
+    let line = handle(&h, &s, ObjectType::Order, body.clone());
+    assert!(line.contains("1 done"), "{line}");
+    assert_eq!(h.order_state(CREATE_B).0, "done");
+    assert_eq!(h.resource(RES_B).backend_id, "alloc-b");
+    let accounts = h.backend_state()["accounts"].as_object().unwrap().len();
+    // Redelivered (the agent died before acknowledging): nothing happens twice.
+    let line = handle(&h, &s, ObjectType::Order, body);
+    assert!(line.contains("1 done"), "{line}");
+    assert_eq!(
+        h.backend_state()["accounts"].as_object().unwrap().len(),
+        accounts
+    );
+    // An event of a finished order needs no work at all.
+    let done = parse(
+        ObjectType::Order,
+        json!({"order_uuid": CREATE_B, "order_state": "done"})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(done.event, None);
+}
+
+#[test]
+fn role_and_resource_events_make_the_backend_follow_the_team() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    assert_eq!(h.account_users("alloc-a"), ["alice1"]);
+
+    // Bob gets a role in the project.
+    h.sim.with_store_mut(|store| {
+        store.team.push(waldur_sim::store::TeamMember {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+    });
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::UserRole,
+        json!({"user_uuid": BOB, "user_username": "bob@idp", "project_uuid": PROJECT,
+               "project_name": "Project", "role_name": "PROJECT.MEMBER", "granted": true}),
+    );
+    assert!(line.contains("2 user(s) added"), "{line}");
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "bob1"]);
+    assert_eq!(h.account_users("alloc-b"), ["alice1", "bob1"]);
+
+    // Alice's role is revoked; the event for one resource syncs that resource only.
+    h.sim
+        .with_store_mut(|store| store.team.retain(|m| m.user_uuid != ALICE));
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::UserRole,
+        json!({"project_uuid": PROJECT, "resource_uuid": RES_A}),
+    );
+    assert!(
+        line.contains("1 resource(s)") && line.contains("1 removed"),
+        "{line}"
+    );
+    assert_eq!(h.account_users("alloc-a"), ["bob1"]);
+    assert_eq!(h.account_users("alloc-b"), ["alice1", "bob1"]);
+
+    // A resource event syncs that resource.
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::Resource,
+        json!({"resource_uuid": RES_B}),
+    );
+    assert!(line.contains("1 removed"), "{line}");
+    assert_eq!(h.account_users("alloc-b"), ["bob1"]);
+}
+
+#[test]
+fn events_of_one_resource_keep_their_order_while_others_run_beside_them() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    h.sim.with_store_mut(|store| {
+        store.team.push(waldur_sim::store::TeamMember {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+    });
+    let bodies = [
+        (ObjectType::Resource, json!({"resource_uuid": RES_A})),
+        (ObjectType::Resource, json!({"resource_uuid": RES_B})),
+        (
+            ObjectType::UserRole,
+            json!({"project_uuid": PROJECT, "resource_uuid": RES_A}),
+        ),
+        (ObjectType::Resource, json!({"resource_uuid": RES_A})),
+    ];
+    let lines = std::sync::Mutex::new(Vec::new());
+    h.runtime.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        for (object_type, body) in bodies {
+            let event = parse(object_type, body.to_string().as_bytes())
+                .unwrap()
+                .event
+                .unwrap();
+            tx.send((event.ordering_key(), event)).await.unwrap();
+        }
+        drop(tx);
+        drive(rx, 8, |event| {
+            let (s, lines) = (&s, &lines);
+            async move {
+                let line = s.handle(&event).await.unwrap().0;
+                lines.lock().unwrap().push((event.ordering_key(), line));
+            }
+        })
+        .await;
+    });
+    let lines = lines.into_inner().unwrap();
+    assert_eq!(lines.len(), 4);
+    // The first event of each resource added bob; the later ones of RES_A found nothing to do.
+    let of_a: Vec<&String> = lines
+        .iter()
+        .filter(|(key, _)| key.ends_with(RES_A))
+        .map(|(_, line)| line)
+        .collect();
+    assert!(of_a[0].contains("1 user(s) added"), "{of_a:?}");
+    assert!(
+        of_a[1..].iter().all(|l| l.contains("0 user(s) added")),
+        "{of_a:?}"
+    );
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "bob1"]);
+    assert_eq!(h.account_users("alloc-b"), ["alice1", "bob1"]);
+}
