@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
+use crate::broker::BrokerAdmin;
 use crate::faults::Faults;
 use crate::inspect::Inspect;
 use crate::scenario::{OidcClient, Scenario, ScenarioError, Settings};
@@ -88,6 +91,11 @@ pub struct Shared {
     max_page_size: AtomicUsize,
     request_log: AtomicBool,
     log_bodies: AtomicBool,
+    /// The real broker Mastermind's side of event processing talks to, once attached.
+    broker: Mutex<Option<BrokerAdmin>>,
+    /// Indexes into `Store::published`, delivered to the broker in order by one task.
+    outbox: mpsc::UnboundedSender<usize>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<usize>>>,
 }
 
 pub type App = Arc<Shared>;
@@ -100,7 +108,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(origin: &str, scenario: &Scenario) -> Result<App, ScenarioError> {
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let shared = Shared {
+            broker: Mutex::new(None),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
             base: format!("{origin}/api/"),
             origin: origin.to_string(),
             store: Mutex::new(Store::from_scenario(scenario)?),
@@ -162,6 +174,61 @@ impl Shared {
 
     pub fn auth(&self) -> MutexGuard<'_, Auth> {
         lock(&self.auth)
+    }
+
+    pub fn broker(&self) -> Option<BrokerAdmin> {
+        lock(&self.broker).clone()
+    }
+
+    pub fn set_broker(&self, broker: Option<BrokerAdmin>) {
+        *lock(&self.broker) = broker;
+    }
+
+    /// Publishes `body` to every queue that observes `object_type` for the offering: A7
+    /// queues and 1.0.7 consumer queues. Answers how many queues it went to.
+    pub fn publish_event(
+        &self,
+        offering_uuid: &str,
+        object_type: &str,
+        body: serde_json::Value,
+    ) -> usize {
+        let mut st = self.store();
+        let mut targets: Vec<(String, String)> = st
+            .event_queues
+            .values()
+            .filter(|q| q.offering_uuid == offering_uuid && q.object_type == object_type)
+            .map(|q| (q.vhost.clone(), q.queue_name.clone()))
+            .collect();
+        targets.extend(
+            st.consumer_queues
+                .values()
+                .filter(|q| {
+                    q.offering_uuid == offering_uuid
+                        && q.object_types.iter().any(|t| t == object_type)
+                })
+                .map(|q| (q.vhost.clone(), q.queue_name.clone())),
+        );
+        for (vhost, queue_name) in &targets {
+            let seq = st.published.len();
+            st.published.push(crate::store::PublishedEvent {
+                seq,
+                offering_uuid: offering_uuid.to_string(),
+                object_type: object_type.to_string(),
+                vhost: vhost.clone(),
+                queue_name: queue_name.clone(),
+                body: body.clone(),
+                routed: None,
+                error: None,
+            });
+            // The receiver lives as long as the server; a closed one means it is stopping.
+            let _ = self.outbox.send(seq);
+        }
+        targets.len()
+    }
+
+    /// The delivery side of [`Shared::publish_event`], taken once by the server.
+    pub fn take_outbox(&self) -> Option<mpsc::UnboundedReceiver<usize>> {
+        lock(&self.outbox_rx).take()
     }
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod app;
+pub mod broker;
 pub mod faults;
 pub mod ids;
 pub mod inspect;
@@ -19,6 +20,7 @@ pub mod server;
 pub mod sim_api;
 pub mod store;
 
+pub use broker::{BrokerAdmin, BrokerConfig};
 pub use faults::{Fault, FaultKind, Matcher};
 pub use inspect::LogEntry;
 pub use scenario::{Scenario, ScenarioError};

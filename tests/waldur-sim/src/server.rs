@@ -245,12 +245,17 @@ impl Simulator {
             .build()
             .map_err(SimError::Runtime)?;
         let router = router(app.clone());
+        let app_for_thread = app.clone();
         let (tx, rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("waldur-sim".into())
             .spawn(move || {
+                let outbox = app_for_thread.take_outbox();
                 runtime.block_on(async move {
+                    if let Some(outbox) = outbox {
+                        tokio::spawn(crate::broker::deliver(app_for_thread, outbox));
+                    }
                     match tokio::net::TcpListener::from_std(std_listener) {
                         Ok(listener) => {
                             let _ = ready_tx.send(Ok(()));
@@ -294,6 +299,24 @@ impl Simulator {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Attaches the real broker: from now on subscriptions create their vhost, user and
+    /// queues on it, and published events are delivered to it.
+    pub fn attach_broker(&self, config: crate::broker::BrokerConfig) {
+        self.app
+            .set_broker(Some(crate::broker::BrokerAdmin::new(config)));
+    }
+
+    /// Publishes an event body of `object_type` for the offering, as Mastermind does when its
+    /// state changes; answers the number of queues it went to.
+    pub fn publish_event(&self, offering_uuid: &str, object_type: &str, body: Value) -> usize {
+        self.app.publish_event(offering_uuid, object_type, body)
+    }
+
+    /// Every event published so far, with its delivery outcome.
+    pub fn published(&self) -> Vec<crate::store::PublishedEvent> {
+        self.app.store().published.clone()
     }
 
     /// The OIDC token endpoint URL.

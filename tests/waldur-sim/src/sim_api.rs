@@ -26,6 +26,53 @@ pub fn router() -> Router<App> {
             get(list_faults).post(add_faults).delete(clear_faults),
         )
         .route("/__sim/scenario", post(load_scenario))
+        .route("/__sim/broker", post(attach_broker))
+        .route("/__sim/events", get(published).post(publish))
+}
+
+/// `{management_url, admin_user, admin_password}`: the broker subscriptions and events go to.
+async fn attach_broker(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        management_url: String,
+        admin_user: String,
+        admin_password: String,
+    }
+    match serde_json::from_slice::<Config>(&body) {
+        Ok(c) => {
+            app.set_broker(Some(crate::broker::BrokerAdmin::new(
+                crate::broker::BrokerConfig {
+                    management_url: c.management_url,
+                    admin_user: c.admin_user,
+                    admin_password: c.admin_password,
+                },
+            )));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad(format!("broker config: {e}")),
+    }
+}
+
+/// `{offering_uuid, object_type, body}`: publishes an event as Mastermind would.
+async fn publish(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Publish {
+        offering_uuid: String,
+        object_type: String,
+        body: Value,
+    }
+    match serde_json::from_slice::<Publish>(&body) {
+        Ok(p) => {
+            let offering = crate::ids::normalize(&p.offering_uuid).unwrap_or(p.offering_uuid);
+            let queues = app.publish_event(&offering, &p.object_type, p.body);
+            Json(json!({"queues": queues})).into_response()
+        }
+        Err(e) => bad(format!("event: {e}")),
+    }
+}
+
+async fn published(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(&app.store().published).unwrap_or_default())
 }
 
 fn bad(msg: String) -> Response {

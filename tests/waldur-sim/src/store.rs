@@ -226,6 +226,54 @@ pub struct Identity {
     pub modified: String,
 }
 
+/// A6: the RabbitMQ account of one (identity, object type): login = `uuid`, vhost =
+/// `user_uuid` (the agent's Waldur user), password = the agent's API token.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSubscription {
+    pub uuid: String,
+    pub identity_uuid: String,
+    pub user_uuid: String,
+    pub object_type: String,
+    pub created: String,
+}
+
+/// A7: `subscription_<es>_offering_<offering>_<object type>` in the vhost.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventQueue {
+    pub uuid: String,
+    pub subscription_uuid: String,
+    pub offering_uuid: String,
+    pub object_type: String,
+    pub queue_name: String,
+    pub vhost: String,
+    pub created: String,
+}
+
+/// `register_queue` (1.0.7): one queue for every object type the identity observes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerQueue {
+    pub identity_uuid: String,
+    pub offering_uuid: String,
+    pub queue_name: String,
+    pub vhost: String,
+    pub rmq_username: String,
+    pub object_types: Vec<String>,
+}
+
+/// One message to one queue. `routed` stays `None` until the broker took it (or without a
+/// broker); `error` says why it was not delivered.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedEvent {
+    pub seq: usize,
+    pub offering_uuid: String,
+    pub object_type: String,
+    pub vhost: String,
+    pub queue_name: String,
+    pub body: Value,
+    pub routed: Option<bool>,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentService {
     pub uuid: String,
@@ -271,6 +319,13 @@ pub struct Store {
     pub identities: BTreeMap<String, Identity>,
     pub services: BTreeMap<String, AgentService>,
     pub processors: BTreeMap<String, Processor>,
+    /// Event processing, upstream flow: A6 subscriptions and their A7 queues.
+    pub event_subscriptions: BTreeMap<String, EventSubscription>,
+    pub event_queues: BTreeMap<String, EventQueue>,
+    /// Event processing, PyPI 1.0.7 flow: one `consumer_<id>` queue per identity.
+    pub consumer_queues: BTreeMap<String, ConsumerQueue>,
+    /// Every event published, in order.
+    pub published: Vec<PublishedEvent>,
     /// (resource, type, billing period) -> component usage id, for the upsert in `set_usage`.
     #[serde(skip)]
     usage_index: HashMap<UsageKey, String>,
@@ -335,6 +390,10 @@ impl Store {
             identities: BTreeMap::new(),
             services: BTreeMap::new(),
             processors: BTreeMap::new(),
+            event_subscriptions: BTreeMap::new(),
+            event_queues: BTreeMap::new(),
+            consumer_queues: BTreeMap::new(),
+            published: Vec::new(),
             usage_index: HashMap::new(),
             usages_by_resource: HashMap::new(),
         };

@@ -1,6 +1,7 @@
 //! The Waldur API surface, one module per area, plus the helpers they share: error answers,
 //! repeated-key query parameters, lenient JSON bodies, UUID path ids and DRF-style pagination.
 
+pub mod events;
 pub mod offering_users;
 pub mod oidc;
 pub mod orders;
@@ -22,6 +23,7 @@ use crate::ids;
 pub fn api_router() -> Router<App> {
     Router::new()
         .merge(registry::router())
+        .merge(events::router())
         .merge(orders::router())
         .merge(resources::router())
         .merge(offering_users::router())

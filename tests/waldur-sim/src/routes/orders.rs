@@ -115,6 +115,15 @@ async fn approve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
         touch(o, "executing");
         Ok(())
     })?;
+    // Mastermind tells the agent an approved order is ready to carry out.
+    let order = app.store().orders.get(&path_id(&u)?).cloned();
+    if let Some(order) = order {
+        app.publish_event(
+            &order.offering_uuid,
+            "order",
+            json!({"order_uuid": order.uuid, "order_state": "executing"}),
+        );
+    }
     ok(json!({"detail": "Order has been approved."}))
 }
 
