@@ -183,3 +183,52 @@ fn events_of_one_resource_keep_their_order_while_others_run_beside_them() {
     assert_eq!(h.account_users("alloc-a"), ["alice1", "bob1"]);
     assert_eq!(h.account_users("alloc-b"), ["alice1", "bob1"]);
 }
+
+#[test]
+fn periodic_limits_events_report_their_outcome_to_the_policy() {
+    const POLICY: &str = "12121212121212121212121212121212";
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    // The demo backend has no periodic settings: the agent's default answer is reported.
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::ResourcePeriodicLimits,
+        json!({"resource_uuid": RES_B, "backend_id": "alloc-b", "offering_uuid": OFFERING,
+               "policy_uuid": POLICY, "action": "apply_periodic_settings",
+               "settings": {"fairshare": 100}, "timestamp": "2026-12-01T00:00:00Z"}),
+    );
+    assert!(
+        line.contains("does not support periodic settings"),
+        "{line}"
+    );
+    // A request the agent cannot carry out is a reported failure too; one without a policy
+    // is not reported.
+    handle(
+        &h,
+        &s,
+        ObjectType::ResourcePeriodicLimits,
+        json!({"resource_uuid": RES_B, "backend_id": "", "policy_uuid": POLICY,
+               "action": "apply_periodic_settings"}),
+    );
+    handle(
+        &h,
+        &s,
+        ObjectType::ResourcePeriodicLimits,
+        json!({"resource_uuid": RES_B, "backend_id": "alloc-b", "action": "apply_periodic_settings"}),
+    );
+    let reports = h.sim.with_store(|st| st.periodic_reports.clone());
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for report in &reports {
+        assert_eq!(report["policy_uuid"], POLICY);
+        assert_eq!(report["resource_uuid"], RES_B);
+        assert_eq!(report["success"], false);
+        assert_eq!(report["mode"], "production");
+    }
+    assert!(reports[0]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("does not support periodic settings"));
+    assert_eq!(reports[1]["error_message"], "the request has no backend_id");
+}

@@ -10,6 +10,7 @@
 use super::message::{Event, UserRole};
 use crate::modes::error::ModeError;
 use crate::modes::order_process::OrderRetry;
+use crate::modes::periodic_limits::PeriodicLimitsRequest;
 use crate::modes::runtime::Session;
 
 /// The sessions of one offering in event processing: orders and membership each have their
@@ -61,10 +62,33 @@ impl OfferingSessions<'_> {
                 }
                 Ok(Handled(format!("offering sync: {}", parts.join("; "))))
             }
+            Event::PeriodicLimits(limits) => {
+                let request = PeriodicLimitsRequest {
+                    resource_uuid: limits.resource_uuid.clone(),
+                    backend_id: limits.backend_id.clone(),
+                    policy_uuid: limits.policy_uuid.clone(),
+                    action: limits.action.clone(),
+                    settings: limits.settings.clone(),
+                };
+                let result = self
+                    .orders
+                    .as_ref()
+                    .ok_or_else(|| not_configured("order_processing_backend"))?
+                    .apply_periodic_limits(&request)
+                    .await?;
+                Ok(Handled(format!(
+                    "periodic settings of resource {}: {}",
+                    limits.resource_uuid,
+                    if result.success {
+                        format!("applied, {} command(s)", result.commands_executed.len())
+                    } else {
+                        format!("failed: {}", result.error.unwrap_or_default())
+                    }
+                )))
+            }
             Event::OfferingUser(_)
             | Event::Account { .. }
             | Event::ImportableResources { .. }
-            | Event::PeriodicLimits(_)
             | Event::ApiKeyRotation(_) => Err(ModeError::Offering(
                 "this event type is not handled by this agent version; the periodic \
                  reconciliation covers it"

@@ -12,6 +12,7 @@ pub mod membership;
 pub mod membership_sync;
 pub mod offering_users;
 pub mod order_process;
+pub mod periodic_limits;
 pub mod periods;
 pub mod report;
 pub mod runtime;

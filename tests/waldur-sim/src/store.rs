@@ -326,6 +326,8 @@ pub struct Store {
     pub consumer_queues: BTreeMap<String, ConsumerQueue>,
     /// Every event published, in order.
     pub published: Vec<PublishedEvent>,
+    /// P1 reports of periodic settings, as sent (plus `policy_uuid`).
+    pub periodic_reports: Vec<Value>,
     /// (resource, type, billing period) -> component usage id, for the upsert in `set_usage`.
     #[serde(skip)]
     usage_index: HashMap<UsageKey, String>,
@@ -394,6 +396,7 @@ impl Store {
             event_queues: BTreeMap::new(),
             consumer_queues: BTreeMap::new(),
             published: Vec::new(),
+            periodic_reports: Vec::new(),
             usage_index: HashMap::new(),
             usages_by_resource: HashMap::new(),
         };

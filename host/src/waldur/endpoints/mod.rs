@@ -14,6 +14,7 @@ mod offering_users;
 mod offerings;
 mod orders;
 mod plugin;
+mod policies;
 mod registry;
 mod resources;
 mod usage;

@@ -5,6 +5,7 @@ pub mod events;
 pub mod offering_users;
 pub mod oidc;
 pub mod orders;
+pub mod policies;
 pub mod registry;
 pub mod resources;
 pub mod usages;
@@ -24,6 +25,7 @@ pub fn api_router() -> Router<App> {
     Router::new()
         .merge(registry::router())
         .merge(events::router())
+        .merge(policies::router())
         .merge(orders::router())
         .merge(resources::router())
         .merge(offering_users::router())
