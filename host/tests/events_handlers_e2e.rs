@@ -232,3 +232,61 @@ fn periodic_limits_events_report_their_outcome_to_the_policy() {
         .contains("does not support periodic settings"));
     assert_eq!(reports[1]["error_message"], "the request has no backend_id");
 }
+
+#[test]
+fn a_username_set_event_adds_the_user_where_the_event_says() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    // Bob is on the team, but his offering user has no username yet.
+    h.sim.with_store_mut(|store| {
+        store.team.push(waldur_sim::store::TeamMember {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+        for user in store.offering_users.values_mut() {
+            if user.user_uuid == BOB {
+                user.username = None;
+                user.state = "Requested".into();
+            }
+        }
+    });
+    h.cycle(Mode::MembershipSync);
+    assert_eq!(h.account_users("alloc-a"), ["alice1"]);
+    let s = sessions(&h);
+    h.sim.with_store_mut(|store| {
+        for user in store.offering_users.values_mut() {
+            if user.user_uuid == BOB {
+                user.username = Some("bob1".into());
+                user.state = "OK".into();
+            }
+        }
+    });
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::OfferingUser,
+        json!({"offering_user_uuid": BOB, "user_uuid": BOB, "username": "bob1",
+               "action": "username_set", "offering_uuid": OFFERING, "attributes": {},
+               "changed_attributes": [], "resource_backend_ids": ["alloc-a"]}),
+    );
+    assert!(line.contains("1 user(s) added"), "{line}");
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "bob1"]);
+    assert_eq!(h.account_users("alloc-b"), ["alice1"]);
+    // Attributes go to the plugin (the demo keeps none: the agent's default accepts them).
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::OfferingUser,
+        json!({"user_uuid": BOB, "username": "bob1", "action": "attribute_update",
+               "attributes": {"email": "bob@example.org"}}),
+    );
+    assert!(line.contains("1 attribute(s)"), "{line}");
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::OfferingUser,
+        json!({"user_uuid": BOB, "username": "bob1", "action": "delete"}),
+    );
+    assert!(line.contains("nothing to do"), "{line}");
+}

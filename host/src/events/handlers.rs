@@ -7,11 +7,11 @@
 //! out-of-date event cannot undo a later change, because the team is read when the event is
 //! handled, not taken from the message.
 
-use super::message::{Event, UserRole};
+use super::message::{Event, OfferingUserEvent, UserRole};
 use crate::modes::error::ModeError;
 use crate::modes::order_process::OrderRetry;
 use crate::modes::periodic_limits::PeriodicLimitsRequest;
-use crate::modes::runtime::Session;
+use crate::modes::runtime::{blocking, Session};
 
 /// The sessions of one offering in event processing: orders and membership each have their
 /// own plugin entry (`order_processing_backend`, `membership_sync_backend`).
@@ -86,8 +86,8 @@ impl OfferingSessions<'_> {
                     }
                 )))
             }
-            Event::OfferingUser(_)
-            | Event::Account { .. }
+            Event::OfferingUser(user) => self.offering_user_changed(user).await,
+            Event::Account { .. }
             | Event::ImportableResources { .. }
             | Event::ApiKeyRotation(_) => Err(ModeError::Offering(
                 "this event type is not handled by this agent version; the periodic \
@@ -116,6 +116,41 @@ impl OfferingSessions<'_> {
             &format!("role {what} in project {}", role.project_uuid),
             &s,
         ))
+    }
+
+    /// Reference `offering_user` handler: attributes go to the plugin; a username that was
+    /// set lets the user into the resources the event names.
+    async fn offering_user_changed(&self, user: &OfferingUserEvent) -> Result<Handled, ModeError> {
+        let membership = self.membership()?;
+        match user.action.as_str() {
+            "attribute_update" | "create" if !user.attributes.is_empty() => {
+                let (name, attributes) = (user.username.clone(), user.attributes.clone());
+                blocking(&membership.backend, move |b| {
+                    b.update_user_attributes(&name, &attributes)
+                })
+                .await?;
+                Ok(Handled(format!(
+                    "offering user {}: {} attribute(s) passed to the backend",
+                    user.username,
+                    user.attributes.len()
+                )))
+            }
+            "username_set" => {
+                let s = membership
+                    .sync_resources_with_backend_ids(&user.resource_backend_ids)
+                    .await?;
+                Ok(membership_line(
+                    &format!("offering user {} got a username", user.username),
+                    &s,
+                ))
+            }
+            // The reference does nothing for these: membership follows the team, and an
+            // offering user that is deleted or updated leaves the team through a role event.
+            other => Ok(Handled(format!(
+                "offering user {}: nothing to do for action {other:?}",
+                user.username
+            ))),
+        }
     }
 
     fn membership(&self) -> Result<&Session<'_>, ModeError> {

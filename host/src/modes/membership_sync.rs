@@ -80,6 +80,26 @@ impl Session<'_> {
         self.sync_membership_of(vec![resource]).await
     }
 
+    /// The resources of this offering with these backend ids (an offering user got its
+    /// username: it can now be added where the team has it).
+    pub async fn sync_resources_with_backend_ids(
+        &self,
+        backend_ids: &[String],
+    ) -> Result<MembershipSummary, ModeError> {
+        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
+        filter.states = self.backend.capabilities().handled_resource_states.clone();
+        let resources: Vec<WaldurResource> = self
+            .client
+            .list_provider_resources(&filter)
+            .await?
+            .into_iter()
+            .filter(|r| backend_ids.contains(&r.backend_id))
+            .collect();
+        self.invalidate_offering_users().await;
+        self.sync_membership_of(resources).await
+    }
+
     /// Every resource of one project of this offering (a role granted or revoked there).
     pub async fn sync_project_membership(
         &self,
