@@ -290,3 +290,65 @@ fn a_username_set_event_adds_the_user_where_the_event_says() {
     );
     assert!(line.contains("nothing to do"), "{line}");
 }
+
+#[test]
+fn service_and_course_account_events_add_and_remove_the_account_on_the_project() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    h.sim.with_store_mut(|store| {
+        store
+            .service_accounts
+            .push(json!({"uuid": "ab".repeat(16), "username": "svc-proj",
+            "project_uuid": PROJECT, "state": "OK"}));
+        store
+            .course_accounts
+            .push(json!({"uuid": "cd".repeat(16), "username": "course-1",
+            "project_uuid": PROJECT, "state": "OK"}));
+    });
+    let event = |action: &str, username: &str| {
+        json!({"account_uuid": "ab".repeat(16), "account_username": username,
+               "scope_type": "project", "project_uuid": PROJECT, "project_name": "Project",
+               "action": action})
+    };
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::ServiceAccount,
+        event("create", "svc-proj"),
+    );
+    assert!(line.contains("2 resource(s) changed"), "{line}");
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "svc-proj"]);
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::CourseAccount,
+        event("create", "course-1"),
+    );
+    assert!(line.contains("2 resource(s) changed"), "{line}");
+    assert_eq!(
+        h.account_users("alloc-b"),
+        ["alice1", "course-1", "svc-proj"]
+    );
+    let line = handle(
+        &h,
+        &s,
+        ObjectType::ServiceAccount,
+        event("delete", "svc-proj"),
+    );
+    assert!(line.contains("2 resource(s) changed"), "{line}");
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "course-1"]);
+    // A service account Waldur does not know under that name is refused, not added.
+    let parsed = parse(
+        ObjectType::ServiceAccount,
+        event("create", "stranger").to_string().as_bytes(),
+    )
+    .unwrap();
+    let error = h
+        .runtime
+        .block_on(s.handle(&parsed.event.unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no service account \"stranger\""), "{error}");
+    assert_eq!(h.account_users("alloc-a"), ["alice1", "course-1"]);
+}

@@ -8,6 +8,7 @@
 //! handled, not taken from the message.
 
 use super::message::{Event, OfferingUserEvent, UserRole};
+use crate::modes::accounts::{AccountAction, AccountKind};
 use crate::modes::error::ModeError;
 use crate::modes::order_process::OrderRetry;
 use crate::modes::periodic_limits::PeriodicLimitsRequest;
@@ -87,13 +88,43 @@ impl OfferingSessions<'_> {
                 )))
             }
             Event::OfferingUser(user) => self.offering_user_changed(user).await,
-            Event::Account { .. }
-            | Event::ImportableResources { .. }
-            | Event::ApiKeyRotation(_) => Err(ModeError::Offering(
-                "this event type is not handled by this agent version; the periodic \
+            Event::Account { course, account } => {
+                let kind = if *course {
+                    AccountKind::Course
+                } else {
+                    AccountKind::Service
+                };
+                let action = match account.action.as_str() {
+                    "create" => AccountAction::Create,
+                    "delete" => AccountAction::Delete,
+                    other => {
+                        return Ok(Handled(format!(
+                            "account {}: nothing to do for action {other:?}",
+                            account.account_username
+                        )))
+                    }
+                };
+                let changed = self
+                    .membership()?
+                    .apply_account_change(
+                        kind,
+                        action,
+                        &account.account_username,
+                        &account.project_uuid,
+                    )
+                    .await?;
+                Ok(Handled(format!(
+                    "account {} {}: {changed} resource(s) changed",
+                    account.account_username, account.action
+                )))
+            }
+            Event::ImportableResources { .. } | Event::ApiKeyRotation(_) => {
+                Err(ModeError::Offering(
+                    "this event type is not handled by this agent version; the periodic \
                  reconciliation covers it"
-                    .into(),
-            )),
+                        .into(),
+                ))
+            }
         }
     }
 

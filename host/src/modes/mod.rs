@@ -2,6 +2,7 @@
 //! plugin) lives in small pure modules, tested on their own; the drivers that talk to Waldur
 //! and the plugins build on them.
 
+pub mod accounts;
 pub mod claims;
 mod create;
 pub mod cycle;

@@ -236,6 +236,19 @@ pub struct CheckUniqueBackendIdResponse {
     pub is_unique: bool,
 }
 
+/// A project's service account (B7) or course account (B8): the fields the agent reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ProjectAccount {
+    pub uuid: String,
+    /// `None` while Waldur has not named it yet (course accounts).
+    pub username: Option<String>,
+    pub project_uuid: String,
+    pub state: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
 /// A service provider's public SSH key (B11).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]

@@ -328,6 +328,10 @@ pub struct Store {
     pub published: Vec<PublishedEvent>,
     /// P1 reports of periodic settings, as sent (plus `policy_uuid`).
     pub periodic_reports: Vec<Value>,
+    /// B7/B8 objects as Mastermind renders them (`uuid`, `username`, `project_uuid`, `state`,
+    /// ...); listed for an offering when their project has a resource of it.
+    pub service_accounts: Vec<Value>,
+    pub course_accounts: Vec<Value>,
     /// (resource, type, billing period) -> component usage id, for the upsert in `set_usage`.
     #[serde(skip)]
     usage_index: HashMap<UsageKey, String>,
@@ -397,6 +401,8 @@ impl Store {
             consumer_queues: BTreeMap::new(),
             published: Vec::new(),
             periodic_reports: Vec::new(),
+            service_accounts: Vec::new(),
+            course_accounts: Vec::new(),
             usage_index: HashMap::new(),
             usages_by_resource: HashMap::new(),
         };

@@ -6,8 +6,8 @@ use waldur_plugin_abi::wire::JsonMap;
 use crate::waldur::decode::required_within;
 use crate::waldur::http::{Call, Query};
 use crate::waldur::models::{
-    CheckUniqueBackendIdResponse, OfferingUserAttributeConfig, Plan, ProviderOffering,
-    ServiceProvider, SshKey, UserMe, Version,
+    CheckUniqueBackendIdResponse, OfferingUserAttributeConfig, Plan, ProjectAccount,
+    ProviderOffering, ServiceProvider, SshKey, UserMe, Version,
 };
 use crate::waldur::retry::RetryMode;
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
@@ -157,6 +157,53 @@ impl WaldurClient {
         );
         let answer: CheckUniqueBackendIdResponse = self.http.json(&call, &["is_unique"]).await?;
         Ok(answer.is_unique)
+    }
+
+    /// B7 `GET /api/marketplace-provider-offerings/{uuid}/list_project_service_accounts/`
+    /// (`page_size=100`) -> 200 `[ProjectServiceAccount]`, all pages.
+    pub async fn list_project_service_accounts(
+        &self,
+        offering_uuid: &str,
+    ) -> Result<Vec<ProjectAccount>, WaldurError> {
+        self.offering_accounts(
+            "B7 marketplace_provider_offerings_list_project_service_accounts_list",
+            offering_uuid,
+            "list_project_service_accounts",
+        )
+        .await
+    }
+
+    /// B8 `GET /api/marketplace-provider-offerings/{uuid}/list_course_accounts/`
+    /// (`page_size=100`) -> 200 `[CourseAccount]`, all pages.
+    pub async fn list_course_accounts(
+        &self,
+        offering_uuid: &str,
+    ) -> Result<Vec<ProjectAccount>, WaldurError> {
+        self.offering_accounts(
+            "B8 marketplace_provider_offerings_list_course_accounts_list",
+            offering_uuid,
+            "list_course_accounts",
+        )
+        .await
+    }
+
+    async fn offering_accounts(
+        &self,
+        endpoint: &'static str,
+        offering_uuid: &str,
+        action: &str,
+    ) -> Result<Vec<ProjectAccount>, WaldurError> {
+        let url = self.http.url(
+            &[
+                "marketplace-provider-offerings",
+                &normalize_uuid(offering_uuid),
+                action,
+            ],
+            Query::new().add("page_size", "100"),
+        );
+        self.http
+            .json_pages(Call::get(endpoint, url), &["project_uuid", "state"])
+            .await
     }
 
     /// B11 `GET /api/marketplace-service-providers/{uuid}/keys/` -> 200 `[SshKey]`.

@@ -25,11 +25,11 @@ pub fn router() -> Router<App> {
         )
         .route(
             "/api/marketplace-provider-offerings/{uuid}/list_project_service_accounts/",
-            get(empty_offering_list),
+            get(service_accounts),
         )
         .route(
             "/api/marketplace-provider-offerings/{uuid}/list_course_accounts/",
-            get(empty_offering_list),
+            get(course_accounts),
         )
         .route(
             "/api/marketplace-service-providers/",
@@ -95,17 +95,54 @@ async fn attribute_config(State(app): State<App>, Path(u): Path<String>) -> ApiR
 }
 
 /// Service and course accounts are not modelled: the offering exists, the list is empty.
-async fn empty_offering_list(
+async fn service_accounts(
     State(app): State<App>,
     Path(u): Path<String>,
     uri: Uri,
     params: Params,
 ) -> ApiResult {
-    let id = path_id(&u)?;
-    if !app.store().offerings.contains_key(&id) {
+    offering_accounts(&app, &u, &uri, &params, |st| &st.service_accounts)
+}
+
+async fn course_accounts(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> ApiResult {
+    offering_accounts(&app, &u, &uri, &params, |st| &st.course_accounts)
+}
+
+/// The accounts of the projects that have a resource of the offering.
+fn offering_accounts(
+    app: &App,
+    u: &str,
+    uri: &Uri,
+    params: &Params,
+    accounts: impl Fn(&crate::store::Store) -> &Vec<Value>,
+) -> ApiResult {
+    let id = path_id(u)?;
+    let st = app.store();
+    if !st.offerings.contains_key(&id) {
         return Err(ApiError::not_found());
     }
-    paginate(&app, uri.path(), &params, Vec::<Value>::new(), Clone::clone)
+    let projects: std::collections::BTreeSet<&str> = st
+        .resources
+        .values()
+        .filter(|r| r.offering_uuid == id)
+        .map(|r| r.project_uuid.as_str())
+        .collect();
+    let listed: Vec<Value> = accounts(&st)
+        .iter()
+        .filter(|a| {
+            a["project_uuid"]
+                .as_str()
+                .and_then(ids::normalize)
+                .is_some_and(|p| projects.contains(p.as_str()))
+        })
+        .cloned()
+        .collect();
+    paginate(app, uri.path(), params, listed, Clone::clone)
 }
 
 async fn service_providers(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
