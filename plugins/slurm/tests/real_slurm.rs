@@ -202,6 +202,36 @@ fn wait_for_jobs(jobs: &[String]) {
     }
 }
 
+/// The month-window query (what reports read) answers with one row per job. slurmdbd can list a
+/// job by id as COMPLETED a moment before a time-window query finds it (one CI run saw 0 of 3
+/// rows), so the rows are awaited; when they never come the jobs' accounting times are shown.
+fn wait_for_window_rows<T>(jobs: &[String], query: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = query();
+        if rows.len() == jobs.len() {
+            return rows;
+        }
+        if Instant::now() >= deadline {
+            let shown = Command::new("sacct")
+                .args(["-a", "-X", "-P", "-j", &jobs.join(",")])
+                .args([
+                    "-o",
+                    "JobID,Account,User,State,Eligible,Start,End,Elapsed,ReqTRES",
+                ])
+                .output()
+                .unwrap();
+            panic!(
+                "the month window lists {} of {} jobs after 30 s; sacct -j says:\n{}",
+                rows.len(),
+                jobs.len(),
+                String::from_utf8_lossy(&shown.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn hierarchy_limits_reparenting_and_delete() {
     let Some(_slurm) = require_real_slurm() else {
@@ -623,7 +653,7 @@ fn usage_of_real_jobs_batched_equals_single() {
         &jiff::tz::TimeZone::UTC,
     );
     let client = slurm.client();
-    let mut together = client.usage_lines(&ids, period).unwrap();
+    let mut together = wait_for_window_rows(&jobs, || client.usage_lines(&ids, period).unwrap());
     let mut apart: Vec<_> = ids
         .iter()
         .flat_map(|id| {
