@@ -78,6 +78,7 @@ pub(crate) struct RawOffering {
     #[serde(default, deserialize_with = "opt_int")]
     pub stomp_ws_port: Option<i64>,
     pub stomp_ws_path: Option<String>,
+    pub stomp_subscription_flow: Option<String>,
     #[serde(default, deserialize_with = "opt_bool")]
     pub websocket_use_tls: Option<bool>,
     #[serde(default, deserialize_with = "opt_bool")]

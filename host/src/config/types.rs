@@ -258,6 +258,8 @@ pub struct Offering {
     pub stomp_ws_host: Option<String>,
     pub stomp_ws_port: Option<u16>,
     pub stomp_ws_path: Option<String>,
+    /// How the agent asks Waldur for its event queues (agent extension).
+    pub stomp_subscription_flow: SubscriptionFlow,
     /// `wss` (default) or `ws`.
     pub websocket_use_tls: bool,
     pub resource_import_enabled: bool,
@@ -286,10 +288,38 @@ impl Default for Offering {
             stomp_ws_host: None,
             stomp_ws_port: None,
             stomp_ws_path: None,
+            stomp_subscription_flow: SubscriptionFlow::Auto,
             websocket_use_tls: true,
             resource_import_enabled: false,
             username_reconciliation_enabled: false,
             verify_ssl: true,
+        }
+    }
+}
+
+/// How event queues are obtained from Waldur (`stomp_subscription_flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionFlow {
+    /// `single_queue` first; `per_object_type` when Waldur does not know `register_queue`.
+    #[default]
+    Auto,
+    /// One `register_queue` call and one queue `consumer_<id>` for every object type (the
+    /// reference's PyPI 1.0.7).
+    SingleQueue,
+    /// `register_event_subscription` + `create_queue` per object type, one connection each
+    /// (the reference's earlier releases).
+    PerObjectType,
+}
+
+impl SubscriptionFlow {
+    pub const NAMES: [&'static str; 3] = ["auto", "single_queue", "per_object_type"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(Self::Auto),
+            "single_queue" => Some(Self::SingleQueue),
+            "per_object_type" => Some(Self::PerObjectType),
+            _ => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::raw::{
     lax_bool, lax_int_from_f64, lax_int_from_str, RawConfig, RawLogShipping, RawOffering,
 };
 use super::types::{
-    Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, WaldurAuth,
+    Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow, WaldurAuth,
     PLUGIN_PROBE_TIMEOUT_SECONDS,
 };
 
@@ -357,6 +357,19 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
         ),
     };
 
+    let stomp_subscription_flow = match raw.stomp_subscription_flow.as_deref().map(str::trim) {
+        None | Some("") => defaults.stomp_subscription_flow,
+        Some(name) => SubscriptionFlow::from_name(&name.to_ascii_lowercase()).ok_or_else(|| {
+            invalid(
+                path.key("stomp_subscription_flow"),
+                format!(
+                    "must be one of {}, got {name:?}",
+                    SubscriptionFlow::NAMES.join(", ")
+                ),
+            )
+        })?,
+    };
+
     let stomp_enabled = raw.stomp_enabled.unwrap_or(defaults.stomp_enabled);
     if raw.stomp_membership_sync_enabled == Some(true) && !stomp_enabled {
         warnings.push(invalid(
@@ -386,6 +399,7 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
         stomp_ws_host: non_empty(raw.stomp_ws_host),
         stomp_ws_port,
         stomp_ws_path: non_empty(raw.stomp_ws_path),
+        stomp_subscription_flow,
         websocket_use_tls: raw.websocket_use_tls.unwrap_or(defaults.websocket_use_tls),
         resource_import_enabled: raw
             .resource_import_enabled

@@ -514,3 +514,40 @@ mod tests {
         );
     }
 }
+
+/// An event subscription of an agent identity (A6): its `uuid` is the broker login and its
+/// `user_uuid` the broker vhost.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EventSubscription {
+    pub uuid: String,
+    pub user_uuid: String,
+    pub user_username: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+/// The queue Waldur declared for one (subscription, offering, object type) (A7).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EventSubscriptionQueue {
+    pub uuid: String,
+    pub queue_name: String,
+    pub vhost: String,
+    pub object_type: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+/// The one queue of an agent identity for every object type it observes (1.0.7's
+/// `register_queue`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ConsumerQueue {
+    pub rmq_username: String,
+    pub queue_name: String,
+    pub vhost: String,
+    pub observable_object_types: Vec<String>,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}

@@ -10,6 +10,7 @@
 //! new each time, A2 (agent identity) and A9 (log lines), are retried only when they provably
 //! did not reach Waldur.
 
+mod events;
 mod offering_users;
 mod offerings;
 mod orders;
