@@ -412,12 +412,15 @@ fn sample_args(method: &str) -> Value {
             "user_agent": "waldur-agent-test",
             "global_proxy": "",
         }),
-        "prune_unknown_resource_keys" => json!({"resource_backend_id": ALLOC, "keep": ["key-1"]}),
+        // The demo names its keys `<account>-key-<n>`.
+        "prune_unknown_resource_keys" => {
+            json!({"resource_backend_id": ALLOC, "keep": ["a_alloc-1-key-1"]})
+        }
         "generate_resource_keys" => json!({"resource_backend_id": ALLOC, "count": 2}),
         "rotate_resource_key" => json!({
-            "client_id": "key-1",
+            "client_id": "a_alloc-1-key-1",
             "resource_backend_id": ALLOC,
-            "known_client_ids": ["key-1"],
+            "known_client_ids": ["a_alloc-1-key-1"],
         }),
         // BaseClient
         "client_list_resources" => json!({}),
@@ -486,6 +489,13 @@ fn expected_answer(method: &str) -> Option<Value> {
         "client_get_resource_limits" => json!({"cpu": 600, "gpu": 330}),
         // Waldur units: 330 / 60 = 5.5, truncated.
         "get_resource_limits" => json!({"cpu": 10, "gpu": 5}),
+        // Deterministic values (`plugins/demo/src/keys.rs`).
+        "generate_resource_keys" => json!([
+            {"client_id": "a_alloc-1-key-1", "api_key": "dk_ae67b4fde8ca2aff"},
+            {"client_id": "a_alloc-1-key-2", "api_key": "dk_b7116ffdedb2966a"},
+        ]),
+        // Rotated once; the second key, unknown to "Waldur", is dropped.
+        "rotate_resource_key" => json!("dk_ae67b3fde8ca294c"),
         "client_get_association" => json!({"account": ALLOC, "user": "alice", "value": 0}),
         "client_list_resource_users" => json!(["alice"]),
         "client_get_resource_user_limits" => json!({"alice": {"gpu": 60}}),

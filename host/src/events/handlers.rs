@@ -118,13 +118,14 @@ impl OfferingSessions<'_> {
                     account.account_username, account.action
                 )))
             }
-            Event::ImportableResources { .. } | Event::ApiKeyRotation(_) => {
-                Err(ModeError::Offering(
-                    "this event type is not handled by this agent version; the periodic \
+            Event::ImportableResources {
+                backend_resource_request_uuid,
+            } => self.import_requested(backend_resource_request_uuid).await,
+            Event::ApiKeyRotation(_) => Err(ModeError::Offering(
+                "this event type is not handled by this agent version; the periodic \
                  reconciliation covers it"
-                        .into(),
-                ))
-            }
+                    .into(),
+            )),
         }
     }
 
@@ -200,4 +201,43 @@ fn membership_line(what: &str, s: &crate::modes::membership_sync::MembershipSumm
         "{what}: {} resource(s), {} user(s) added, {} removed, {} failed",
         s.resources, s.users_added, s.users_removed, s.failed
     ))
+}
+
+// Resource import and resource API keys (reference §3.6 `importable_resources` and
+// `resource_api_key_rotation`): both work on the order-processing backend.
+impl OfferingSessions<'_> {
+    fn orders(&self) -> Result<&Session<'_>, ModeError> {
+        self.orders
+            .as_ref()
+            .ok_or_else(|| not_configured("order_processing_backend"))
+    }
+
+    async fn import_requested(&self, request_uuid: &str) -> Result<Handled, ModeError> {
+        use crate::modes::resource_import::ImportOutcome;
+        let outcome = self
+            .orders()?
+            .process_backend_resource_request(request_uuid)
+            .await?;
+        let counts = |s: &crate::modes::resource_import::ImportSummary| {
+            format!(
+                "{} imported, {} already offered, {} skipped, {} failed",
+                s.imported, s.already_offered, s.skipped, s.failed
+            )
+        };
+        Ok(Handled(match outcome {
+            ImportOutcome::AlreadyFinished { state } => {
+                format!("backend resource request {request_uuid}: already {state}, nothing to do")
+            }
+            ImportOutcome::Done(s) => {
+                format!(
+                    "backend resource request {request_uuid}: done; {}",
+                    counts(&s)
+                )
+            }
+            ImportOutcome::Erred { message, summary } => format!(
+                "backend resource request {request_uuid}: erred ({message}); {}",
+                counts(&summary)
+            ),
+        }))
+    }
 }

@@ -66,6 +66,47 @@ impl Session<'_> {
         })
         .await
     }
+
+    /// I2 `start_processing` (Sent -> Processing), confirmed by reading the request back.
+    pub(crate) async fn record_request_processing(
+        &self,
+        request_uuid: &str,
+    ) -> Result<(), ModeError> {
+        let written = self
+            .client
+            .start_backend_resource_request(request_uuid)
+            .await;
+        self.confirm_request_state(written, request_uuid, "start_processing", "Processing")
+            .await
+    }
+
+    /// I3 `set_done` (Processing -> Done), confirmed by reading the request back.
+    pub(crate) async fn record_request_done(&self, request_uuid: &str) -> Result<(), ModeError> {
+        let written = self
+            .client
+            .set_backend_resource_request_done(request_uuid)
+            .await;
+        self.confirm_request_state(written, request_uuid, "set_done", "Done")
+            .await
+    }
+
+    async fn confirm_request_state(
+        &self,
+        written: Result<(), WaldurError>,
+        request_uuid: &str,
+        what: &str,
+        state: &str,
+    ) -> Result<(), ModeError> {
+        confirm(written, what, || async {
+            Ok(self
+                .client
+                .backend_resource_request(request_uuid)
+                .await?
+                .state
+                == state)
+        })
+        .await
+    }
 }
 
 /// Every limit we sent is what Waldur holds now.

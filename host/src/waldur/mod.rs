@@ -60,8 +60,8 @@ use std::time::Duration;
 
 pub use concurrency::{for_each_concurrent, map_concurrent, DEFAULT_CONCURRENCY};
 pub use endpoints::{
-    OfferingUserFilter, OrderFilter, ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS,
-    REPORT_RESOURCE_FIELDS,
+    ApiKeyFilter, NewKeyValue, OfferingUserFilter, OrderFilter, ResourceFilter,
+    MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS,
 };
 pub use error::WaldurError;
 pub use models::*;

@@ -429,6 +429,100 @@ pub struct UserUsage {
     pub user: Option<String>,
 }
 
+/// A Waldur project as B14 lists it (`?field=uuid`: only `uuid` is read).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Project {
+    pub uuid: String,
+    pub name: String,
+    pub slug: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+/// A resource API key as Waldur reports it (K1-K4, `ResourceApiKeyStatus`). The key itself
+/// never comes back: Waldur keeps it encrypted.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ResourceApiKey {
+    pub uuid: String,
+    pub resource_uuid: String,
+    pub resource_backend_id: String,
+    /// `None` (or empty) while the backend has not reported the key's public id yet.
+    pub client_id: Option<String>,
+    /// `Creating`, `OK`, `Updating`, `Deleting`, `Deleted`, `Erred` or `Paused`.
+    pub state: String,
+    /// `create`, `delete`, `pause`, `resume`, `rotate`, `update` or `""`.
+    pub pending_action: Option<String>,
+    pub modified: String,
+    pub error_message: Option<String>,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+impl ResourceApiKey {
+    /// The key's public id, when Waldur has one.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref().filter(|id| !id.is_empty())
+    }
+}
+
+/// A request to list what the backend has and Waldur does not (I1, `BackendResourceReq`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BackendResourceRequest {
+    pub uuid: String,
+    pub url: String,
+    /// `Sent`, `Processing`, `Done` or `Erred`.
+    pub state: String,
+    /// The offering UUID.
+    pub offering: String,
+    pub offering_name: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub error_message: Option<String>,
+    pub error_traceback: Option<String>,
+    pub created: String,
+    pub modified: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+/// A backend account offered to Waldur users for import (I5, I6).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BackendResource {
+    pub uuid: String,
+    pub url: String,
+    pub name: String,
+    pub backend_id: String,
+    /// The project UUID.
+    pub project: String,
+    pub project_name: String,
+    /// The offering UUID.
+    pub offering: String,
+    pub offering_name: String,
+    pub backend_metadata: JsonMap,
+    pub created: String,
+    pub modified: String,
+    #[serde(flatten)]
+    pub extra: JsonMap,
+}
+
+/// The body of I6 `backend_resources_create` (`BackendResourceRequest` in the client).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct NewBackendResource {
+    /// The backend id, as the reference names it.
+    pub name: String,
+    /// The project UUID.
+    pub project: String,
+    /// The offering UUID.
+    pub offering: String,
+    pub backend_id: String,
+    /// `{limits: {component: amount}}` in Waldur units.
+    pub backend_metadata: JsonMap,
+}
+
 /// Numbers that may arrive as JSON numbers or decimal strings.
 mod lenient {
     use std::collections::BTreeMap;

@@ -978,3 +978,156 @@ async fn offering_components_are_created_with_201_and_updated_with_200() {
         .unwrap_err();
     assert_eq!(error.status(), Some(201));
 }
+
+#[tokio::test]
+async fn import_and_api_key_endpoints_send_the_reference_calls() {
+    let server = serve(|seen, _| match (seen.method.as_str(), seen.path.as_str()) {
+        ("POST", "/api/backend-resources/") => reply(201, json!({"uuid": HEX, "name": "acc"})),
+        ("POST", "/api/marketplace-resource-api-keys/report_created/") => {
+            reply(201, json!({"uuid": HEX}))
+        }
+        ("POST", _) => reply(200, json!({"status": "OK"})),
+        ("GET", p) if p.starts_with("/api/backend-resource-requests/") => reply(
+            200,
+            json!({"uuid": HEX, "state": "Sent", "started": null, "offering": DASHED}),
+        ),
+        ("GET", "/api/marketplace-resource-api-keys/") => reply(
+            200,
+            json!([{"uuid": HEX, "resource_uuid": HEX, "resource_backend_id": "acc",
+                    "client_id": null, "state": "OK", "pending_action": "", "modified": "x"}]),
+        ),
+        _ => reply(200, json!([{"uuid": HEX}])),
+    })
+    .await;
+    let client = token_client(&server);
+    assert_eq!(
+        client.projects_with_slug("proj").await.unwrap()[0].uuid,
+        HEX
+    );
+    let request = client.backend_resource_request(DASHED).await.unwrap();
+    assert_eq!(request.state, "Sent");
+    client.start_backend_resource_request(DASHED).await.unwrap();
+    client
+        .set_backend_resource_request_done(DASHED)
+        .await
+        .unwrap();
+    client
+        .set_backend_resource_request_erred(DASHED, "boom", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .list_backend_resources("acc", DASHED, DASHED)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let new = NewBackendResource {
+        name: "acc".into(),
+        project: DASHED.into(),
+        offering: DASHED.into(),
+        backend_id: "acc".into(),
+        backend_metadata: serde_json::from_value(json!({"limits": {"cpu": 5}})).unwrap(),
+    };
+    assert_eq!(
+        client.create_backend_resource(&new).await.unwrap().uuid,
+        HEX
+    );
+    let keys = client
+        .list_resource_api_keys(&ApiKeyFilter::resource(DASHED))
+        .await
+        .unwrap();
+    assert_eq!(keys[0].client_id(), None);
+    client
+        .list_resource_api_keys(&ApiKeyFilter::stuck_rotations(
+            DASHED,
+            "2026-12-01T00:00:00Z",
+        ))
+        .await
+        .unwrap();
+    client
+        .report_resource_api_key_created(DASHED, "c1", "k1")
+        .await
+        .unwrap();
+    let value = NewKeyValue {
+        api_key: "k2".into(),
+        client_id: None,
+    };
+    client.set_resource_api_key(DASHED, &value).await.unwrap();
+    let value = NewKeyValue {
+        client_id: Some("c2".into()),
+        ..value
+    };
+    client.set_resource_api_key(DASHED, &value).await.unwrap();
+    client
+        .set_resource_api_key_erred(DASHED, "no")
+        .await
+        .unwrap();
+
+    let seen = server.requests();
+    let line = |i: usize| format!("{} {}?{}", seen[i].method, seen[i].path, seen[i].query);
+    assert_eq!(line(0), "GET /api/projects/?slug=proj&field=uuid");
+    assert_eq!(
+        line(1),
+        format!("GET /api/backend-resource-requests/{HEX}/?")
+    );
+    assert_eq!(
+        line(2),
+        format!("POST /api/backend-resource-requests/{HEX}/start_processing/?")
+    );
+    assert!(seen[2].body.is_empty() && seen[3].body.is_empty());
+    assert_eq!(
+        line(3),
+        format!("POST /api/backend-resource-requests/{HEX}/set_done/?")
+    );
+    assert_eq!(
+        seen[4].json(),
+        json!({"error_message": "boom", "error_traceback": ""})
+    );
+    assert_eq!(
+        line(5),
+        format!("GET /api/backend-resources/?backend_id=acc&project_uuid={HEX}&offering_uuid={HEX}&page_size=100")
+    );
+    assert_eq!(
+        seen[6].json(),
+        json!({"name": "acc", "project": HEX, "offering": HEX, "backend_id": "acc",
+               "backend_metadata": {"limits": {"cpu": 5}}})
+    );
+    assert_eq!(
+        line(7),
+        format!("GET /api/marketplace-resource-api-keys/?resource_uuid={HEX}&page_size=100")
+    );
+    assert_eq!(
+        line(8),
+        format!("GET /api/marketplace-resource-api-keys/?offering_uuid={HEX}&state=Updating&modified_before=2026-12-01T00%3A00%3A00Z&page_size=100")
+    );
+    assert_eq!(
+        seen[9].json(),
+        json!({"resource": HEX, "client_id": "c1", "api_key": "k1"})
+    );
+    assert_eq!(
+        line(10),
+        format!("POST /api/marketplace-resource-api-keys/{HEX}/set_key/?")
+    );
+    assert_eq!(seen[10].json(), json!({"api_key": "k2"}));
+    assert_eq!(seen[11].json(), json!({"api_key": "k2", "client_id": "c2"}));
+    assert_eq!(seen[12].json(), json!({"error_message": "no"}));
+
+    // I6 and K2 create something each time: a 5xx that reached Waldur is not repeated, and
+    // they must answer 201.
+    let failing = serve(|_, _| reply(502, json!({}))).await;
+    let client = token_client(&failing);
+    assert!(client.create_backend_resource(&new).await.is_err());
+    assert!(client
+        .report_resource_api_key_created(HEX, "c", "k")
+        .await
+        .is_err());
+    assert_eq!(failing.requests().len(), 2);
+    let wrong = serve(|_, _| reply(200, json!({}))).await;
+    let error = token_client(&wrong)
+        .create_backend_resource(&new)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(200));
+}

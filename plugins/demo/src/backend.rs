@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use waldur_plugin_abi::wire::{
     BackendLimits, BackendResourceInfo, CapabilitySet, CollectedLimits, JsonMap, Order,
-    PendingOrderDecision, RuntimeContext, UsageReport, UserContext, WaldurResource,
+    PendingOrderDecision, ResourceKey, RuntimeContext, UsageReport, UserContext, WaldurResource,
 };
 use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Capabilities, Result, SettingSpec};
 
 use crate::demo::Demo;
 use crate::state::Qos;
 use crate::usage::{parse_timezone, Period};
-use crate::{hierarchy, limits, settings};
+use crate::{hierarchy, keys, limits, settings};
 
 impl Demo {
     fn set_qos(&self, method: &str, resource_id: &str, qos: Qos) -> Result<bool> {
@@ -77,11 +77,13 @@ impl Backend for Demo {
         Demo::open(&context.settings, context.components)
     }
 
-    /// The constant, except `supports_decreasing_usage`, which follows the settings.
+    /// The constant, except `supports_decreasing_usage` and `supports_resource_api_keys`,
+    /// which follow the settings.
     fn capabilities(&self) -> Result<CapabilitySet> {
         self.fail_point("capabilities")?;
         let mut capabilities = CapabilitySet::from(&Self::CAPABILITIES);
         capabilities.supports_decreasing_usage = self.settings.decreasing_usage_allowed;
+        capabilities.supports_resource_api_keys = self.settings.resource_api_keys;
         Ok(capabilities)
     }
 
@@ -247,6 +249,59 @@ impl Backend for Demo {
             }
             None => PendingOrderDecision::Accept,
         })
+    }
+
+    fn generate_resource_keys(
+        &self,
+        resource_backend_id: String,
+        count: u32,
+    ) -> Result<Vec<ResourceKey>> {
+        self.fail_point("generate_resource_keys")?;
+        let minted = self
+            .store
+            .update(|s| keys::mint(s, &resource_backend_id, count))?;
+        log::info!(
+            "demo: minted {} API key(s) for {resource_backend_id}",
+            minted.len()
+        );
+        Ok(minted)
+    }
+
+    /// The client id stays; the answer is the new value as a string.
+    fn rotate_resource_key(
+        &self,
+        client_id: String,
+        resource_backend_id: String,
+        known_client_ids: Option<Vec<String>>,
+    ) -> Result<serde_json::Value> {
+        self.fail_point("rotate_resource_key")?;
+        let value = self.store.update(|s| {
+            keys::rotate(
+                s,
+                &resource_backend_id,
+                &client_id,
+                known_client_ids.as_deref(),
+            )
+        })?;
+        log::info!("demo: rotated API key {client_id} of {resource_backend_id}");
+        Ok(value.into())
+    }
+
+    fn prune_unknown_resource_keys(
+        &self,
+        resource_backend_id: String,
+        keep: Vec<String>,
+    ) -> Result<()> {
+        self.fail_point("prune_unknown_resource_keys")?;
+        let dropped = self
+            .store
+            .update(|s| keys::prune(s, &resource_backend_id, &keep))?;
+        if dropped > 0 {
+            log::info!(
+                "demo: dropped {dropped} API key(s) of {resource_backend_id} unknown to Waldur"
+            );
+        }
+        Ok(())
     }
 
     /// Waldur units: the stored backend limits divided by `unit_factor`, truncated.

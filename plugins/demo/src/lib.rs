@@ -9,12 +9,14 @@
 //! - [`hierarchy`]: customer and project accounts for the pre-create hook;
 //! - [`limits`]: Waldur units <-> backend units and the `max_limits` order policy;
 //! - [`usage`]: usage files -> usage reports;
+//! - [`keys`]: resource API keys (mint, rotate, prune);
 //! - `demo`, `client`, `backend`: the plugin type and its thin trait implementations.
 
 mod backend;
 mod client;
 mod demo;
 pub mod hierarchy;
+pub mod keys;
 pub mod limits;
 pub mod settings;
 pub mod state;

@@ -68,6 +68,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         "Reported as supports_decreasing_usage: usage may go down between reports",
     )
     .default_json("false"),
+    SettingSpec::optional(
+        "resource_api_keys",
+        SettingKind::Boolean,
+        "Reported as supports_resource_api_keys: the agent mints, rotates and prunes keys of resources",
+    )
+    .default_json("false"),
 ];
 
 /// The parsed settings.
@@ -84,6 +90,7 @@ pub struct DemoSettings {
     pub max_limits: Option<BTreeMap<String, f64>>,
     pub fail_methods: Vec<String>,
     pub decreasing_usage_allowed: bool,
+    pub resource_api_keys: bool,
 }
 
 impl DemoSettings {
@@ -113,6 +120,7 @@ impl DemoSettings {
             max_limits: max_limits(settings)?,
             fail_methods: fail_methods(settings)?,
             decreasing_usage_allowed: boolean(settings, "decreasing_usage_allowed")?,
+            resource_api_keys: boolean(settings, "resource_api_keys")?,
         })
     }
 }

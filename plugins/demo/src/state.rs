@@ -53,6 +53,24 @@ pub struct Account {
     /// Associated users, by username.
     pub users: BTreeMap<String, Membership>,
     pub qos: Qos,
+    /// Resource API keys by client id (see [`crate::keys`]); absent from files without any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_keys: BTreeMap<String, ApiKey>,
+    /// How many keys this account has minted, so client ids are never reused.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub keys_minted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A resource API key: its current value and how often it was rotated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKey {
+    pub api_key: String,
+    pub rotations: u32,
 }
 
 /// A user's association with an account.
@@ -139,7 +157,7 @@ impl State {
         self.accounts.get(name).ok_or_else(|| missing(name))
     }
 
-    fn account_mut(&mut self, name: &str) -> Result<&mut Account> {
+    pub fn account_mut(&mut self, name: &str) -> Result<&mut Account> {
         self.accounts.get_mut(name).ok_or_else(|| missing(name))
     }
 

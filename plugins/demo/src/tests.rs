@@ -259,12 +259,48 @@ fn capabilities_follow_the_settings() {
     let dir = tempfile::tempdir().unwrap();
     let caps = demo(&dir).capabilities().unwrap();
     assert!(!caps.supports_decreasing_usage);
+    assert!(!caps.supports_resource_api_keys);
     assert!(caps.supports_user_homedirs);
-    let caps = demo_with(&dir, json!({"decreasing_usage_allowed": true}))
-        .unwrap()
-        .capabilities()
-        .unwrap();
+    let caps = demo_with(
+        &dir,
+        json!({"decreasing_usage_allowed": true, "resource_api_keys": true}),
+    )
+    .unwrap()
+    .capabilities()
+    .unwrap();
     assert!(caps.supports_decreasing_usage);
+    assert!(caps.supports_resource_api_keys);
+}
+
+#[test]
+fn resource_keys_are_kept_in_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = demo_with(&dir, json!({"resource_api_keys": true})).unwrap();
+    create(&demo, &resource(), "a_alloc-1").unwrap();
+    let keys = demo.generate_resource_keys("a_alloc-1".into(), 2).unwrap();
+    assert_eq!(keys.len(), 2);
+    let rotated = demo
+        .rotate_resource_key(keys[0].client_id.clone(), "a_alloc-1".into(), None)
+        .unwrap();
+    assert_eq!(
+        rotated,
+        json!(crate::keys::key_value("a_alloc-1", &keys[0].client_id, 1))
+    );
+    demo.prune_unknown_resource_keys("a_alloc-1".into(), vec![keys[1].client_id.clone()])
+        .unwrap();
+    let raw: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let stored = raw["accounts"]["a_alloc-1"]["api_keys"]
+        .as_object()
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[&keys[1].client_id]["api_key"],
+        keys[1].api_key.as_str()
+    );
+    assert_eq!(raw["accounts"]["a_alloc-1"]["keys_minted"], 2);
+    // Accounts without keys keep the documented shape.
+    assert!(raw["accounts"]["a_proj-1"].get("api_keys").is_none());
 }
 
 #[test]
@@ -373,6 +409,18 @@ fn every_method() -> Vec<(&'static str, Call)> {
             call(move |d| d.get_resource_limits(id()).map(drop)),
         ),
         (
+            "generate_resource_keys",
+            call(move |d| d.generate_resource_keys(id(), 2).map(drop)),
+        ),
+        (
+            "rotate_resource_key",
+            call(move |d| d.rotate_resource_key("c".into(), id(), None).map(drop)),
+        ),
+        (
+            "prune_unknown_resource_keys",
+            call(move |d| d.prune_unknown_resource_keys(id(), Vec::new())),
+        ),
+        (
             "client_list_resources",
             call(|d| d.client_list_resources().map(drop)),
         ),
@@ -452,7 +500,7 @@ fn every_implemented_method_honours_fail_methods() {
         covered, implemented,
         "the table must list every implemented method"
     );
-    assert_eq!(implemented.len(), 16 + 14, "16 backend + 14 client methods");
+    assert_eq!(implemented.len(), 19 + 14, "19 backend + 14 client methods");
 
     let dir = tempfile::tempdir().unwrap();
     let all: Vec<&str> = implemented.clone();

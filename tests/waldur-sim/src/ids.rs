@@ -15,6 +15,16 @@ pub fn normalize(raw: &str) -> Option<String> {
     (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
+/// `raw` normalised, or an error naming `what` (the `/__sim/` setters' messages).
+pub fn parse(raw: &str, what: &str) -> Result<String, String> {
+    normalize(raw).ok_or_else(|| format!("{what} {raw:?} is not a UUID"))
+}
+
+/// The given id (normalised) or a fresh one.
+pub fn given_or_new(raw: Option<&str>) -> Result<String, String> {
+    raw.map_or_else(|| Ok(generate()), |raw| parse(raw, "uuid"))
+}
+
 /// The dashed (`str(UUID)`) form of a normalised hex id.
 pub fn dashed(hex: &str) -> String {
     if hex.len() != 32 {

@@ -280,3 +280,56 @@ pub fn processor(st: &Store, base: &str, p: &Processor) -> Value {
         "created": p.created, "modified": p.modified,
     })
 }
+
+pub fn project(base: &str, p: &Project) -> Value {
+    json!({
+        "uuid": p.uuid, "url": url(base, "projects", &p.uuid), "name": p.name, "slug": p.slug,
+        "customer_uuid": p.customer_uuid, "description": p.description,
+        "end_date": p.end_date, "created": EPOCH,
+    })
+}
+
+/// `ResourceApiKeyStatus` (8.1.3): the key value itself is never rendered.
+pub fn resource_api_key(st: &Store, base: &str, k: &ResourceApiKey) -> Value {
+    let resource = st.resources.get(&k.resource_uuid);
+    json!({
+        "uuid": k.uuid, "url": url(base, "marketplace-resource-api-keys", &k.uuid),
+        "resource_uuid": k.resource_uuid,
+        "resource_name": resource.map(|r| r.name.as_str()).unwrap_or(""),
+        "resource_backend_id": resource.map(|r| r.backend_id.as_str()).unwrap_or(""),
+        "client_id": k.client_id, "state": k.state, "pending_action": k.pending_action,
+        "error_message": k.error_message, "created": k.created, "modified": k.modified,
+        "user_uuid": null, "user_full_name": null, "limits": null, "allowed_models": null,
+        "current_usages": null, "usage_period": null, "paused_by_limit": null,
+    })
+}
+
+/// `BackendResourceReq`.
+pub fn backend_resource_request(st: &Store, base: &str, r: &BackendResourceRequest) -> Value {
+    let offering = st.offerings.get(&r.offering_uuid);
+    json!({
+        "uuid": r.uuid, "url": url(base, "backend-resource-requests", &r.uuid),
+        "created": r.created, "modified": r.modified, "started": r.started,
+        "finished": r.finished, "state": r.state, "offering": ids::dashed(&r.offering_uuid),
+        "offering_name": offering.map(|o| o.name.as_str()).unwrap_or(""),
+        "offering_url": url(base, "marketplace-provider-offerings", &r.offering_uuid),
+        "error_message": r.error_message, "error_traceback": r.error_traceback,
+    })
+}
+
+/// `BackendResource`.
+pub fn backend_resource(st: &Store, base: &str, r: &BackendResource) -> Value {
+    let project = st.projects.get(&r.project_uuid);
+    let offering = st.offerings.get(&r.offering_uuid);
+    json!({
+        "uuid": r.uuid, "url": url(base, "backend-resources", &r.uuid), "name": r.name,
+        "backend_id": r.backend_id, "backend_metadata": r.backend_metadata,
+        "created": r.created, "modified": r.modified,
+        "project": ids::dashed(&r.project_uuid),
+        "project_name": project.map(|p| p.name.as_str()).unwrap_or(""),
+        "project_url": url(base, "projects", &r.project_uuid),
+        "offering": ids::dashed(&r.offering_uuid),
+        "offering_name": offering.map(|o| o.name.as_str()).unwrap_or(""),
+        "offering_url": url(base, "marketplace-provider-offerings", &r.offering_uuid),
+    })
+}

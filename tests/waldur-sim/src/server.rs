@@ -314,6 +314,26 @@ impl Simulator {
         self.app.publish_event(offering_uuid, object_type, body)
     }
 
+    /// A user asks which backend accounts could be imported: a new backend resource request
+    /// (state Sent) and its `importable_resources` event. Answers the request id.
+    pub fn create_backend_resource_request(&self, offering_uuid: &str) -> Result<String, String> {
+        crate::routes::imports::create_request(&self.app, offering_uuid, None)
+    }
+
+    /// Adds an API key row to a resource; answers its id.
+    pub fn add_resource_api_key(
+        &self,
+        spec: crate::routes::api_keys::KeySpec,
+    ) -> Result<String, String> {
+        crate::routes::api_keys::add_key(&self.app, spec)
+    }
+
+    /// A user asks for a new key: the row goes to Updating and the rotation event is
+    /// published. Answers the event body.
+    pub fn request_key_rotation(&self, key_uuid: &str) -> Result<Value, String> {
+        crate::routes::api_keys::request_rotation(&self.app, key_uuid)
+    }
+
     /// Every event published so far, with its delivery outcome.
     pub fn published(&self) -> Vec<crate::store::PublishedEvent> {
         self.app.store().published.clone()

@@ -28,6 +28,56 @@ pub fn router() -> Router<App> {
         .route("/__sim/scenario", post(load_scenario))
         .route("/__sim/broker", post(attach_broker))
         .route("/__sim/events", get(published).post(publish))
+        .route(
+            "/__sim/backend-resource-requests",
+            post(create_backend_resource_request),
+        )
+        .route("/__sim/resource-api-keys", post(add_resource_api_key))
+        .route(
+            "/__sim/resource-api-keys/{uuid}/rotate",
+            post(request_key_rotation),
+        )
+}
+
+/// `{offering_uuid, uuid?}`: a user asks for importable resources (publishes the event).
+async fn create_backend_resource_request(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        offering_uuid: String,
+        uuid: Option<String>,
+    }
+    match serde_json::from_slice::<Request>(&body) {
+        Ok(r) => {
+            match crate::routes::imports::create_request(&app, &r.offering_uuid, r.uuid.as_deref())
+            {
+                Ok(uuid) => (StatusCode::CREATED, Json(json!({"uuid": uuid}))).into_response(),
+                Err(e) => bad(e),
+            }
+        }
+        Err(e) => bad(format!("backend resource request: {e}")),
+    }
+}
+
+/// `{resource_uuid, uuid?, client_id?, api_key?, state?, pending_action?, modified?}`.
+async fn add_resource_api_key(State(app): State<App>, body: Bytes) -> Response {
+    match serde_json::from_slice::<crate::routes::api_keys::KeySpec>(&body) {
+        Ok(spec) => match crate::routes::api_keys::add_key(&app, spec) {
+            Ok(uuid) => (StatusCode::CREATED, Json(json!({"uuid": uuid}))).into_response(),
+            Err(e) => bad(e),
+        },
+        Err(e) => bad(format!("resource API key: {e}")),
+    }
+}
+
+/// A user asks for a new key (publishes the rotation event); answers the event body.
+async fn request_key_rotation(
+    State(app): State<App>,
+    axum::extract::Path(uuid): axum::extract::Path<String>,
+) -> Response {
+    match crate::routes::api_keys::request_rotation(&app, &uuid) {
+        Ok(event) => Json(event).into_response(),
+        Err(e) => bad(e),
+    }
 }
 
 /// `{management_url, admin_user, admin_password}`: the broker subscriptions and events go to.

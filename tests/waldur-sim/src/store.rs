@@ -296,6 +296,51 @@ pub struct Processor {
     pub modified: String,
 }
 
+/// A resource API key row (K1-K4). `api_key` is what the agent reported last (Mastermind
+/// keeps it encrypted and never renders it); tests read it from here.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceApiKey {
+    pub uuid: String,
+    pub resource_uuid: String,
+    pub client_id: Option<String>,
+    pub api_key: Option<String>,
+    /// `Creating`, `OK`, `Updating`, `Deleting`, `Deleted`, `Erred` or `Paused`.
+    pub state: String,
+    /// `rotate`, `create`, ... or `""`.
+    pub pending_action: String,
+    pub error_message: String,
+    pub created: String,
+    pub modified: String,
+}
+
+/// A user's request to list what the backend has and Waldur does not (I1-I4).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendResourceRequest {
+    pub uuid: String,
+    pub offering_uuid: String,
+    /// `Sent` -> `Processing` -> `Done` or `Erred`.
+    pub state: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub error_message: String,
+    pub error_traceback: String,
+    pub created: String,
+    pub modified: String,
+}
+
+/// A backend account offered for import (I5, I6).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendResource {
+    pub uuid: String,
+    pub name: String,
+    pub backend_id: String,
+    pub project_uuid: String,
+    pub offering_uuid: String,
+    pub backend_metadata: Map<String, Value>,
+    pub created: String,
+    pub modified: String,
+}
+
 /// Key of the one `ComponentUsage` Mastermind keeps per resource, component type and period.
 type UsageKey = (String, String, String);
 
@@ -332,6 +377,11 @@ pub struct Store {
     /// ...); listed for an offering when their project has a resource of it.
     pub service_accounts: Vec<Value>,
     pub course_accounts: Vec<Value>,
+    /// K1-K4: API keys of resources, by id.
+    pub resource_api_keys: BTreeMap<String, ResourceApiKey>,
+    /// I1-I4 and I5/I6: import requests and the backend resources offered for import.
+    pub backend_resource_requests: BTreeMap<String, BackendResourceRequest>,
+    pub backend_resources: BTreeMap<String, BackendResource>,
     /// (resource, type, billing period) -> component usage id, for the upsert in `set_usage`.
     #[serde(skip)]
     usage_index: HashMap<UsageKey, String>,
@@ -403,6 +453,9 @@ impl Store {
             periodic_reports: Vec::new(),
             service_accounts: Vec::new(),
             course_accounts: Vec::new(),
+            resource_api_keys: BTreeMap::new(),
+            backend_resource_requests: BTreeMap::new(),
+            backend_resources: BTreeMap::new(),
             usage_index: HashMap::new(),
             usages_by_resource: HashMap::new(),
         };

@@ -8,18 +8,23 @@
 //! one twice leaves Waldur as sending it once (a repeated state transition can answer 4xx,
 //! which surfaces as an error, never as a double effect). The two POSTs that create something
 //! new each time, A2 (agent identity) and A9 (log lines), are retried only when they provably
-//! did not reach Waldur.
+//! did not reach Waldur; so are A6, B9, I6 and K2, which create an event subscription, a component, a backend
+//! resource and a key record.
 
+mod api_keys;
 mod events;
+mod imports;
 mod offering_users;
 mod offerings;
 mod orders;
 mod plugin;
 mod policies;
+mod projects;
 mod registry;
 mod resources;
 mod usage;
 
+pub use api_keys::{ApiKeyFilter, NewKeyValue};
 pub use offering_users::OfferingUserFilter;
 pub use orders::OrderFilter;
 pub use resources::{ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS};

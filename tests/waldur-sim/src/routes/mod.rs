@@ -1,7 +1,9 @@
 //! The Waldur API surface, one module per area, plus the helpers they share: error answers,
 //! repeated-key query parameters, lenient JSON bodies, UUID path ids and DRF-style pagination.
 
+pub mod api_keys;
 pub mod events;
+pub mod imports;
 pub mod offering_users;
 pub mod oidc;
 pub mod orders;
@@ -30,6 +32,13 @@ pub fn api_router() -> Router<App> {
         .merge(resources::router())
         .merge(offering_users::router())
         .merge(usages::router())
+        .merge(api_keys::router())
+        .merge(imports::router())
+}
+
+/// A Mastermind timestamp (ISO 8601 with an offset).
+pub fn parse_timestamp(s: &str) -> Option<jiff::Timestamp> {
+    s.parse::<jiff::Timestamp>().ok()
 }
 
 /// An error answer in DRF's shape (`{"detail": …}` or a field map).
@@ -84,6 +93,32 @@ pub fn body_json(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))
 }
 
+/// A non-empty string field of a JSON body; missing or empty is a 400 naming the field.
+pub fn required_text(body: &Value, key: &str) -> Result<String, ApiError> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request(format!("{key} is required")))
+}
+
+/// A string field of a JSON body, `""` when absent.
+pub fn text_or_empty(body: &Value, key: &str) -> String {
+    body.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `(error_message, error_traceback)` of the body of a `set_*erred` action.
+pub fn error_details(bytes: &[u8]) -> Result<(String, String), ApiError> {
+    let body = body_json(bytes)?;
+    Ok((
+        text_or_empty(&body, "error_message"),
+        text_or_empty(&body, "error_traceback"),
+    ))
+}
+
 /// The query string as ordered pairs, keeping repeated keys (`state=OK&state=Erred`), which
 /// serde-based extractors would collapse.
 #[derive(Debug, Default, Clone)]
@@ -133,6 +168,16 @@ impl Params {
             "true" | "1" | "yes" => Some(true),
             "false" | "0" | "no" => Some(false),
             _ => None,
+        }
+    }
+
+    /// A datetime filter such as `modified_before`; an invalid value is a 400.
+    pub fn timestamp(&self, key: &str) -> Result<Option<jiff::Timestamp>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(v) => parse_timestamp(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("{key}: invalid datetime"))),
         }
     }
 

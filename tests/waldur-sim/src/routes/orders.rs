@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{body_json, ok, paginate, path_id, status_ok, ApiError, ApiResult, Params};
+use super::{
+    body_json, ok, paginate, parse_timestamp, path_id, status_ok, ApiError, ApiResult, Params,
+};
 use crate::app::App;
 use crate::render;
 use crate::store::{now, Order, Store};
@@ -38,23 +40,13 @@ pub fn router() -> Router<App> {
         )
 }
 
-fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
-    s.parse::<jiff::Timestamp>().ok()
-}
-
 async fn list(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
     let offering = params.uuid("offering_uuid")?;
     let resource = params.uuid("resource_uuid")?;
     let project = params.uuid("project_uuid")?;
     let states = params.set("state");
     let types = params.set("type");
-    let modified_before = match params.get("modified_before") {
-        Some(v) => Some(
-            parse_ts(v)
-                .ok_or_else(|| ApiError::bad_request("modified_before: invalid datetime"))?,
-        ),
-        None => None,
-    };
+    let modified_before = params.timestamp("modified_before")?;
     let st = app.store();
     let items: Vec<&Order> = st
         .orders
@@ -68,7 +60,9 @@ async fn list(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
                 .is_none_or(|s| s.contains(&o.state.as_str()))
         })
         .filter(|o| types.as_ref().is_none_or(|t| t.contains(&o.type_.as_str())))
-        .filter(|o| modified_before.is_none_or(|b| parse_ts(&o.modified).is_some_and(|m| m < b)))
+        .filter(|o| {
+            modified_before.is_none_or(|b| parse_timestamp(&o.modified).is_some_and(|m| m < b))
+        })
         .collect();
     paginate(&app, uri.path(), &params, items, |o| {
         render::order(&st, &app.base, o)
@@ -190,14 +184,7 @@ async fn set_done(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 
 /// -> erred with the agent's error details; the resource goes Erred.
 async fn set_erred(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
-    let body = body_json(&body)?;
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (message, traceback) = (text("error_message"), text("error_traceback"));
+    let (message, traceback) = super::error_details(&body)?;
     with_order(&app, &u, |st, id| {
         let o = st.orders.get_mut(id).expect("checked");
         if matches!(o.state.as_str(), "done" | "rejected" | "canceled") {

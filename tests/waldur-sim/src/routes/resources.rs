@@ -178,14 +178,7 @@ async fn set_as_ok(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 }
 
 async fn set_as_erred(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
-    let body = body_json(&body)?;
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (message, traceback) = (text("error_message"), text("error_traceback"));
+    let (message, traceback) = super::error_details(&body)?;
     update(&app, &u, |r| {
         r.state = "Erred".into();
         r.error_message = message;
