@@ -8,8 +8,8 @@
 //! one twice leaves Waldur as sending it once (a repeated state transition can answer 4xx,
 //! which surfaces as an error, never as a double effect). The two POSTs that create something
 //! new each time, A2 (agent identity) and A9 (log lines), are retried only when they provably
-//! did not reach Waldur; so are A6, B9, I6 and K2, which create an event subscription, a component, a backend
-//! resource and a key record.
+//! did not reach Waldur; so are A6, B9, I6 and K2, which create an event subscription, a
+//! component, a backend resource and a key record.
 
 mod api_keys;
 mod events;
