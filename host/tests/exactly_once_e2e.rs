@@ -29,15 +29,29 @@ fn killed_mid_cycle(settings: &str, label: &str) {
         assert!(!agent.exited(), "the agent exited early");
         site.orders().0 >= N / 3
     });
+    // From here on recording hangs, so accounts pile up unrecorded and the kill surely lands
+    // in the window (a busy machine once let it land between recording and done).
+    site.sim.clear_faults();
+    site.sim.inject(Fault::latency(
+        Matcher::endpoint("POST", SET_BACKEND_ID),
+        Duration::from_secs(120),
+    ));
+    let recorded = || {
+        site.sim.with_store(|s| {
+            s.resources
+                .values()
+                .filter(|r| !r.backend_id.is_empty())
+                .count()
+        })
+    };
+    wait_until(
+        "an account not yet recorded",
+        Duration::from_secs(60),
+        || site.allocations().len() > recorded(),
+    );
     agent.signal(libc::SIGKILL);
     agent.finish();
-    let recorded = site.sim.with_store(|s| {
-        s.resources
-            .values()
-            .filter(|r| !r.backend_id.is_empty())
-            .count()
-    });
-    let orphans = site.allocations().len() - recorded;
+    let orphans = site.allocations().len() - recorded();
     eprintln!(
         "{label}: after kill -9: {} done, {} accounts, {orphans} not recorded in Waldur",
         site.orders().0,
