@@ -267,3 +267,262 @@ fn an_offering_without_resource_import_leaves_the_request_alone() {
     );
     assert_eq!(request_in_waldur(&h, &uuid).state, "Sent");
 }
+
+const KEYS_SETTING: &str = "        resource_api_keys: true";
+const K2: &str = "/api/marketplace-resource-api-keys/report_created/";
+const K3: &str = "/api/marketplace-resource-api-keys/{uuid}/set_key/";
+const K4: &str = "/api/marketplace-resource-api-keys/{uuid}/set_erred/";
+
+/// The two Create orders of [`two_create_orders`] carried out by one cycle.
+fn created_site(settings: &str) -> Harness {
+    let h = harness(scenario(&two_create_orders()), settings, "");
+    h.cycle(Mode::OrderProcess);
+    assert_eq!(h.order_state(CREATE_A).0, "done");
+    assert_eq!(h.order_state(CREATE_B).0, "done");
+    h
+}
+
+/// `(client_id, api_key, state)` of a resource's keys in Waldur, sorted by client id.
+fn waldur_keys(h: &Harness, resource: &str) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = h.sim.with_store(|st| {
+        st.resource_api_keys
+            .values()
+            .filter(|k| k.resource_uuid == resource)
+            .map(|k| {
+                (
+                    k.client_id.clone().unwrap_or_default(),
+                    k.api_key.clone().unwrap_or_default(),
+                    k.state.clone(),
+                )
+            })
+            .collect()
+    });
+    rows.sort();
+    rows
+}
+
+/// `(client_id, api_key)` of an account's keys on the backend, sorted.
+fn backend_keys(h: &Harness, account: &str) -> Vec<(String, String)> {
+    h.account(account)
+        .and_then(|a| a["api_keys"].as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, key)| (id, key["api_key"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The id of a resource's key row with this client id.
+fn key_uuid(h: &Harness, client_id: &str) -> String {
+    h.sim.with_store(|st| {
+        st.resource_api_keys
+            .values()
+            .find(|k| k.client_id.as_deref() == Some(client_id))
+            .map(|k| k.uuid.clone())
+            .unwrap_or_else(|| panic!("no key {client_id}"))
+    })
+}
+
+fn key_row(h: &Harness, uuid: &str) -> waldur_sim::store::ResourceApiKey {
+    h.sim.with_store(|st| st.resource_api_keys[uuid].clone())
+}
+
+fn ok_keys(h: &Harness, account: &str) -> Vec<(String, String, String)> {
+    backend_keys(h, account)
+        .into_iter()
+        .map(|(id, key)| (id, key, "OK".to_string()))
+        .collect()
+}
+
+/// A user asks for a new key of `client_id`; the agent handles the rotation event.
+fn rotation_requested(h: &Harness, s: &OfferingSessions<'_>, client_id: &str) -> String {
+    let event = h.sim.request_key_rotation(&key_uuid(h, client_id)).unwrap();
+    handle(h, s, ObjectType::ResourceApiKeyRotation, event)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_created_resource_gets_two_keys_reported_once() {
+    let h = created_site(KEYS_SETTING);
+    assert_eq!(h.sim.count("POST", K2), 4);
+    for (resource, account) in [(RES_A, "alloc-a"), (RES_B, "alloc-b")] {
+        let keys = waldur_keys(&h, resource);
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(keys[0].0, format!("{account}-key-1"));
+        // Waldur holds exactly the backend's live keys.
+        assert_eq!(keys, ok_keys(&h, account));
+    }
+
+    // Provisioning again (a repeated order) tops up rather than adds: nothing new.
+    let s = sessions(&h);
+    let session = s.orders.as_ref().unwrap();
+    let reported = h
+        .runtime
+        .block_on(session.provision_resource_api_keys(RES_A, "alloc-a"))
+        .unwrap();
+    assert_eq!(reported, 0);
+    assert_eq!(h.sim.count("POST", K2), 4);
+
+    // Waldur lost one key's row (its report never arrived): the backend's copy is dropped and
+    // one fresh key is minted and reported, so both sides hold two again.
+    h.sim.with_store_mut(|st| {
+        st.resource_api_keys
+            .retain(|_, k| k.client_id.as_deref() != Some("alloc-a-key-2"))
+    });
+    let reported = h
+        .runtime
+        .block_on(session.provision_resource_api_keys(RES_A, "alloc-a"))
+        .unwrap();
+    assert_eq!(reported, 1);
+    let keys = waldur_keys(&h, RES_A);
+    let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(ids, ["alloc-a-key-1", "alloc-a-key-3"]);
+    assert_eq!(keys, ok_keys(&h, "alloc-a"));
+}
+
+#[test]
+fn a_backend_without_key_support_gets_no_keys() {
+    let h = created_site("");
+    assert_eq!(h.sim.count("POST", K2), 0);
+    assert_eq!(h.sim.count("GET", "/api/marketplace-resource-api-keys/"), 0);
+    assert!(backend_keys(&h, "alloc-a").is_empty());
+}
+
+#[test]
+fn a_rotation_reports_the_new_key() {
+    let h = created_site(KEYS_SETTING);
+    let s = sessions(&h);
+    let before = backend_keys(&h, "alloc-b");
+    let line = rotation_requested(&h, &s, "alloc-b-key-1");
+    assert!(line.ends_with(": rotated"), "{line}");
+    let after = backend_keys(&h, "alloc-b");
+    assert_ne!(after[0].1, before[0].1, "the backend has a new value");
+    assert_eq!(after[1], before[1], "the other key is untouched");
+    assert_eq!(waldur_keys(&h, RES_B), ok_keys(&h, "alloc-b"));
+    // K3 carries the value only: the demo keeps the client id.
+    let set_key: Vec<Value> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.template == K3)
+        .map(|r| serde_json::from_str(r.request_body.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(set_key, [json!({"api_key": after[0].1})]);
+    assert_eq!(h.sim.count("POST", K4), 0);
+}
+
+#[test]
+fn a_failed_rotation_errs_the_key() {
+    let h = created_site(&format!(
+        "{KEYS_SETTING}\n        fail_methods: [rotate_resource_key]"
+    ));
+    let s = sessions(&h);
+    let line = rotation_requested(&h, &s, "alloc-b-key-1");
+    assert!(
+        line.contains("rotation failed, reported to Waldur"),
+        "{line}"
+    );
+    let row = key_row(&h, &key_uuid(&h, "alloc-b-key-1"));
+    assert_eq!(row.state, "Erred");
+    assert_eq!(
+        row.error_message,
+        "demo: injected failure in rotate_resource_key"
+    );
+    assert_eq!(h.sim.count("POST", K3), 0);
+
+    // A key the backend does not have is a backend error too.
+    let h = created_site(KEYS_SETTING);
+    let s = sessions(&h);
+    let stranger = h
+        .sim
+        .add_resource_api_key(waldur_sim::routes::api_keys::KeySpec {
+            resource_uuid: RES_B.into(),
+            client_id: Some("stranger".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let event = h.sim.request_key_rotation(&stranger).unwrap();
+    handle(&h, &s, ObjectType::ResourceApiKeyRotation, event).unwrap();
+    let row = key_row(&h, &stranger);
+    assert_eq!(row.state, "Erred");
+    assert_eq!(
+        row.error_message,
+        "demo: account alloc-b has no API key stranger"
+    );
+}
+
+#[test]
+fn a_rotation_for_a_backend_without_key_support_is_ignored() {
+    let h = created_site("");
+    let s = sessions(&h);
+    h.sim
+        .add_resource_api_key(waldur_sim::routes::api_keys::KeySpec {
+            resource_uuid: RES_B.into(),
+            client_id: Some("c1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let line = rotation_requested(&h, &s, "c1");
+    assert!(
+        line.ends_with("ignored, the backend does not manage resource API keys"),
+        "{line}"
+    );
+    let row = key_row(&h, &key_uuid(&h, "c1"));
+    assert_eq!(
+        row.state, "Updating",
+        "left for an agent that can rotate it"
+    );
+    assert_eq!(h.sim.count("POST", K3) + h.sim.count("POST", K4), 0);
+}
+
+#[test]
+fn the_sweep_rotates_only_the_stuck_keys() {
+    use waldur_agent::modes::api_keys::API_KEY_STUCK_AFTER;
+    let h = created_site(KEYS_SETTING);
+    let s = sessions(&h);
+    let long_ago = "2026-01-01T00:00:00Z";
+    let stuck = key_uuid(&h, "alloc-a-key-1");
+    let in_flight = key_uuid(&h, "alloc-b-key-1");
+    let idle = key_uuid(&h, "alloc-b-key-2");
+    let nameless = h
+        .sim
+        .add_resource_api_key(waldur_sim::routes::api_keys::KeySpec {
+            resource_uuid: RES_A.into(),
+            state: Some("Updating".into()),
+            modified: Some(long_ago.into()),
+            ..Default::default()
+        })
+        .unwrap();
+    h.sim.with_store_mut(|st| {
+        for (uuid, state, modified) in [
+            (&stuck, "Updating", long_ago.to_string()),
+            (&in_flight, "Updating", waldur_sim::store::now()),
+            (&idle, "OK", long_ago.to_string()),
+        ] {
+            let key = st.resource_api_keys.get_mut(uuid).unwrap();
+            key.state = state.into();
+            key.modified = modified;
+        }
+    });
+    let before = backend_keys(&h, "alloc-a");
+    let sweep = h
+        .runtime
+        .block_on(
+            s.orders
+                .as_ref()
+                .unwrap()
+                .reconcile_stuck_api_keys(API_KEY_STUCK_AFTER),
+        )
+        .unwrap();
+    assert_eq!((sweep.stuck, sweep.rotated, sweep.skipped), (2, 1, 1));
+    assert_eq!((sweep.erred, sweep.failed), (0, 0));
+    assert_eq!(h.sim.count("POST", K3), 1);
+    let states = h.sim.with_store(|st| {
+        [&stuck, &in_flight, &idle, &nameless].map(|u| st.resource_api_keys[u].state.clone())
+    });
+    assert_eq!(states, ["OK", "Updating", "OK", "Updating"]);
+    let after = backend_keys(&h, "alloc-a");
+    assert_ne!(after[0].1, before[0].1);
+    let row = key_row(&h, &stuck);
+    assert_eq!(row.api_key.as_deref(), Some(after[0].1.as_str()));
+}

@@ -121,11 +121,7 @@ impl OfferingSessions<'_> {
             Event::ImportableResources {
                 backend_resource_request_uuid,
             } => self.import_requested(backend_resource_request_uuid).await,
-            Event::ApiKeyRotation(_) => Err(ModeError::Offering(
-                "this event type is not handled by this agent version; the periodic \
-                 reconciliation covers it"
-                    .into(),
-            )),
+            Event::ApiKeyRotation(rotation) => self.key_rotation_requested(rotation).await,
         }
     }
 
@@ -239,5 +235,34 @@ impl OfferingSessions<'_> {
                 counts(&summary)
             ),
         }))
+    }
+
+    async fn key_rotation_requested(
+        &self,
+        event: &super::message::ApiKeyRotation,
+    ) -> Result<Handled, ModeError> {
+        use crate::modes::api_keys::{KeyRotation, RotationOutcome};
+        let rotation = KeyRotation {
+            action: event.action.clone(),
+            api_key_uuid: event.api_key_uuid.clone(),
+            client_id: event.client_id.clone(),
+            resource_backend_id: event.resource_backend_id.clone(),
+            resource_uuid: Some(event.resource_uuid.clone()),
+        };
+        let what = format!(
+            "API key {} of resource {}",
+            event.api_key_uuid, event.resource_uuid
+        );
+        Ok(Handled(
+            match self.orders()?.rotate_resource_api_key(&rotation).await? {
+                RotationOutcome::Rotated => format!("{what}: rotated"),
+                RotationOutcome::Erred(message) => {
+                    format!("{what}: rotation failed, reported to Waldur: {message}")
+                }
+                RotationOutcome::Unsupported => {
+                    format!("{what}: ignored, the backend does not manage resource API keys")
+                }
+            },
+        ))
     }
 }

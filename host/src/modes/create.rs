@@ -139,6 +139,15 @@ impl Session<'_> {
                 tracing::warn!(resource = %uuid, "setting endpoints failed: {e}");
             }
         }
+        // Keys once Waldur has the id (reference `_provision_resource_api_keys`). Topping up
+        // rather than adding makes this safe on every repeat of the order; a failure is
+        // logged and never errs the order, as in the reference.
+        if let Err(e) = self
+            .provision_resource_api_keys(uuid, &info.backend_id)
+            .await
+        {
+            tracing::error!(resource = %uuid, "provisioning resource API keys failed: {e}");
+        }
         if !info.pending_order_id.is_empty() && self.backend.capabilities().supports_async_orders {
             self.client
                 .set_order_backend_id(&order.uuid, &info.pending_order_id)

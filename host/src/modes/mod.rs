@@ -3,6 +3,7 @@
 //! and the plugins build on them.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod claims;
 mod create;
 pub mod cycle;
