@@ -240,8 +240,11 @@ fn run_job(user: &str, account: &str) {
     let job = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        // The account narrows the query to this run's job: after a wipe of slurmctld's state
+        // job ids restart while slurmdbd still holds finished jobs under the same ids, and a
+        // stale COMPLETED one would let the report run before this job has any usage.
         let state = Command::new("sacct")
-            .args(["-n", "-X", "-P", "-j", &job, "-o", "State"])
+            .args(["-n", "-X", "-P", "-j", &job, "-A", account, "-o", "State"])
             .output()
             .unwrap();
         if String::from_utf8_lossy(&state.stdout).trim() == "COMPLETED" {
