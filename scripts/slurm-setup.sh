@@ -34,22 +34,8 @@ PKGS="munge mariadb-server slurmdbd slurmctld slurmd slurm-client"
 QUICKACK=${SLURM_QUICKACK:-1}
 LOOPBACK_ROUTE="local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1"
 
-T0=$(date +%s.%N)
-step() { awk -v now="$(date +%s.%N)" -v t0="$T0" -v msg="$*" 'BEGIN { printf "[%6.2fs] %s\n", now - t0, msg }'; }
-die() { echo "slurm-setup: $*" >&2; exit 1; }
-
-# Stops the process named in a PID file (TERM, then KILL after 10 s) and removes the file.
-stop_by_pidfile() {
-  local file=$1 pid
-  [ -f "$file" ] || return 0
-  pid=$(cat "$file" 2>/dev/null || true)
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
-  fi
-  rm -f "$file"
-}
+SETUP_NAME=slurm-setup
+. "$(dirname "${BASH_SOURCE[0]}")/setup-common.sh"
 
 stop_all() {
   local daemon
@@ -74,8 +60,6 @@ loopback_quickack() {
   fi
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # Waits up to $2 tenths of a second for the command in "${@:3}" to succeed.
 wait_for() {
   local what=$1 tenths=$2; shift 2
@@ -91,13 +75,7 @@ status() {
     && node_idle
 }
 
-case "${1:-start}" in
-  start) ;;
-  status) if status; then echo "slurm up (cluster $CLUSTER)"; exit 0; else echo "slurm down"; exit 1; fi ;;
-  stop) stop_all; echo "slurm stopped"; exit 0 ;;
-  wipe) stop_all; rm -rf "$STATE"; echo "slurm state wiped"; exit 0 ;;
-  *) echo "usage: $0 [start|status|stop|wipe]" >&2; exit 2 ;;
-esac
+setup_command "${1:-start}" slurm "cluster $CLUSTER"
 
 [ "$(id -u)" = 0 ] || die "must run as root (it starts munged, mariadbd and the SLURM daemons)"
 

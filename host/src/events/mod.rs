@@ -9,3 +9,4 @@
 pub mod handlers;
 pub mod message;
 pub mod schedule;
+pub mod stomp;

@@ -8,10 +8,14 @@
 //! - generated variants: a copy of the current `plugin-abi` altered on purpose (another major
 //!   version, another layout) with a small plugin built against it.
 //!
+//! Real components: [`slurm`] and [`rabbitmq`] gate tests on the daemons scripts/test.sh
+//! starts, and help tests use them.
+//!
 //! Builds go through cargo, once per process per plugin; `.ci/run` builds the workspace first,
 //! so inside CI these are up-to-date checks.
 
 mod generated;
+pub mod rabbitmq;
 pub mod slurm;
 mod standalone;
 

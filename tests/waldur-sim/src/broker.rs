@@ -21,6 +21,13 @@ pub struct BrokerConfig {
 #[error("RabbitMQ management API: {0}")]
 pub struct BrokerError(String);
 
+/// Messages in a queue: ready for delivery, and delivered but not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub ready: u64,
+    pub unacked: u64,
+}
+
 /// A client of the management API.
 #[derive(Debug, Clone)]
 pub struct BrokerAdmin {
@@ -131,15 +138,44 @@ impl BrokerAdmin {
         Ok(answer["routed"].as_bool().unwrap_or(false))
     }
 
+    /// A queue's message counts as the management API reports them. The API refreshes them
+    /// every `collect_statistics_interval` (500 ms with scripts/rabbitmq-setup.sh), so they
+    /// lag, and a queue declared a moment ago has none yet (`None`).
+    pub async fn queue_counts(
+        &self,
+        vhost: &str,
+        queue: &str,
+    ) -> Result<Option<QueueCounts>, BrokerError> {
+        let answer = self
+            .call(
+                reqwest::Method::GET,
+                &format!("queues/{}/{}", segment(vhost), segment(queue)),
+                json!({}),
+            )
+            .await?;
+        let count = |key: &str| answer[key].as_u64();
+        Ok(
+            match (count("messages_ready"), count("messages_unacknowledged")) {
+                (Some(ready), Some(unacked)) => Some(QueueCounts { ready, unacked }),
+                _ => None,
+            },
+        )
+    }
+
+    /// Removes a user (tests clean up after themselves).
+    pub async fn delete_user(&self, user: &str) -> Result<(), BrokerError> {
+        self.delete(format!("users/{}", segment(user))).await
+    }
+
     /// Removes a vhost with everything in it (tests clean up after themselves).
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), BrokerError> {
-        self.call(
-            reqwest::Method::DELETE,
-            &format!("vhosts/{}", segment(vhost)),
-            json!({}),
-        )
-        .await
-        .map(drop)
+        self.delete(format!("vhosts/{}", segment(vhost))).await
+    }
+
+    async fn delete(&self, path: String) -> Result<(), BrokerError> {
+        self.call(reqwest::Method::DELETE, &path, json!({}))
+            .await
+            .map(drop)
     }
 }
 

@@ -20,7 +20,7 @@ pub mod server;
 pub mod sim_api;
 pub mod store;
 
-pub use broker::{BrokerAdmin, BrokerConfig};
+pub use broker::{BrokerAdmin, BrokerConfig, QueueCounts};
 pub use faults::{Fault, FaultKind, Matcher};
 pub use inspect::LogEntry;
 pub use scenario::{Scenario, ScenarioError};
