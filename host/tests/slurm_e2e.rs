@@ -248,10 +248,38 @@ fn run_job(user: &str, account: &str) {
             .output()
             .unwrap();
         if String::from_utf8_lossy(&state.stdout).trim() == "COMPLETED" {
-            return;
+            break;
         }
         assert!(Instant::now() < deadline, "job {job} did not complete");
         std::thread::sleep(Duration::from_millis(500));
+    }
+    // slurmdbd can answer a query by job id a moment before the month-window query the report
+    // makes lists the job (seen in CI: a report of zeros right after COMPLETED).
+    let month_start = Command::new("date")
+        .arg("+%Y-%m-01T00:00:00")
+        .output()
+        .unwrap();
+    let month_start = String::from_utf8_lossy(&month_start.stdout)
+        .trim()
+        .to_string();
+    loop {
+        let window = Command::new("sacct")
+            .args(["-n", "-P", "--allocations", "--allusers", "-A", account])
+            .args([&format!("--starttime={month_start}"), "--endtime=now"])
+            .args(["-o", "JobID"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&window.stdout)
+            .lines()
+            .any(|id| id.trim() == job)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} is COMPLETED but the month window does not list it"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
