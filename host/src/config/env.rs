@@ -24,7 +24,8 @@ pub struct AgentEnv {
     pub report_period: Duration,
     /// `WALDUR_SITE_AGENT_MEMBERSHIP_SYNC_PERIOD_MINUTES`: whole minutes; default 5.
     pub membership_sync_period: Duration,
-    /// `WALDUR_SITE_AGENT_RECONCILIATION_PERIOD_MINUTES` (event_process): whole minutes; default 60.
+    /// `WALDUR_SITE_AGENT_RECONCILIATION_PERIOD_MINUTES` (event_process): minutes,
+    /// fractions allowed; default 60.
     pub reconciliation_period: Duration,
 }
 
@@ -89,9 +90,11 @@ impl AgentEnv {
                 false,
                 defaults.membership_sync_period,
             )?,
+            // Fractions are an extension (the reference takes whole minutes): a site, or a test,
+            // may reconcile more often than once a minute.
             reconciliation_period: read(
                 RECONCILIATION_PERIOD_VAR,
-                false,
+                true,
                 defaults.reconciliation_period,
             )?,
         })

@@ -1057,9 +1057,11 @@ fn agent_env() {
         ORDER_PROCESS_PERIOD_VAR => Some("0.5".into()),
         REPORT_PERIOD_VAR => Some("10".into()),
         MEMBERSHIP_SYNC_PERIOD_VAR => Some(" ".into()),
+        RECONCILIATION_PERIOD_VAR => Some("0.25".into()),
         _ => None,
     })
     .unwrap();
+    assert_eq!(env.reconciliation_period, Duration::from_secs(15));
     assert_eq!(env.order_process_period, Duration::from_secs(30));
     assert_eq!(env.report_period, Duration::from_secs(600));
     assert_eq!(env.membership_sync_period, Duration::from_secs(300));

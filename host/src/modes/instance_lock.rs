@@ -10,7 +10,6 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::runtime::Mode;
 use crate::config::Offering;
 
 /// The locks this process holds; dropping it releases them.
@@ -40,11 +39,11 @@ pub enum LockError {
     },
 }
 
-/// Takes the lock of every `(mode, offering)` pair, or none: on the first one held by
+/// Takes the lock of every `(mode name, offering)` pair, or none: on the first one held by
 /// another process the ones taken so far are released and the error names the holder.
 pub fn acquire<'a>(
     runtime_dir: &Path,
-    pairs: impl IntoIterator<Item = (Mode, &'a Offering)>,
+    pairs: impl IntoIterator<Item = (&'static str, &'a Offering)>,
 ) -> Result<InstanceLocks, LockError> {
     let dir = runtime_dir.join("locks");
     crate::config::ensure_runtime_dir(&dir).map_err(|source| LockError::Io {
@@ -59,7 +58,7 @@ pub fn acquire<'a>(
     Ok(InstanceLocks { _files: files })
 }
 
-fn lock_one(path: &Path, mode: Mode, offering: &Offering) -> Result<File, LockError> {
+fn lock_one(path: &Path, mode: &'static str, offering: &Offering) -> Result<File, LockError> {
     let io = |source| LockError::Io {
         path: path.to_path_buf(),
         source,
@@ -83,7 +82,7 @@ fn lock_one(path: &Path, mode: Mode, offering: &Offering) -> Result<File, LockEr
                 } else {
                     holder.chars().take(20).collect()
                 },
-                mode: mode.name(),
+                mode,
                 offering: offering.name.clone(),
                 path: path.to_path_buf(),
             });
@@ -100,7 +99,7 @@ fn lock_one(path: &Path, mode: Mode, offering: &Offering) -> Result<File, LockEr
 /// `<mode>-<offering uuid>-<hash of the API URL>.lock`: the same offering uuid on two Waldur
 /// servers is two offerings. The hash is FNV-1a, spelled out so that every agent version
 /// computes the same name.
-fn lock_file_name(mode: Mode, offering: &Offering) -> String {
+fn lock_file_name(mode: &str, offering: &Offering) -> String {
     let url = offering.waldur_api_url.trim().trim_end_matches('/');
     let hash = url.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -112,12 +111,13 @@ fn lock_file_name(mode: Mode, offering: &Offering) -> String {
         .map(|c| c.to_ascii_lowercase())
         .take(64)
         .collect();
-    format!("{}-{uuid}-{hash:016x}.lock", mode.name())
+    format!("{mode}-{uuid}-{hash:016x}.lock")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modes::runtime::Mode;
 
     fn offering(name: &str, url: &str, uuid: &str) -> Offering {
         Offering {
@@ -133,9 +133,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = offering("A", "https://w/api/", "0f01");
         let b = offering("B", "https://w/api/", "0f02");
-        let held = acquire(dir.path(), [(Mode::Report, &b)]).unwrap();
+        let held = acquire(dir.path(), [(Mode::Report.name(), &b)]).unwrap();
         // Locks are per open file, so a second acquisition in this process conflicts too.
-        let err = acquire(dir.path(), [(Mode::Report, &a), (Mode::Report, &b)]).unwrap_err();
+        let err = acquire(
+            dir.path(),
+            [(Mode::Report.name(), &a), (Mode::Report.name(), &b)],
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains(&format!("PID {}", std::process::id()))
@@ -144,31 +148,34 @@ mod tests {
         );
         assert!(!text.contains('\n'));
         // A's lock was released with the failed acquisition.
-        drop(acquire(dir.path(), [(Mode::Report, &a)]).unwrap());
+        drop(acquire(dir.path(), [(Mode::Report.name(), &a)]).unwrap());
         // Other modes and other servers are other locks.
         let other_server = offering("B", "https://x/api/", "0f02");
         drop(
             acquire(
                 dir.path(),
-                [(Mode::OrderProcess, &b), (Mode::Report, &other_server)],
+                [
+                    (Mode::OrderProcess.name(), &b),
+                    (Mode::Report.name(), &other_server),
+                ],
             )
             .unwrap(),
         );
         drop(held);
-        drop(acquire(dir.path(), [(Mode::Report, &b)]).unwrap());
+        drop(acquire(dir.path(), [(Mode::Report.name(), &b)]).unwrap());
     }
 
     #[test]
     fn lock_names_are_stable_and_safe() {
         let o = offering("A", "https://waldur.example.org/api/", "0F0F-../x");
         assert_eq!(
-            lock_file_name(Mode::OrderProcess, &o),
+            lock_file_name(Mode::OrderProcess.name(), &o),
             lock_file_name(
-                Mode::OrderProcess,
+                Mode::OrderProcess.name(),
                 &offering("A", "https://waldur.example.org/api", "0F0F-../x")
             )
         );
-        let name = lock_file_name(Mode::OrderProcess, &o);
+        let name = lock_file_name(Mode::OrderProcess.name(), &o);
         assert!(name.starts_with("order_process-0f0fx-"), "{name}");
         assert!(!name.contains('/'));
     }

@@ -55,6 +55,30 @@ const TERMINATE: &str = "Terminate";
 impl Session<'_> {
     /// One order_process cycle for this offering.
     pub async fn process_orders(&self, retry: OrderRetry) -> Result<OrderSummary, ModeError> {
+        let filter = crate::waldur::OrderFilter::pending(&self.offering.waldur_offering_uuid);
+        self.process_listed_orders(&filter, retry).await
+    }
+
+    /// Event mode's reconciliation (reference `run_periodic_order_reconciliation`): the pending
+    /// orders last modified more than `older_than` ago, whose event was lost or failed.
+    pub async fn process_stuck_orders(
+        &self,
+        older_than: Duration,
+        retry: OrderRetry,
+    ) -> Result<OrderSummary, ModeError> {
+        let cutoff = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(older_than).unwrap_or_default())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut filter = crate::waldur::OrderFilter::pending(&self.offering.waldur_offering_uuid);
+        filter.modified_before = Some(cutoff.to_string());
+        self.process_listed_orders(&filter, retry).await
+    }
+
+    async fn process_listed_orders(
+        &self,
+        filter: &crate::waldur::OrderFilter,
+        retry: OrderRetry,
+    ) -> Result<OrderSummary, ModeError> {
         let mut summary = OrderSummary::default();
         if self.backend.capabilities().supports_cycle_preflight {
             match blocking(&self.backend, |b| b.run_preflight()).await {
@@ -65,8 +89,7 @@ impl Session<'_> {
                 other => other?,
             }
         }
-        let filter = crate::waldur::OrderFilter::pending(&self.offering.waldur_offering_uuid);
-        let orders = self.client.list_orders(&filter).await?;
+        let orders = self.client.list_orders(filter).await?;
         tracing::info!(offering = %self.offering.name, "{} order(s) to process", orders.len());
         // Orders of different resources are independent and run concurrently; the orders of
         // one resource keep their order (a Terminate must not overtake its Create).
@@ -87,6 +110,13 @@ impl Session<'_> {
             groups,
             |group| async move {
                 let mut outcomes = Vec::with_capacity(group.len());
+                // In event mode an event of one of these orders may be handled meanwhile:
+                // the resource's turn keeps the two apart.
+                let resource = group
+                    .first()
+                    .map(|o| o.marketplace_resource_uuid.clone())
+                    .unwrap_or_default();
+                let _turn = self.agent.resource_turns.claim(resource).await;
                 for order in group {
                     // Stopping: the orders not begun stay as they are for the next run.
                     let Some(_work) = self.agent.shutdown.start() else {

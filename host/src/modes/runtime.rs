@@ -124,6 +124,19 @@ impl<'a> Session<'a> {
         offering: &'a Offering,
         mode: Mode,
     ) -> Result<Self, ModeError> {
+        Self::open_as(agent, offering, mode, mode.name(), mode.name()).await
+    }
+
+    /// [`Session::open`] registering the service (A4) under another name and mode: event
+    /// processing registers `initial-offering-process` and `event_process-<object type>` in
+    /// mode `event_process` while it works with the order and membership backends.
+    pub async fn open_as(
+        agent: &'a Agent,
+        offering: &'a Offering,
+        mode: Mode,
+        service_name: &str,
+        service_mode: &str,
+    ) -> Result<Self, ModeError> {
         let entry = mode.backend_entry(offering);
         if entry.is_empty() {
             return Err(ModeError::NotConfigured(format!(
@@ -142,18 +155,10 @@ impl<'a> Session<'a> {
         }
         let client = WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)?;
         let identity = client
-            .register_agent_identity(&AgentIdentityRequest {
-                offering: offering.waldur_offering_uuid.clone(),
-                name: format!("agent-{}", offering.waldur_offering_uuid),
-                version: crate::AGENT_VERSION.to_string(),
-                last_restarted: agent.started.clone(),
-                dependencies: dependencies(agent),
-                config_file_path: String::new(),
-                config_file_content: String::new(),
-            })
+            .register_agent_identity(&identity_request(agent, offering))
             .await?;
         let service = client
-            .register_service(&identity.uuid, mode.name(), mode.name())
+            .register_service(&identity.uuid, service_name, service_mode)
             .await?;
         let session = Self::prepare(agent, offering, mode, client).await?;
         let plugin = agent
@@ -402,6 +407,19 @@ pub fn settings_warnings(agent: &Agent, offering: &Offering) -> Vec<String> {
         })
         .map(|(entry, w)| format!("plugin entry '{entry}': {w}"))
         .collect()
+}
+
+/// A1-A3: the agent identity of an offering (`agent-<offering uuid>`, shared by every mode).
+pub(crate) fn identity_request(agent: &Agent, offering: &Offering) -> AgentIdentityRequest {
+    AgentIdentityRequest {
+        offering: offering.waldur_offering_uuid.clone(),
+        name: format!("agent-{}", offering.waldur_offering_uuid),
+        version: crate::AGENT_VERSION.to_string(),
+        last_restarted: agent.started.clone(),
+        dependencies: dependencies(agent),
+        config_file_path: String::new(),
+        config_file_content: String::new(),
+    }
 }
 
 /// The plugins this agent has loaded, for the agent identity.
