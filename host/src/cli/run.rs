@@ -10,6 +10,9 @@ use super::PluginSource;
 use crate::config::AgentEnv;
 use std::sync::Arc;
 
+use crate::events::mode::run_event_process;
+use crate::events::offering::EventSettings;
+use crate::events::subscriptions::EVENT_MODE;
 use crate::modes::cycle::{run_loop, skip_reason, RunSettings};
 use crate::modes::instance_lock;
 use crate::modes::runtime::{plugin_entries, Agent, Mode};
@@ -26,7 +29,10 @@ pub enum RunMode {
     OrderProcess,
     Report,
     MembershipSync,
-    /// The three polling modes together in one process, each on its own period.
+    /// Event processing over STOMP for every offering with `stomp_enabled`.
+    EventProcess,
+    /// The three polling modes together in one process, each on its own period, and event
+    /// processing for the offerings with `stomp_enabled`.
     All,
 }
 
@@ -43,7 +49,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub source: PluginSource,
     /// Run one cycle of each mode and exit (exit code 1 if an offering, order, usage report or
-    /// membership sync failed).
+    /// membership sync failed). For event processing: its start-up pass alone, without
+    /// subscribing.
     #[arg(long)]
     pub once: bool,
 }
@@ -73,12 +80,23 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         RunMode::OrderProcess => vec![(Mode::OrderProcess, env.order_process_period)],
         RunMode::Report => vec![(Mode::Report, env.report_period)],
         RunMode::MembershipSync => vec![(Mode::MembershipSync, env.membership_sync_period)],
+        RunMode::EventProcess => Vec::new(),
         RunMode::All => vec![
             (Mode::OrderProcess, env.order_process_period),
             (Mode::MembershipSync, env.membership_sync_period),
             (Mode::Report, env.report_period),
         ],
     };
+    let events = matches!(args.mode, RunMode::EventProcess | RunMode::All);
+    if args.mode == RunMode::EventProcess
+        && !loaded.config.offerings.iter().any(|o| o.stomp_enabled)
+    {
+        return Err(format!(
+            "{}: no offering has stomp_enabled: true, so event_process has nothing to do \
+             (the polling modes serve the others)",
+            config_path.display()
+        ));
+    }
     let registry = Registry::new(scan(&args.source)?);
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
@@ -96,10 +114,18 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             .offerings
             .iter()
             .filter(move |o| skip_reason(mode, o).is_none() && !mode.backend_entry(o).is_empty())
-            .map(move |o| (mode, o))
+            .map(move |o| (mode.name(), o))
     });
+    let event_locked = loaded
+        .config
+        .offerings
+        .iter()
+        .filter(|o| events && o.stomp_enabled)
+        .map(|o| (EVENT_MODE, o));
+    let locked = locked.chain(event_locked);
     let _locks = instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?;
     let grace = loaded.config.shutdown_grace;
+    let event_settings = EventSettings::new(env.reconciliation_period);
     let agent = Agent::new(loaded.config, registry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,14 +143,26 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
                     reports
                         .push(run_loop(&agent, mode, period, true, RunSettings::default()).await);
                 }
-                return reports;
+                let event_failures = if events {
+                    run_event_process(&agent, event_settings, true).await
+                } else {
+                    Vec::new()
+                };
+                return (reports, event_failures);
             }
             // Each mode loops on its own period; they share the agent (and so the plugin
             // instances) and stop together.
             let loops = modes.iter().map(|&(mode, period)| {
                 run_loop(&agent, mode, period, false, RunSettings::default())
             });
-            futures_util::future::join_all(loops).await
+            let event_processing = async {
+                if events {
+                    run_event_process(&agent, event_settings, false).await
+                } else {
+                    Vec::new()
+                }
+            };
+            tokio::join!(futures_util::future::join_all(loops), event_processing)
         };
         let deadline = async {
             shutdown.wait().await;
@@ -135,7 +173,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             () = deadline => None,
         }
     });
-    let Some(reports) = outcome else {
+    let Some((reports, event_failures)) = outcome else {
         tracing::error!(
             "the shutdown grace period of {} s is over: cancelled {} item(s) still running \
              (each is repeated safely by the next run); {} item(s) were not started",
@@ -168,6 +206,11 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
                 .into_iter()
                 .map(move |item| format!("{}: {item}", report.mode.name()))
         }))
+        .chain(
+            event_failures
+                .into_iter()
+                .map(|item| format!("{EVENT_MODE}: {item}")),
+        )
         .collect();
     if args.once && !failed.is_empty() {
         eprintln!("run --once: {}", failed.join("; "));

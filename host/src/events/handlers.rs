@@ -49,20 +49,7 @@ impl OfferingSessions<'_> {
                 Ok(membership_line(&format!("resource {resource_uuid}"), &s))
             }
             Event::UserRole(role) => self.role_changed(role).await,
-            Event::OfferingResourcesSync { .. } => {
-                // Membership first, as the reference: it recreates what is missing before
-                // the orders are looked at.
-                let mut parts = Vec::new();
-                if let Some(membership) = &self.membership {
-                    let s = membership.sync_membership().await?;
-                    parts.push(membership_line("membership", &s).0);
-                }
-                if let Some(orders) = &self.orders {
-                    let s = orders.process_orders(self.order_retry).await?;
-                    parts.push(format!("orders: {} done, {} erred", s.done, s.erred));
-                }
-                Ok(Handled(format!("offering sync: {}", parts.join("; "))))
-            }
+            Event::OfferingResourcesSync { .. } => self.sync_offering().await,
             Event::PeriodicLimits(limits) => {
                 let request = PeriodicLimitsRequest {
                     resource_uuid: limits.resource_uuid.clone(),
@@ -123,6 +110,25 @@ impl OfferingSessions<'_> {
             } => self.import_requested(backend_resource_request_uuid).await,
             Event::ApiKeyRotation(rotation) => self.key_rotation_requested(rotation).await,
         }
+    }
+
+    /// The whole offering, as an `offering_resources_sync` event asks; also event
+    /// processing's start-up and catch-up pass. Membership first, as the reference: it
+    /// recreates what is missing before the orders are looked at.
+    pub async fn sync_offering(&self) -> Result<Handled, ModeError> {
+        let mut parts = Vec::new();
+        if let Some(membership) = &self.membership {
+            let s = membership.sync_membership().await?;
+            parts.push(membership_line("membership", &s).0);
+        }
+        if let Some(orders) = &self.orders {
+            let s = orders.process_orders(self.order_retry).await?;
+            parts.push(format!(
+                "orders: {} done, {} erred, {} rejected, {} waiting, {} failed",
+                s.done, s.erred, s.rejected, s.waiting, s.failed
+            ));
+        }
+        Ok(Handled(format!("offering sync: {}", parts.join("; "))))
     }
 
     async fn role_changed(&self, role: &UserRole) -> Result<Handled, ModeError> {

@@ -257,6 +257,34 @@ fn known_fields(object_type: ObjectType) -> &'static [&'static str] {
     }
 }
 
+/// The field naming a message's object type on a single queue (`consumer_<id>`, Mastermind's
+/// `register_queue`), where the queue name cannot say it.
+pub const OBJECT_TYPE_FIELD: &str = "object_type";
+
+/// Parses the body of a message from a single queue: its `object_type` field says the type.
+pub fn parse_tagged(body: &[u8]) -> Result<(ObjectType, Parsed), Malformed> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Malformed(format!("the body is not JSON ({e})")))?;
+    let Value::Object(mut fields) = value else {
+        return Err(Malformed("the body is not a JSON object".into()));
+    };
+    let object_type = match fields.remove(OBJECT_TYPE_FIELD) {
+        Some(Value::String(name)) => ObjectType::from_name(&name).ok_or_else(|| {
+            Malformed(format!(
+                "'{OBJECT_TYPE_FIELD}' is {:?}, not an object type this agent handles",
+                name.chars().take(64).collect::<String>()
+            ))
+        })?,
+        Some(_) => return Err(Malformed(format!("'{OBJECT_TYPE_FIELD}' is not a string"))),
+        None => {
+            return Err(Malformed(format!(
+                "no '{OBJECT_TYPE_FIELD}' field, which a message on a single queue needs"
+            )))
+        }
+    };
+    Ok((object_type, parse(object_type, body)?))
+}
+
 /// Parses the body of a message from a queue of `object_type`.
 pub fn parse(object_type: ObjectType, body: &[u8]) -> Result<Parsed, Malformed> {
     let value: Value = serde_json::from_slice(body)
@@ -264,7 +292,9 @@ pub fn parse(object_type: ObjectType, body: &[u8]) -> Result<Parsed, Malformed> 
     let Value::Object(fields) = value else {
         return Err(Malformed("the body is not a JSON object".into()));
     };
-    let known: BTreeSet<&str> = known_fields(object_type).iter().copied().collect();
+    let mut known: BTreeSet<&str> = known_fields(object_type).iter().copied().collect();
+    // A single queue's messages name their type (see `parse_tagged`).
+    known.insert(OBJECT_TYPE_FIELD);
     let unknown_fields = fields
         .keys()
         .filter(|k| !known.contains(k.as_str()))
@@ -513,5 +543,29 @@ mod tests {
         .unwrap();
         assert_eq!(role(Some(U)).ordering_key(), resource.ordering_key());
         assert_eq!(role(None).ordering_key(), format!("project/{HEX}"));
+    }
+
+    #[test]
+    fn a_single_queue_message_names_its_type() {
+        let body = format!(r#"{{"object_type": "resource", "resource_uuid": "{U}"}}"#);
+        let (object_type, parsed) = parse_tagged(body.as_bytes()).unwrap();
+        assert_eq!(object_type, ObjectType::Resource);
+        assert!(
+            parsed.unknown_fields.is_empty(),
+            "{:?}",
+            parsed.unknown_fields
+        );
+        for (body, expected) in [
+            (format!(r#"{{"resource_uuid": "{U}"}}"#), "no 'object_type'"),
+            (r#"{"object_type": 7}"#.to_string(), "not a string"),
+            (
+                r#"{"object_type": "floor\nwax"}"#.to_string(),
+                "not an object type",
+            ),
+            ("[1]".to_string(), "not a JSON object"),
+        ] {
+            let e = parse_tagged(body.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(expected) && !e.contains('\n'), "{body}: {e}");
+        }
     }
 }

@@ -60,7 +60,8 @@ fn admin_credentials() -> (String, String) {
     )
 }
 
-fn broker_config() -> BrokerConfig {
+/// The management API of the broker scripts/rabbitmq-setup.sh starts, with its administrator.
+pub fn broker_config() -> BrokerConfig {
     let (admin_user, admin_password) = admin_credentials();
     BrokerConfig {
         management_url: MANAGEMENT_URL.to_string(),

@@ -193,12 +193,19 @@ impl Shared {
         body: serde_json::Value,
     ) -> usize {
         let mut st = self.store();
-        let mut targets: Vec<(String, String)> = st
+        let mut targets: Vec<(String, String, serde_json::Value)> = st
             .event_queues
             .values()
             .filter(|q| q.offering_uuid == offering_uuid && q.object_type == object_type)
-            .map(|q| (q.vhost.clone(), q.queue_name.clone()))
+            .map(|q| (q.vhost.clone(), q.queue_name.clone(), body.clone()))
             .collect();
+        // A consumer queue carries every type: each message names its own.
+        let mut tagged = body.clone();
+        if let Some(fields) = tagged.as_object_mut() {
+            fields
+                .entry("object_type")
+                .or_insert_with(|| object_type.into());
+        }
         targets.extend(
             st.consumer_queues
                 .values()
@@ -206,9 +213,9 @@ impl Shared {
                     q.offering_uuid == offering_uuid
                         && q.object_types.iter().any(|t| t == object_type)
                 })
-                .map(|q| (q.vhost.clone(), q.queue_name.clone())),
+                .map(|q| (q.vhost.clone(), q.queue_name.clone(), tagged.clone())),
         );
-        for (vhost, queue_name) in &targets {
+        for (vhost, queue_name, body) in &targets {
             let seq = st.published.len();
             st.published.push(crate::store::PublishedEvent {
                 seq,
