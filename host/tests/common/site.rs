@@ -86,6 +86,17 @@ impl Site {
         global: &str,
         components: &str,
     ) -> Site {
+        Site::with_offering(scenario, settings, global, components, "")
+    }
+
+    /// [`Site::with_components`] with extra offering-level lines (4 spaces).
+    pub fn with_offering(
+        scenario: Scenario,
+        settings: &str,
+        global: &str,
+        components: &str,
+        offering: &str,
+    ) -> Site {
         let sim = Simulator::start(scenario).expect("start the simulator");
         let plugins = PluginDir::new();
         plugins.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
@@ -110,6 +121,7 @@ offerings:
     order_processing_backend: demo
     reporting_backend: demo
     membership_sync_backend: demo
+{offering}
     backend_settings:
         state_dir: {state}
 {settings}
@@ -260,6 +272,11 @@ impl Running {
     pub fn signal(&mut self, signal: i32) {
         // SAFETY: kill(2) on a child we own; it cannot affect this process's memory.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// What it printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn exited(&mut self) -> bool {
