@@ -96,7 +96,8 @@ fn log_of(running: &Running) -> String {
     running.log_text()
 }
 
-/// Waits until the agent subscribed every queue it registered (its log says so per queue).
+/// Waits until the agent subscribed every queue it registered (its log says so per queue)
+/// and its start-up pass is over (so a test's events are not overtaken by the pass).
 fn wait_subscribed(site: &Site, agent: &mut Running, queues: usize) {
     wait_until("the queues registered", WAIT, || {
         assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
@@ -106,7 +107,11 @@ fn wait_subscribed(site: &Site, agent: &mut Running, queues: usize) {
     });
     wait_until("the subscriptions", WAIT, || {
         assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
-        log_of(agent).matches(": subscribed").count() >= queues
+        log_of(agent).matches(": subscribed to /amq/queue/").count() >= queues
+    });
+    wait_until("the start-up pass", WAIT, || {
+        assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
+        log_of(agent).contains("catch-up (start-up pass)")
     });
 }
 
@@ -443,4 +448,90 @@ fn a_second_event_agent_for_the_offering_is_refused() {
     );
     let (code, log) = stop(agent);
     assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn an_order_whose_event_was_lost_is_done_by_reconciliation() {
+    let Some(_rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = event_site(creates(2), "single_queue", 0..2);
+    let _cleanup = BrokerCleanup(&site);
+    // Every 1.2 s instead of every hour.
+    let mut agent = site.spawn_with_env(
+        &["run", "-m", "event_process"],
+        &[("WALDUR_SITE_AGENT_RECONCILIATION_PERIOD_MINUTES", "0.02")],
+    );
+    wait_subscribed(&site, &mut agent, 1);
+    // Approved an hour ago, its event never arrived; order 1 was approved just now (it is
+    // not stuck yet, so reconciliation leaves it to its event).
+    site.sim.with_store_mut(|store| {
+        let stuck = store.orders.get_mut(&order_uuid(0)).unwrap();
+        stuck.state = "executing".into();
+        stuck.modified = "2020-01-01T00:00:00Z".into();
+        store.orders.get_mut(&order_uuid(1)).unwrap().state = "executing".into();
+    });
+    wait_until("the stuck order by reconciliation", WAIT, || {
+        order_done(&site, 0)
+    });
+    wait_until("a reconciliation line", WAIT, || {
+        log_of(&agent).contains("stuck orders: 1 done")
+    });
+    assert!(!order_done(&site, 1), "a recent order waits for its event");
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+    site.assert_exactly_once(1, "reconciliation");
+}
+
+#[test]
+fn a_failed_event_is_followed_by_a_catch_up_pass() {
+    let Some(_rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = event_site(creates(1), "single_queue", 0..1);
+    let _cleanup = BrokerCleanup(&site);
+    let mut agent = site.spawn(&["run", "-m", "event_process"]);
+    wait_subscribed(&site, &mut agent, 1);
+    // The event's read of its order fails for good; the order listing still works.
+    site.sim.inject(Fault::status(
+        Matcher::endpoint("GET", "/api/marketplace-orders/{uuid}/"),
+        400,
+        1,
+    ));
+    release(&site, 0);
+    wait_until("the order by the catch-up pass", WAIT, || {
+        order_done(&site, 0)
+    });
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("order event") && log.contains("a catch-up pass follows"),
+        "{log}"
+    );
+    assert!(log.contains("catch-up (after a failed event)"), "{log}");
+    site.assert_exactly_once(1, "catch-up");
+}
+
+#[test]
+fn all_mode_runs_event_processing_beside_the_polling_modes() {
+    let Some(_rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = event_site(creates(1), "single_queue", 0..1);
+    let _cleanup = BrokerCleanup(&site);
+    let mut agent = site.spawn(&["run", "-m", "all"]);
+    wait_subscribed(&site, &mut agent, 1);
+    release(&site, 0);
+    wait_until("order 0 by its event", WAIT, || order_done(&site, 0));
+    wait_until("a report cycle", WAIT, || {
+        log_of(&agent).contains("report") && log_of(&agent).contains("cycle finished")
+    });
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+    // Order processing by polling leaves the STOMP offering to its events.
+    assert!(
+        log.contains("event processing (STOMP) handles its orders"),
+        "{log}"
+    );
+    site.assert_exactly_once(1, "-m all");
 }

@@ -317,15 +317,8 @@ async fn consume(
                 received = merged.recv() => match received {
                     None => break,
                     Some((index, event)) => match event {
-                        StompEvent::Connected { reconnected: false } => {
-                            tracing::info!(
-                                mode = EVENT_MODE,
-                                offering = %offering.name,
-                                "STOMP {}: subscribed",
-                                subscriptions[index].options.label
-                            );
-                            None
-                        }
+                        // The client logs it.
+                        StompEvent::Connected { reconnected: false } => None,
                         // Events may have been published while the connection was down and
                         // the queue was not there (a broker restart without durable queues).
                         StompEvent::Connected { reconnected: true } => {

@@ -171,12 +171,18 @@ offerings:
     /// A running agent whose output goes to a file (a pipe nobody reads would fill up and
     /// stall it).
     pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// [`Site::spawn`] with extra environment variables.
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = self.work.path().join(format!("agent-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = self
             .agent(args)
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
