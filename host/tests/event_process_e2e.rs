@@ -115,6 +115,20 @@ fn wait_subscribed(site: &Site, agent: &mut Running, queues: usize) {
     });
 }
 
+/// The agent still handles an event (of the membership backend, demo), then stops cleanly.
+fn serves_a_resource_event_then_stops(site: &Site, agent: Running) {
+    site.sim.publish_event(
+        OFFERING,
+        "resource",
+        json!({"resource_uuid": resource_uuid(0)}),
+    );
+    wait_until("the next event", WAIT, || {
+        log_of(&agent).contains("resource event")
+    });
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+}
+
 /// SIGTERM, then the exit code and the log.
 fn stop(mut agent: Running) -> (Option<i32>, String) {
     agent.signal(libc::SIGTERM);
@@ -395,16 +409,7 @@ fn a_failing_backend_errs_its_order_and_the_agent_keeps_serving() {
     });
     assert!(!agent.exited());
     // The next event is still served.
-    site.sim.publish_event(
-        OFFERING,
-        "resource",
-        json!({"resource_uuid": resource_uuid(0)}),
-    );
-    wait_until("the next event", WAIT, || {
-        log_of(&agent).contains("resource event")
-    });
-    let (code, log) = stop(agent);
-    assert_eq!(code, Some(0), "{log}");
+    serves_a_resource_event_then_stops(&site, agent);
 }
 
 #[test]
@@ -534,4 +539,109 @@ fn all_mode_runs_event_processing_beside_the_polling_modes() {
         "{log}"
     );
     site.assert_exactly_once(1, "-m all");
+}
+
+#[test]
+fn a_plugins_own_subscriptions_are_served_and_each_message_handed_to_it() {
+    let Some(rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = event_site(creates(1), "single_queue", 0..1);
+    let _cleanup = BrokerCleanup(&site);
+    site.plugins.add(
+        &waldur_test_support::workspace_plugin("waldur-plugin-async-remote"),
+        "async-remote.so",
+    );
+    // The "remote system": a queue of its own on the broker, which the plugin asks the agent
+    // to read (async-remote answers what target-subscriptions.json says).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let remote = runtime.block_on(rabbit.account("target"));
+    runtime.block_on(rabbit.declare_queue(&remote.vhost, "remote-events"));
+    let state = site.work.path().join("state");
+    std::fs::write(
+        state.join("target-subscriptions.json"),
+        json!([
+            {"url": waldur_test_support::rabbitmq::WS_URL, "vhost": remote.vhost,
+             "login": remote.user, "passcode": remote.password,
+             "destination": "/amq/queue/remote-events", "label": "remote orders"},
+            {"url": "http://not-a-websocket", "login": "x", "passcode": "hidden-secret",
+             "destination": "/amq/queue/x"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&site.config).unwrap().replace(
+        "order_processing_backend: demo",
+        "order_processing_backend: async-remote",
+    );
+    std::fs::write(&site.config, config).unwrap();
+
+    let mut agent = site.spawn(&["run", "-m", "event_process"]);
+    wait_subscribed(&site, &mut agent, 1);
+    wait_until("the target subscription", WAIT, || {
+        log_of(&agent).contains("subscribed to /amq/queue/remote-events")
+    });
+    std::fs::create_dir_all(state.join("remote")).unwrap();
+    std::fs::write(state.join("remote/create-x"), "pending").unwrap();
+    runtime.block_on(rabbit.publish(&remote.vhost, "remote-events", r#""fail""#));
+    runtime.block_on(rabbit.publish(
+        &remote.vhost,
+        "remote-events",
+        r#"{"remote_order": "create-x"}"#,
+    ));
+    wait_until("the plugin applied the remote event", WAIT, || {
+        std::fs::read_to_string(state.join("remote/create-x")).unwrap_or_default() == "done"
+    });
+    runtime.block_on(rabbit.wait_for_counts(&remote.vhost, "remote-events", 0, 0, WAIT));
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+    let calls = std::fs::read_to_string(state.join("calls.log")).unwrap();
+    assert!(
+        calls.contains("setup_target_event_subscriptions"),
+        "{calls}"
+    );
+    assert!(calls.contains(r#"handle_target_event "fail""#), "{calls}");
+    assert!(
+        log.contains("failed in the backend and was acknowledged"),
+        "{log}"
+    );
+    assert!(
+        log.contains("target subscription 1: url must start with ws://"),
+        "{log}"
+    );
+    assert!(!log.contains("hidden-secret"), "{log}");
+}
+
+#[test]
+fn a_plugin_that_panics_in_an_event_errs_that_order_and_the_agent_keeps_consuming() {
+    let Some(_rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = event_site_with(creates(1), "single_queue", 0..1, "        panic_in: create");
+    let _cleanup = BrokerCleanup(&site);
+    site.plugins.add(
+        &waldur_test_support::workspace_plugin("waldur-plugin-panicky"),
+        "panicky.so",
+    );
+    let config = std::fs::read_to_string(&site.config).unwrap().replace(
+        "order_processing_backend: demo",
+        "order_processing_backend: panicky",
+    );
+    std::fs::write(&site.config, config).unwrap();
+    let mut agent = site.spawn(&["run", "-m", "event_process"]);
+    wait_subscribed(&site, &mut agent, 1);
+    release(&site, 0);
+    wait_until("the order erred by the panic", WAIT, || {
+        site.sim.order(&order_uuid(0)).unwrap().state == "erred"
+    });
+    assert!(
+        site.sim
+            .order(&order_uuid(0))
+            .unwrap()
+            .error_message
+            .contains("panic"),
+        "the order says why"
+    );
+    // The membership backend (demo) still serves the next event.
+    serves_a_resource_event_then_stops(&site, agent);
 }

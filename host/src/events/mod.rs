@@ -6,7 +6,8 @@
 //! - [`schedule`]: events of one object in arrival order, different objects concurrently;
 //! - [`handlers`]: what each event does, on the offering's sessions;
 //! - [`stomp`]: the transport; [`subscriptions`]: which queues, with which credentials;
-//! - [`offering`]: one offering from start-up to shutdown; [`mode`]: all of them.
+//! - [`offering`]: one offering from start-up to shutdown; [`mode`]: all of them;
+//! - [`targets`]: the queues a plugin asks the agent to read for it.
 
 pub mod handlers;
 pub mod message;
@@ -15,3 +16,4 @@ pub mod offering;
 pub mod schedule;
 pub mod stomp;
 pub mod subscriptions;
+pub mod targets;

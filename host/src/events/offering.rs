@@ -31,7 +31,7 @@ use crate::config::Offering;
 use crate::modes::error::ModeError;
 use crate::modes::order_process::OrderRetry;
 use crate::modes::reconcile::reconcile;
-use crate::modes::runtime::{blocking, Agent, Mode, Session};
+use crate::modes::runtime::{Agent, Mode, Session};
 
 /// The service name of the start-up pass (reference `initial-offering-process`).
 const STARTUP_SERVICE: &str = "initial-offering-process";
@@ -153,9 +153,6 @@ pub async fn run(agent: &Agent, offering: &Offering, settings: EventSettings) {
     let Some((sessions, subscriptions)) = start(agent, offering, &types, settings).await else {
         return; // stopped while starting
     };
-    if let Some(orders) = &sessions.orders {
-        set_up_target_subscriptions(orders).await;
-    }
     let mut clients = Vec::new();
     let (merged_tx, merged) = mpsc::channel(usize::from(super::subscriptions::PREFETCH) + 8);
     for (index, subscription) in subscriptions.iter().enumerate() {
@@ -171,7 +168,16 @@ pub async fn run(agent: &Agent, offering: &Offering, settings: EventSettings) {
         });
     }
     drop(merged_tx);
-    consume(agent, offering, &sessions, &subscriptions, merged, settings).await;
+    // The plugin's own subscriptions (if any) run beside the offering's.
+    let targets = async {
+        if let Some(orders) = &sessions.orders {
+            super::targets::serve(orders).await;
+        }
+    };
+    tokio::join!(
+        consume(agent, offering, &sessions, &subscriptions, merged, settings),
+        targets
+    );
     for client in clients {
         client.close().await;
     }
@@ -243,37 +249,6 @@ async fn start<'a>(
                 }
             }
         }
-    }
-}
-
-/// Plugins that follow another system's events (the Waldur federation plugin) set up their
-/// subscriptions there (reference `setup_target_event_subscriptions`).
-async fn set_up_target_subscriptions(orders: &Session<'_>) {
-    let offering = orders.offering;
-    let source = serde_json::json!({
-        "name": offering.name,
-        "uuid": offering.waldur_offering_uuid,
-        "api_url": offering.waldur_api_url,
-        "backend_type": offering.backend_type,
-    });
-    let user_agent = crate::waldur::user_agent(EVENT_MODE);
-    match blocking(&orders.backend, move |b| {
-        b.setup_target_event_subscriptions(&source, &user_agent, "")
-    })
-    .await
-    {
-        Ok(subscriptions) if subscriptions.is_empty() => {}
-        Ok(subscriptions) => tracing::info!(
-            mode = EVENT_MODE,
-            offering = %offering.name,
-            "the backend subscribed to {} target event source(s)",
-            subscriptions.len()
-        ),
-        Err(e) => tracing::error!(
-            mode = EVENT_MODE,
-            offering = %offering.name,
-            "the backend's target event subscriptions failed: {e}"
-        ),
     }
 }
 

@@ -38,6 +38,9 @@ use waldur_plugin_abi::Error as AbiError;
 
 use super::{HostBinding, PluginError};
 
+/// The `invoke` method that receives the messages of a plugin's target subscriptions.
+pub const TARGET_EVENT_METHOD: &str = "handle_target_event";
+
 pub use commands::{COMMAND_TIMEOUT_SETTING, DEFAULT_COMMAND_TIMEOUT};
 
 /// Per-user limits in backend units, keyed by username.
@@ -877,6 +880,15 @@ impl Backend {
             "setup_target_event_subscriptions",
             answer,
             || Ok(Vec::new()),
+        )
+    }
+
+    /// A message from one of the plugin's own subscriptions (see
+    /// `setup_target_event_subscriptions`), through `invoke` (a method added after ABI 1.0).
+    pub fn handle_target_event(&self, event: &Value) -> Result<Value, PluginError> {
+        self.wrap(
+            TARGET_EVENT_METHOD,
+            self.handle.invoke(TARGET_EVENT_METHOD, event),
         )
     }
 
