@@ -436,3 +436,58 @@ fn healthz_fresh_stale_missing_and_ready() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("not ready"), "{output}");
 }
+
+/// The defect of issue 10: between two report cycles (30 min apart) the heartbeat went stale.
+/// `run` now rewrites it every `heartbeat_interval_seconds` while it waits, in the runtime
+/// directory, where `healthz -c` finds it.
+#[test]
+fn heartbeat_stays_fresh_between_cycles() {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    let config = dir.path().join("config.yaml");
+    let text = format!(
+        "runtime_dir: {}\nheartbeat_interval_seconds: 1\n{}",
+        runtime.display(),
+        h.config(TOKEN)
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+        .args(["run", "-m", "report", "-c"])
+        .arg(&config)
+        .arg("--plugin-dir")
+        .arg(h.plugins.path())
+        .env_remove("WALDUR_AGENT_HEARTBEAT_FILE")
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    let heartbeat = runtime.join("heartbeat");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !heartbeat.exists() {
+        assert!(std::time::Instant::now() < deadline, "no heartbeat written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let liveness = |max_age: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+            .args(["healthz", "--liveness-only", "--max-age", max_age, "-c"])
+            .arg(&config)
+            .env_remove("WALDUR_AGENT_HEARTBEAT_FILE")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code().unwrap_or(-1), stdout)
+    };
+    // The first cycle ended long before the last probe; the next one is 30 minutes away.
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(1000));
+        let (code, output) = liveness("3");
+        assert_eq!(code, 0, "stale between cycles: {output}");
+    }
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    // With the agent gone, the same probe fails once the file ages past the bound.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, output) = liveness("2");
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("old (max 2s)"), "{output}");
+}

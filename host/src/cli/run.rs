@@ -125,6 +125,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     let locked = locked.chain(event_locked);
     let _locks = instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?;
     let grace = loaded.config.shutdown_grace;
+    let heartbeat_interval = loaded.config.heartbeat_interval;
     let event_settings = EventSettings::new(env.reconciliation_period);
     let agent = Agent::new(loaded.config, registry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -132,8 +133,14 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let shutdown = Arc::clone(&agent.shutdown);
+    crate::modes::tools::heartbeat::init(&runtime_dir);
     let outcome = runtime.block_on(async {
         tokio::spawn(stop_on_signals(Arc::clone(&shutdown), grace));
+        // Liveness between cycles and during long ones (the reference's 60 s tick).
+        let beating = Arc::clone(&shutdown);
+        tokio::spawn(async move {
+            crate::modes::tools::heartbeat::keep_beating(heartbeat_interval, beating.wait()).await
+        });
         let work = async {
             if args.once {
                 // One pass: in dependency order, so what order processing creates is synced

@@ -36,6 +36,8 @@ pub(crate) struct RawConfig {
     #[serde(default, deserialize_with = "opt_int")]
     pub shutdown_grace_seconds: Option<i64>,
     #[serde(default, deserialize_with = "opt_int")]
+    pub heartbeat_interval_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
     pub plugin_probe_timeout_seconds: Option<i64>,
 }
 

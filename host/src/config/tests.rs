@@ -100,6 +100,10 @@ fn reference_example_loads_with_defaults() {
     assert!(config.plugin_dirs.is_empty());
     assert!(!config.allow_insecure_plugin_permissions);
     assert_eq!(config.plugin_probe_timeout_seconds, 20);
+    assert_eq!(
+        config.heartbeat_interval,
+        std::time::Duration::from_secs(60)
+    );
 
     assert_eq!(config.offerings.len(), 1);
     let o = &config.offerings[0];
@@ -263,6 +267,7 @@ fn reference_lax_scalars_are_accepted() {
         "log_level: debug",
         "log_shipping: {enabled: \"yes\", ship_interval_seconds: 30.0, log_level: error}",
         "plugin_probe_timeout_seconds: \"45\"",
+        "heartbeat_interval_seconds: \"7\"",
     ]);
     text.push_str(&offering_doc(&[
         "    verify_ssl: \"False\"",
@@ -280,6 +285,7 @@ fn reference_lax_scalars_are_accepted() {
     assert_eq!(config.log_shipping.ship_interval_seconds, 30);
     assert_eq!(config.log_shipping.log_level, LogLevel::Error);
     assert_eq!(config.plugin_probe_timeout_seconds, 45);
+    assert_eq!(config.heartbeat_interval, std::time::Duration::from_secs(7));
     let o = &config.offerings[0];
     assert!(!o.verify_ssl);
     assert!(o.stomp_enabled);
@@ -609,6 +615,21 @@ fn global_range_and_name_checks() {
             "plugin_probe_timeout_seconds: 601",
             "plugin_probe_timeout_seconds",
             "must be between 1 and 600 (seconds), got 601",
+        ),
+        (
+            "heartbeat_interval_seconds: 0",
+            "heartbeat_interval_seconds",
+            "must be between 1 and 3600 (seconds), got 0",
+        ),
+        (
+            "heartbeat_interval_seconds: 3601",
+            "heartbeat_interval_seconds",
+            "must be between 1 and 3600 (seconds), got 3601",
+        ),
+        (
+            "shutdown_grace_seconds: -1",
+            "shutdown_grace_seconds",
+            "must be between 0 and 3600 (seconds), got -1",
         ),
         (
             "timezone: Mars/Olympus_Mons",

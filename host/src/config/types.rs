@@ -171,6 +171,9 @@ pub struct Config {
     /// **Agent extension** (`shutdown_grace_seconds`, default 30, 0..=3600): after SIGTERM,
     /// how long the items in hand may take to finish before they are cancelled.
     pub shutdown_grace: std::time::Duration,
+    /// **Agent extension** (`heartbeat_interval_seconds`, default 60, 1..=3600): how often
+    /// `run` touches the liveness heartbeat, also between and during cycles.
+    pub heartbeat_interval: std::time::Duration,
     /// **Agent extension** (`plugin_probe_timeout_seconds`, default 20, 1 to 600): how long
     /// one plugin file may take to load in the prober child before it is refused as hung.
     /// `--probe-timeout` overrides it.
@@ -193,6 +196,7 @@ impl Default for Config {
             allow_insecure_plugin_permissions: false,
             runtime_dir: None,
             shutdown_grace: std::time::Duration::from_secs(30),
+            heartbeat_interval: std::time::Duration::from_secs(60),
             plugin_probe_timeout_seconds: DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS,
         }
     }

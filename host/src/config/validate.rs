@@ -102,35 +102,27 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         .allow_insecure_plugin_permissions
         .unwrap_or(defaults.allow_insecure_plugin_permissions);
     let runtime_dir = raw.runtime_dir.filter(|dir| !dir.as_os_str().is_empty());
-    let shutdown_grace = match raw.shutdown_grace_seconds {
-        None => defaults.shutdown_grace,
-        Some(n) => u64::try_from(n)
-            .ok()
-            .filter(|n| *n <= 3600)
-            .map(std::time::Duration::from_secs)
-            .ok_or_else(|| {
-                invalid(
-                    root.key("shutdown_grace_seconds"),
-                    format!("must be between 0 and 3600 (seconds), got {n}"),
-                )
-            })?,
-    };
-    let plugin_probe_timeout_seconds = match raw.plugin_probe_timeout_seconds {
-        None => defaults.plugin_probe_timeout_seconds,
-        Some(n) => u64::try_from(n)
-            .ok()
-            .filter(|n| PLUGIN_PROBE_TIMEOUT_SECONDS.contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    root.key("plugin_probe_timeout_seconds"),
-                    format!(
-                        "must be between {} and {} (seconds), got {n}",
-                        PLUGIN_PROBE_TIMEOUT_SECONDS.start(),
-                        PLUGIN_PROBE_TIMEOUT_SECONDS.end()
-                    ),
-                )
-            })?,
-    };
+    let shutdown_grace = seconds_within(
+        &root,
+        "shutdown_grace_seconds",
+        raw.shutdown_grace_seconds,
+        0..=3600,
+    )?
+    .map_or(defaults.shutdown_grace, std::time::Duration::from_secs);
+    let heartbeat_interval = seconds_within(
+        &root,
+        "heartbeat_interval_seconds",
+        raw.heartbeat_interval_seconds,
+        1..=3600,
+    )?
+    .map_or(defaults.heartbeat_interval, std::time::Duration::from_secs);
+    let plugin_probe_timeout_seconds = seconds_within(
+        &root,
+        "plugin_probe_timeout_seconds",
+        raw.plugin_probe_timeout_seconds,
+        PLUGIN_PROBE_TIMEOUT_SECONDS,
+    )?
+    .unwrap_or(defaults.plugin_probe_timeout_seconds);
 
     let offerings_path = root.key("offerings");
     let raw_offerings = raw.offerings.ok_or_else(|| {
@@ -181,8 +173,35 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         allow_insecure_plugin_permissions,
         runtime_dir,
         shutdown_grace,
+        heartbeat_interval,
         plugin_probe_timeout_seconds,
     })
+}
+
+/// A whole number of seconds under `key`, when given, within `range`.
+fn seconds_within(
+    root: &KeyPath,
+    key: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Res<Option<u64>> {
+    let Some(n) = value else {
+        return Ok(None);
+    };
+    u64::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                root.key(key),
+                format!(
+                    "must be between {} and {} (seconds), got {n}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn time_zone(path: &KeyPath, name: &str) -> Res<TimeZone> {

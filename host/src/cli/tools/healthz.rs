@@ -8,17 +8,28 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
-use crate::modes::tools::heartbeat::{check_liveness, heartbeat_path};
+use crate::modes::tools::heartbeat::{check_liveness, liveness_path};
 use crate::modes::tools::one_line;
 use crate::waldur::{RetryPolicy, WaldurClient};
 
 /// Shown after `healthz --help`.
-pub const AFTER_HELP: &str = "The heartbeat file is written by `waldur-agent run` at the start \
-and end of every cycle: /tmp/waldur-site-agent-heartbeat, or the path in the \
-WALDUR_AGENT_HEARTBEAT_FILE environment variable (for both `run` and `healthz`). \
+pub const AFTER_HELP: &str = "The heartbeat file is written by `waldur-agent run` every \
+heartbeat_interval_seconds (60) and around every cycle: <runtime dir>/heartbeat (the config's \
+runtime_dir, $WALDUR_AGENT_RUNTIME_DIR, $RUNTIME_DIRECTORY, /run/waldur-agent for root), or the \
+path in the WALDUR_AGENT_HEARTBEAT_FILE environment variable (for both `run` and `healthz`); \
+when that file does not exist, the reference's /tmp/waldur-site-agent-heartbeat is read. \
 Without --liveness-only, the agent is also ready only if Waldur answers \
 GET /api/users/me/?field=uuid for at least one offering of the configuration. \
 Exit codes: 0 = healthy; 1 = unhealthy (one line on stdout says why).";
+
+/// The runtime directory `run` uses with this config: its `runtime_dir` when the file loads,
+/// else the default (a liveness probe needs no readable config).
+fn runtime_dir_of(config: &std::path::Path) -> PathBuf {
+    let configured = crate::config::load(config)
+        .ok()
+        .and_then(|loaded| loaded.config.runtime_dir);
+    crate::config::runtime_dir(configured.as_deref())
+}
 
 /// The reference's default config for the readiness check.
 const DEFAULT_CONFIG: &str = "/etc/waldur-site-agent/config.yaml";
@@ -34,8 +45,8 @@ pub struct HealthzArgs {
     /// Check only the heartbeat file (no configuration, no Waldur call).
     #[arg(long)]
     pub liveness_only: bool,
-    /// The heartbeat file (default: $WALDUR_AGENT_HEARTBEAT_FILE, else
-    /// /tmp/waldur-site-agent-heartbeat).
+    /// The heartbeat file (default: $WALDUR_AGENT_HEARTBEAT_FILE, else <runtime dir>/heartbeat,
+    /// else /tmp/waldur-site-agent-heartbeat).
     #[arg(long, value_name = "PATH")]
     pub heartbeat_file: Option<PathBuf>,
 }
@@ -54,7 +65,10 @@ pub fn run(args: HealthzArgs) -> ExitCode {
 }
 
 fn check(args: &HealthzArgs) -> Result<String, String> {
-    let path = args.heartbeat_file.clone().unwrap_or_else(heartbeat_path);
+    let path = match &args.heartbeat_file {
+        Some(path) => path.clone(),
+        None => liveness_path(&runtime_dir_of(&args.config)),
+    };
     let age = check_liveness(&path, Duration::from_secs(args.max_age), SystemTime::now())?;
     let alive = format!("alive: heartbeat {}s old", age.as_secs());
     if args.liveness_only {
