@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod logging;
 pub mod modes;
 pub mod plugins;
 pub mod waldur;

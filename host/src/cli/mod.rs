@@ -120,6 +120,10 @@ pub enum PluginsCommand {
 
 /// Runs the command line; the exit code says whether it succeeded.
 pub fn run(cli: Cli) -> ExitCode {
+    // `run` sets its logging up from its config.
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::logging::init_for_tools();
+    }
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Demo {
@@ -144,14 +148,4 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CreateHomedirs(args) => tools::homedirs::run(args),
         Command::Healthz(args) => tools::healthz::run(args),
     }
-}
-
-/// Logs to stderr; `RUST_LOG` overrides the level.
-pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -7,8 +7,10 @@ use clap::{Args, ValueEnum};
 
 use super::plugins::scan;
 use super::PluginSource;
-use crate::config::AgentEnv;
+use crate::config::{AgentEnv, LogFormat};
+use crate::logging::shipping;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::events::mode::run_event_process;
 use crate::events::offering::EventSettings;
@@ -53,6 +55,10 @@ pub struct RunArgs {
     /// subscribing.
     #[arg(long)]
     pub once: bool,
+    /// How log lines are written: text on stderr, or JSON lines on stdout (the reference's
+    /// fields). Default: the config's `log_format`, else text.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -72,6 +78,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         .get_or_insert_with(|| PathBuf::from(DEFAULT_CONFIG))
         .clone();
     let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
+    let logging = crate::logging::init_for_run(&loaded.config, args.log_format);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -126,6 +133,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     let _locks = instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?;
     let grace = loaded.config.shutdown_grace;
     let heartbeat_interval = loaded.config.heartbeat_interval;
+    let ship_interval = Duration::from_secs(loaded.config.log_shipping.ship_interval_seconds);
     let event_settings = EventSettings::new(env.reconciliation_period);
     let agent = Agent::new(loaded.config, registry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -141,6 +149,9 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         tokio::spawn(async move {
             crate::modes::tools::heartbeat::keep_beating(heartbeat_interval, beating.wait()).await
         });
+        if let Some(hub) = &logging.shipping {
+            tokio::spawn(shipping::ship_every(Arc::clone(hub), ship_interval));
+        }
         let work = async {
             if args.once {
                 // One pass: in dependency order, so what order processing creates is synced
@@ -180,6 +191,10 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             () = deadline => None,
         }
     });
+    // What is still buffered for Waldur goes out before the process ends (within 10 s).
+    if let Some(hub) = &logging.shipping {
+        runtime.block_on(shipping::flush(hub));
+    }
     let Some((reports, event_failures)) = outcome else {
         tracing::error!(
             "the shutdown grace period of {} s is over: cancelled {} item(s) still running \

@@ -54,8 +54,9 @@ pub use env::{
 pub use error::{ConfigError, ConfigErrorKind};
 pub use runtime_dir::{ensure_runtime_dir, runtime_dir, RUNTIME_DIR_VAR};
 pub use types::{
-    Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow, WaldurAuth,
-    DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS, DEFAULT_STOMP_WS_PATH, PLUGIN_PROBE_TIMEOUT_SECONDS,
+    Config, LogFormat, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow,
+    WaldurAuth, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS, DEFAULT_STOMP_WS_PATH,
+    PLUGIN_PROBE_TIMEOUT_SECONDS,
 };
 
 use error::{KeyPath, Seg};

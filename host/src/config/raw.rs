@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub timezone: Option<String>,
     pub global_proxy: Option<String>,
     pub log_level: Option<String>,
+    pub log_format: Option<String>,
     #[serde(default, deserialize_with = "opt_int")]
     pub reporting_periods: Option<i64>,
     #[serde(default, deserialize_with = "opt_bool")]

@@ -100,6 +100,27 @@ impl LogLevel {
     }
 }
 
+/// **Agent extension** (`log_format`, `run --log-format`): how `run` writes its log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines on stderr (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line on stdout, with the reference's fields (`timestamp`, `level`,
+    /// `logger`, `event`) and the offering and mode of the work it is about.
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for LogLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -151,6 +172,8 @@ pub struct Config {
     /// carry a password, hence [`Secret`].
     pub global_proxy: Option<Secret>,
     pub log_level: LogLevel,
+    /// **Agent extension** (`log_format`: `text`, the default, or `json`).
+    pub log_format: LogFormat,
     /// Number of months reported (current, previous, ...): 1..=12, default 2.
     pub reporting_periods: u8,
     /// Whether backend error details go into order error messages sent to Waldur (default true).
@@ -189,6 +212,7 @@ impl Default for Config {
             timezone: TimeZone::UTC,
             global_proxy: None,
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             reporting_periods: 2,
             expose_backend_error_details: true,
             log_shipping: LogShipping::default(),

@@ -14,8 +14,8 @@ use super::raw::{
     lax_bool, lax_int_from_f64, lax_int_from_str, RawConfig, RawLogShipping, RawOffering,
 };
 use super::types::{
-    Config, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow, WaldurAuth,
-    PLUGIN_PROBE_TIMEOUT_SECONDS,
+    Config, LogFormat, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow,
+    WaldurAuth, PLUGIN_PROBE_TIMEOUT_SECONDS,
 };
 
 /// An error or a warning at a key path.
@@ -69,6 +69,15 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
     let log_level = match raw.log_level {
         None => defaults.log_level,
         Some(text) => log_level(&root.key("log_level"), &text)?,
+    };
+    let log_format = match raw.log_format.as_deref().map(str::trim) {
+        None | Some("") => defaults.log_format,
+        Some(text) => LogFormat::parse(text).ok_or_else(|| {
+            invalid(
+                root.key("log_format"),
+                format!("must be text or json, got {text:?}"),
+            )
+        })?,
     };
     let reporting_periods = match raw.reporting_periods {
         None => defaults.reporting_periods,
@@ -166,6 +175,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         timezone,
         global_proxy,
         log_level,
+        log_format,
         reporting_periods,
         expose_backend_error_details,
         log_shipping,

@@ -122,17 +122,17 @@ pub async fn startup_pass_once(
     let sessions = match open_sessions(agent, offering, settings.order_retry).await {
         Ok(sessions) => sessions,
         Err(e) => {
-            tracing::error!(mode = EVENT_MODE, offering = %offering.name, "{e}");
+            tracing::error!("{e}");
             return vec![format!("offering '{}': {e}", offering.name)];
         }
     };
     match sessions.sync_offering().await {
         Ok(Handled(line)) => {
-            tracing::info!(mode = EVENT_MODE, offering = %offering.name, "start-up pass: {line}");
+            tracing::info!("start-up pass: {line}");
             Vec::new()
         }
         Err(e) => {
-            tracing::error!(mode = EVENT_MODE, offering = %offering.name, "start-up pass: {e}");
+            tracing::error!("start-up pass: {e}");
             vec![format!("offering '{}': start-up pass: {e}", offering.name)]
         }
     }
@@ -143,8 +143,6 @@ pub async fn run(agent: &Agent, offering: &Offering, settings: EventSettings) {
     let types = observed_types(offering);
     if types.is_empty() {
         tracing::warn!(
-            mode = EVENT_MODE,
-            offering = %offering.name,
             "no order_processing_backend, membership_sync_backend, resource import or \
              periodic limits: no events to observe"
         );
@@ -181,7 +179,7 @@ pub async fn run(agent: &Agent, offering: &Offering, settings: EventSettings) {
     for client in clients {
         client.close().await;
     }
-    tracing::info!(mode = EVENT_MODE, offering = %offering.name, "event processing stopped");
+    tracing::info!("event processing stopped");
 }
 
 /// Sessions and subscriptions, retried with backoff until they succeed or the agent stops.
@@ -221,15 +219,17 @@ async fn start<'a>(
         match started {
             Ok((sessions, flow, subscriptions)) => {
                 tracing::info!(
-                    mode = EVENT_MODE,
-                    offering = %offering.name,
                     "subscribing to {} queue(s) ({}) for {}",
                     subscriptions.len(),
                     match flow {
                         crate::config::SubscriptionFlow::SingleQueue => "single queue",
                         _ => "one queue per object type",
                     },
-                    types.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                    types
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 return Some((sessions, subscriptions));
             }
@@ -237,8 +237,6 @@ async fn start<'a>(
                 let wait = settings.startup_backoff.delay(attempt);
                 attempt = attempt.saturating_add(1);
                 tracing::error!(
-                    mode = EVENT_MODE,
-                    offering = %offering.name,
                     attempt,
                     "cannot start event processing: {e}; retrying in {} s",
                     wait.as_secs()
@@ -343,28 +341,14 @@ async fn consume(
                         event,
                         delivery,
                     } = *job;
-                    handle_event(
-                        offering,
-                        sessions,
-                        object_type,
-                        &event,
-                        &delivery,
-                        &failed_tx,
-                    )
-                    .await;
+                    handle_event(sessions, object_type, &event, &delivery, &failed_tx).await;
                     delivery.ack();
                 }
                 Job::CatchUp { why } => {
                     catch_up_queued.store(false, Ordering::SeqCst);
                     match sessions.sync_offering().await {
-                        Ok(Handled(line)) => tracing::info!(
-                            mode = EVENT_MODE,
-                            offering = %offering.name,
-                            "catch-up ({why}): {line}"
-                        ),
+                        Ok(Handled(line)) => tracing::info!("catch-up ({why}): {line}"),
                         Err(e) => tracing::error!(
-                            mode = EVENT_MODE,
-                            offering = %offering.name,
                             "catch-up ({why}) failed: {e}; the next reconciliation repeats it"
                         ),
                     }
@@ -376,12 +360,7 @@ async fn consume(
                         sessions.order_retry,
                     )
                     .await;
-                    tracing::info!(
-                        mode = EVENT_MODE,
-                        offering = %offering.name,
-                        "reconciliation: {}",
-                        done.summary()
-                    );
+                    tracing::info!("reconciliation: {}", done.summary());
                 }
                 Job::HealthCheck => health_check(offering, sessions).await,
             }
@@ -405,8 +384,6 @@ fn admit(
         Ok(parsed) => parsed,
         Err(malformed) => {
             tracing::error!(
-                mode = EVENT_MODE,
-                offering = %offering.name,
                 "STOMP {}: message {} refused and acknowledged: {malformed}",
                 subscription.options.label,
                 delivery.message_id
@@ -445,7 +422,6 @@ fn admit(
 }
 
 async fn handle_event(
-    offering: &Offering,
     sessions: &OfferingSessions<'_>,
     object_type: ObjectType,
     event: &Event,
@@ -455,18 +431,14 @@ async fn handle_event(
     let what = format!("{} event {}", object_type.name(), delivery.message_id);
     match sessions.handle(event).await {
         Ok(Handled(line)) => {
-            tracing::info!(mode = EVENT_MODE, offering = %offering.name, "{what}: {line}")
+            tracing::info!("{what}: {line}")
         }
         // Nothing a catch-up pass could do better: the offering is not set up for it.
         Err(ModeError::NotConfigured(why)) => {
-            tracing::warn!(mode = EVENT_MODE, offering = %offering.name, "{what} ignored: {why}")
+            tracing::warn!("{what} ignored: {why}")
         }
         Err(e) => {
-            tracing::error!(
-                mode = EVENT_MODE,
-                offering = %offering.name,
-                "{what} failed: {e}; a catch-up pass follows"
-            );
+            tracing::error!("{what} failed: {e}; a catch-up pass follows");
             // Full means a pass is already due.
             let _ = failed.try_send(());
         }

@@ -96,6 +96,7 @@ pub async fn subscribe(
     let identity = client
         .register_agent_identity(&identity_request(agent, offering))
         .await?;
+    crate::logging::shipping::register_identity(&offering.name, client, &identity.uuid);
     for object_type in types {
         let service = format!("{EVENT_MODE}-{}", object_type.name());
         client

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::error::ModeError;
 use super::membership_sync::MembershipSummary;
 use super::order_process::{OrderRetry, OrderSummary};
@@ -136,40 +138,45 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
     let offerings = map_concurrent(
         OFFERING_CONCURRENCY,
         agent.config.offerings.iter(),
-        |offering| async move {
-            let outcome = match agent.shutdown.start() {
-                Some(_work) => run_offering(agent, offering, mode, settings).await,
-                None => OfferingOutcome::Skipped("the agent is stopping".into()),
-            };
-            match &outcome {
-                OfferingOutcome::Skipped(why) => {
-                    tracing::info!(mode = mode.name(), offering = %offering.name, "skipped: {why}")
-                }
-                OfferingOutcome::Orders(s) => tracing::info!(
-                    mode = mode.name(),
-                    offering = %offering.name,
-                    "orders: {} done, {} erred, {} rejected, {} waiting, {} failed",
-                    s.done, s.erred, s.rejected, s.waiting, s.failed
-                ),
-                OfferingOutcome::Usage(s) => tracing::info!(
-                    mode = mode.name(),
-                    offering = %offering.name,
+        |offering| {
+            async move {
+                let outcome = match agent.shutdown.start() {
+                    Some(_work) => run_offering(agent, offering, mode, settings).await,
+                    None => OfferingOutcome::Skipped("the agent is stopping".into()),
+                };
+                match &outcome {
+                    OfferingOutcome::Skipped(why) => {
+                        tracing::info!("skipped: {why}")
+                    }
+                    OfferingOutcome::Orders(s) => tracing::info!(
+                        "orders: {} done, {} erred, {} rejected, {} waiting, {} failed",
+                        s.done,
+                        s.erred,
+                        s.rejected,
+                        s.waiting,
+                        s.failed
+                    ),
+                    OfferingOutcome::Usage(s) => tracing::info!(
                     "usage: {} resource(s), {} total(s) sent, {} unchanged, {} user batch(es), \
                      {} anomalies, {} missing, {} failed",
                     s.resources, s.totals_sent, s.totals_unchanged, s.user_usages_sent,
                     s.anomalies, s.missing, s.failed
                 ),
-                OfferingOutcome::Membership(s) => tracing::info!(
-                mode = mode.name(),
-                offering = %offering.name,
+                    OfferingOutcome::Membership(s) => tracing::info!(
                 "membership: {} resource(s), {} user(s) added, {} removed, {} missing, {} failed",
                 s.resources, s.users_added, s.users_removed, s.missing, s.failed
             ),
-            OfferingOutcome::Failed(e) => {
-                    tracing::error!(mode = mode.name(), offering = %offering.name, "{e}")
+                    OfferingOutcome::Failed(e) => {
+                        tracing::error!("{e}")
+                    }
                 }
+                (offering.name.clone(), outcome)
             }
-            (offering.name.clone(), outcome)
+            .instrument(tracing::info_span!(
+                "offering",
+                offering = %offering.name,
+                mode = mode.name()
+            ))
         },
     )
     .await;

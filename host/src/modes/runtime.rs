@@ -157,6 +157,7 @@ impl<'a> Session<'a> {
         let identity = client
             .register_agent_identity(&identity_request(agent, offering))
             .await?;
+        crate::logging::shipping::register_identity(&offering.name, &client, &identity.uuid);
         let service = client
             .register_service(&identity.uuid, service_name, service_mode)
             .await?;

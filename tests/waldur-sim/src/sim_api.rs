@@ -28,6 +28,13 @@ pub fn router() -> Router<App> {
         .route("/__sim/scenario", post(load_scenario))
         .route("/__sim/broker", post(attach_broker))
         .route("/__sim/events", get(published).post(publish))
+        .route("/__sim/agent-logs", get(agent_logs))
+        // A Sentry intake: a DSN `http://key@HOST/__sim/sentry/1` sends its envelopes here.
+        .route("/__sim/sentry", get(sentry_envelopes))
+        .route(
+            "/__sim/sentry/api/{project}/envelope/",
+            post(sentry_envelope),
+        )
         .route(
             "/__sim/backend-resource-requests",
             post(create_backend_resource_request),
@@ -196,4 +203,18 @@ async fn load_scenario(State(app): State<App>, body: Bytes) -> Response {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => bad(e.to_string()),
     }
+}
+
+async fn agent_logs(State(app): State<App>) -> Json<Value> {
+    Json(Value::Array(app.store().agent_logs.clone()))
+}
+
+async fn sentry_envelopes(State(app): State<App>) -> Json<Value> {
+    Json(json!(app.store().sentry_envelopes))
+}
+
+async fn sentry_envelope(State(app): State<App>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    app.store().sentry_envelopes.push(text);
+    (StatusCode::OK, Json(json!({"id": null}))).into_response()
 }

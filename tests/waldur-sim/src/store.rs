@@ -371,6 +371,10 @@ pub struct Store {
     pub consumer_queues: BTreeMap<String, ConsumerQueue>,
     /// Every event published, in order.
     pub published: Vec<PublishedEvent>,
+    /// A9: log records the agent shipped, in arrival order.
+    pub agent_logs: Vec<Value>,
+    /// Sentry envelopes received at `/__sim/sentry/api/<project>/envelope/`, as sent.
+    pub sentry_envelopes: Vec<String>,
     /// P1 reports of periodic settings, as sent (plus `policy_uuid`).
     pub periodic_reports: Vec<Value>,
     /// B7/B8 objects as Mastermind renders them (`uuid`, `username`, `project_uuid`, `state`,
@@ -450,6 +454,8 @@ impl Store {
             event_queues: BTreeMap::new(),
             consumer_queues: BTreeMap::new(),
             published: Vec::new(),
+            agent_logs: Vec::new(),
+            sentry_envelopes: Vec::new(),
             periodic_reports: Vec::new(),
             service_accounts: Vec::new(),
             course_accounts: Vec::new(),

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -46,7 +47,8 @@ impl StompClient {
         // channel anyway (it keeps its own queue and keeps heart-beating).
         let (events, receiver) = mpsc::channel(usize::from(options.prefetch.max(1)) + 8);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(run(options, events, shutdown_rx));
+        // In the offering's span: its connection lines say which offering they are about.
+        let task = tokio::spawn(run(options, events, shutdown_rx).in_current_span());
         (
             StompClient {
                 shutdown,

@@ -52,6 +52,7 @@ pub fn router() -> Router<App> {
             post(check_unique_backend_id),
         )
         .route("/api/marketplace-plans/{uuid}/", get(plan))
+        .route("/api/marketplace-site-agent-logs/", post(agent_logs))
         .route(
             "/api/marketplace-site-agent-identities/",
             get(list_identities).post(create_identity),
@@ -548,4 +549,41 @@ async fn register_processor(
         Json(render::processor(&st, &app.base, &st.processors[&uuid])),
     )
         .into_response())
+}
+
+/// A9: a JSON array of `{agent_identity_uuid, timestamp, level, message, module}`, each of a
+/// registered identity; stored as sent.
+async fn agent_logs(State(app): State<App>, body: Bytes) -> ApiResult {
+    let body = body_json(&body)?;
+    let Some(records) = body.as_array() else {
+        return Err(ApiError::bad_request("Expected a list of log records."));
+    };
+    let mut st = app.store();
+    for (i, record) in records.iter().enumerate() {
+        for key in [
+            "agent_identity_uuid",
+            "timestamp",
+            "level",
+            "message",
+            "module",
+        ] {
+            if record.get(key).is_none() {
+                return Err(ApiError::bad_request(format!("[{i}].{key}: required")));
+            }
+        }
+        let identity = record["agent_identity_uuid"]
+            .as_str()
+            .and_then(ids::normalize)
+            .filter(|u| st.identities.contains_key(u));
+        if identity.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "[{i}].agent_identity_uuid: Object with uuid does not exist."
+            )));
+        }
+        if !record["timestamp"].is_number() {
+            return Err(ApiError::bad_request(format!("[{i}].timestamp: a number")));
+        }
+    }
+    st.agent_logs.extend(records.iter().cloned());
+    created(json!({"created": records.len()}))
 }
