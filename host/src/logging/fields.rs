@@ -66,22 +66,25 @@ impl Visit for Fields {
 #[derive(Debug, Default, Clone)]
 pub struct SpanFields(pub Fields);
 
-/// Stores a new span's fields so events inside it can carry them (offering, mode).
-pub fn remember_span_fields<S>(
-    attrs: &tracing::span::Attributes<'_>,
-    id: &tracing::span::Id,
-    ctx: &tracing_subscriber::layer::Context<'_, S>,
-) where
+/// Stores every new span's fields once, so the JSON lines and the shipped records of events
+/// inside it can carry them (offering, mode).
+pub struct RememberSpanFields;
+
+impl<S> tracing_subscriber::Layer<S> for RememberSpanFields
+where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let Some(span) = ctx.span(id) else {
-        return;
-    };
-    let mut extensions = span.extensions_mut();
-    if extensions.get_mut::<SpanFields>().is_none() {
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        extensions.insert(SpanFields(fields));
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            span.extensions_mut().insert(SpanFields(fields));
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::fields::{in_context, remember_span_fields, MESSAGE};
+use super::fields::{in_context, MESSAGE};
 
 /// Writes JSON lines to stdout.
 pub struct JsonLines;
@@ -56,15 +56,6 @@ impl<S> Layer<S> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: Context<'_, S>,
-    ) {
-        remember_span_fields(attrs, id, &ctx);
-    }
-
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = render(event, &ctx);
         line.push('\n');

@@ -96,6 +96,7 @@ pub fn init_for_run(config: &Config, format: Option<LogFormat>) -> LoggingGuard 
         .then(::sentry::integrations::tracing::layer);
     let installed = tracing_subscriber::registry()
         .with(filter(config.log_level))
+        .with(fields::RememberSpanFields)
         .with((format == LogFormat::Text).then(text_layer))
         .with((format == LogFormat::Json).then_some(json::JsonLines))
         .with(shipping_layer)

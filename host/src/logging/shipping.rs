@@ -20,7 +20,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::fields::{in_context, remember_span_fields};
+use super::fields::in_context;
 use crate::waldur::{AgentLogRecord, WaldurClient};
 
 /// Records per POST (the reference's batch size).
@@ -174,21 +174,16 @@ impl<S> Layer<S> for ShippingLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: Context<'_, S>,
-    ) {
-        remember_span_fields(attrs, id, &ctx);
-    }
-
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let metadata = event.metadata();
         let target = metadata.target();
         if std::iter::once(&SHIPPER_TARGET)
             .chain(super::QUIET_CRATES)
-            .any(|t| target == *t || target.starts_with(&format!("{t}::")))
+            .any(|t| {
+                target
+                    .strip_prefix(*t)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
         {
             return;
         }
