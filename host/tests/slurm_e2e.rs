@@ -82,6 +82,7 @@ fn write_config(
         r#"
 timezone: UTC
 reporting_periods: 1
+runtime_dir: {runtime_dir}
 offerings:
   - name: SLURM Offering
     waldur_api_url: {url}
@@ -124,6 +125,7 @@ offerings:
 "#,
         url = sim.url(),
         broken = broken_bin.display(),
+        runtime_dir = waldur_test_support::slurm::runtime_dir().display(),
     );
     let path = dir.join("agent.yaml");
     std::fs::write(&path, config).unwrap();

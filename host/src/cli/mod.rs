@@ -1,5 +1,6 @@
 //! The `waldur-agent` command line.
 
+mod config_check;
 mod plugins;
 mod run;
 mod tools;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Installed plugins: list, inspect, check.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// The configuration file: check it before a deployment.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Checks Waldur access, pending orders and every backend plugin, per offering.
     #[command(after_help = tools::EXIT_CODES)]
     Diagnostics(tools::ToolArgs),
@@ -82,6 +86,18 @@ pub struct PluginSource {
     /// runtime directory's plugin-probe-cache.json (which is then rewritten).
     #[arg(long = "no-probe-cache", alias = "no-cache")]
     pub no_probe_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validates the file, prints every warning, and says which plugin serves each entry of
+    /// each offering and whether it loads and builds from the offering's settings. Nothing is
+    /// sent to Waldur or a backend.
+    #[command(
+        after_help = "Exit codes: 0 = the agent would start with this file (warnings may be \
+printed); 1 = the file is invalid or an entry has no usable plugin; 2 = the check could not run."
+    )]
+    Check(config_check::ConfigCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +157,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Plugins(command) => plugins::run(command),
+        Command::Config(ConfigCommand::Check(args)) => config_check::run(args),
         Command::Diagnostics(args) => tools::diagnostics::run(args),
         Command::LoadComponents(args) => tools::components::run(args),
         Command::SyncOfferingUsers(args) => tools::offering_users::run(args),

@@ -75,6 +75,12 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The runtime directory of this config (see [`crate::config::runtime_dir`]), which
+    /// plugins learn through their runtime context.
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        crate::config::runtime_dir(self.config.runtime_dir.as_deref())
+    }
+
     pub fn new(config: Config, registry: Registry) -> Self {
         Self {
             config,
@@ -228,6 +234,7 @@ impl<'a> Session<'a> {
                 .plugin_options
                 .get("enforce_qos")
                 .map(|v| v.as_bool().unwrap_or(false)),
+            runtime_dir: Some(agent.runtime_dir().display().to_string()),
             ..Default::default()
         };
         let for_context = Arc::clone(&backend);

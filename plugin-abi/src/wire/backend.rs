@@ -86,6 +86,11 @@ pub struct RuntimeContext {
     pub partition_enforcement_enabled: bool,
     /// `plugin_options.enforce_qos` of the offering, when Waldur sets it.
     pub offering_enforce_qos: Option<bool>,
+    /// The agent's runtime directory (an agent extension): where a plugin keeps state every
+    /// agent process on the machine must share, such as a lock around backend writes. Absent
+    /// from hosts that predate it; a plugin then picks its own place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<String>,
     #[serde(flatten)]
     pub extra: JsonMap,
 }

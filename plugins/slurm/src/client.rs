@@ -7,6 +7,7 @@
 //! runs no command and is a one-line backend error naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use waldur_plugin_abi::wire::{Association, BackendLimits, ClientResource};
@@ -47,21 +48,27 @@ pub struct SlurmClient {
     /// Component types plus mapping targets: the TRES whose usage is read.
     reported: Arc<BTreeSet<String>>,
     log: Option<Arc<Mutex<Vec<String>>>>,
+    /// Where the cross-process write lock lives: the agent's runtime directory once the host
+    /// says it (see [`Self::use_runtime_dir`]), else the temp directory.
+    write_lock_dir: Arc<std::sync::RwLock<Option<PathBuf>>>,
 }
 
 fn to_error(e: RunError) -> Error {
     e.to_error()
 }
 
-/// The lock file (in the temp directory) around writing sacctmgr commands; the real-SLURM test
-/// helpers (`waldur_test_support::slurm::SACCTMGR_WRITE_LOCK`) take the same one.
+/// The lock file around writing sacctmgr commands, in the agent's runtime directory (the temp
+/// directory under a host that does not pass one); the real-SLURM test helpers
+/// (`waldur_test_support::slurm::SACCTMGR_WRITE_LOCK`) take the same one.
 pub const WRITE_LOCK_FILE: &str = "waldur-agent-sacctmgr.lock";
 
 /// sacctmgr commands that write to the accounting database.
 const WRITE_VERBS: [&str; 6] = ["add", "create", "modify", "update", "remove", "delete"];
 
 /// Serializes sacctmgr writes: within the process (a mutex) and between the agent's processes
-/// on this machine (an flock on a file in the temp directory). slurmdbd 22.05 exits (fatal)
+/// on this machine (an flock on a file in the runtime directory, which every agent process
+/// of the site shares and, unlike `/tmp` under systemd's `PrivateTmp=`, nobody else can
+/// write to). slurmdbd 22.05 exits (fatal)
 /// when MariaDB reports a deadlock between concurrent association writes ten times in a row,
 /// which concurrent writers do trigger; the reference agent never writes concurrently (one
 /// thread per process), this agent may (orders of different resources run in parallel).
@@ -71,10 +78,10 @@ struct WriteLock {
 }
 
 impl WriteLock {
-    fn acquire() -> Self {
+    fn acquire(dir: &Path) -> Self {
         static WRITES: Mutex<()> = Mutex::new(());
         let guard = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-        let path = std::env::temp_dir().join(WRITE_LOCK_FILE);
+        let path = dir.join(WRITE_LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -84,7 +91,15 @@ impl WriteLock {
         let file = match file {
             Ok(file) => Some(file),
             Err(e) => {
-                log::debug!("no cross-process sacctmgr lock ({}): {e}", path.display());
+                // Writes still serialize within this process; say once why not between them.
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    log::warn!(
+                        "no cross-process sacctmgr write lock ({}): {e}; concurrent agent \
+                         processes may write to SLURM accounting at the same time",
+                        path.display()
+                    )
+                });
                 None
             }
         };
@@ -108,7 +123,26 @@ impl SlurmClient {
             configured: Arc::new(configured),
             reported: Arc::new(reported),
             log: None,
+            write_lock_dir: Arc::default(),
         }
+    }
+
+    /// Takes the write lock in the agent's runtime directory from now on (the runtime context).
+    pub fn use_runtime_dir(&self, dir: Option<&str>) {
+        let dir = dir.filter(|d| !d.is_empty()).map(PathBuf::from);
+        *self
+            .write_lock_dir
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = dir;
+    }
+
+    /// The directory of the write lock file.
+    pub fn write_lock_dir(&self) -> PathBuf {
+        self.write_lock_dir
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
     }
 
     pub fn commands(&self) -> &CommandBuilder {
@@ -158,7 +192,7 @@ impl SlurmClient {
         let _serialized = args
             .first()
             .filter(|verb| WRITE_VERBS.contains(&verb.as_str()))
-            .map(|_| WriteLock::acquire());
+            .map(|_| WriteLock::acquire(&self.write_lock_dir()));
         match self.run(&argv, true) {
             Ok(output) => Ok(output),
             Err(e)

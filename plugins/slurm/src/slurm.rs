@@ -94,6 +94,7 @@ impl Slurm {
     }
 
     pub(crate) fn apply_runtime_context(&self, context: &RuntimeContext) {
+        self.client.use_runtime_dir(context.runtime_dir.as_deref());
         let mut partitions = context.offering_partitions.clone();
         partitions.sort();
         let runtime = Runtime {

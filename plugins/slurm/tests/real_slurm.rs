@@ -82,6 +82,11 @@ fn backend(settings: JsonMap) -> (Arc<Counting>, Slurm) {
     slurm
         .set_runtime_context(RuntimeContext {
             timezone: "UTC".into(),
+            runtime_dir: Some(
+                waldur_test_support::slurm::runtime_dir()
+                    .display()
+                    .to_string(),
+            ),
             ..Default::default()
         })
         .unwrap();
@@ -472,6 +477,11 @@ fn associations_policies_partitions_and_user_limits() {
             timezone: "UTC".into(),
             offering_partitions: vec!["debug".into()],
             offering_enforce_qos: Some(true),
+            runtime_dir: Some(
+                waldur_test_support::slurm::runtime_dir()
+                    .display()
+                    .to_string(),
+            ),
             ..Default::default()
         })
         .unwrap();

@@ -27,9 +27,17 @@ fn run(program: &str, args: &[&str]) -> Option<Output> {
     Command::new(program).args(args).output().ok()
 }
 
-/// The lock file the SLURM plugin takes around every writing sacctmgr command (in the temp
-/// directory), so writers on this machine never run concurrently.
+/// The lock file the SLURM plugin takes around every writing sacctmgr command, in the agent's
+/// runtime directory, so writers on this machine never run concurrently.
 pub const SACCTMGR_WRITE_LOCK: &str = "waldur-agent-sacctmgr.lock";
+
+/// The runtime directory every real-SLURM test gives the agent (`runtime_dir`) and the plugin
+/// (its runtime context), so the agents, the plugin and [`AccountGuard`] take one write lock.
+pub fn runtime_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("waldur-agent-slurm-tests");
+    std::fs::create_dir_all(&dir).expect("the real-SLURM tests' runtime directory");
+    dir
+}
 
 /// Runs a writing sacctmgr command under [`SACCTMGR_WRITE_LOCK`].
 fn write(program: &str, args: &[&str]) -> Option<Output> {
@@ -37,7 +45,7 @@ fn write(program: &str, args: &[&str]) -> Option<Output> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(std::env::temp_dir().join(SACCTMGR_WRITE_LOCK))
+        .open(runtime_dir().join(SACCTMGR_WRITE_LOCK))
         .and_then(|file| file.lock().map(|()| file));
     let output = run(program, args);
     drop(lock);

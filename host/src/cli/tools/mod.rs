@@ -22,7 +22,7 @@ use crate::modes::tools::{one_line, ToolOutcome, ToolReport};
 use crate::plugins::Registry;
 
 /// The reference's default config file name.
-const DEFAULT_CONFIG: &str = "waldur-site-agent-config.yaml";
+pub(crate) const DEFAULT_CONFIG: &str = "waldur-site-agent-config.yaml";
 
 /// Shown after the tools' `--help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 = every offering succeeded or was skipped; \

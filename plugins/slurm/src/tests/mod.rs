@@ -13,6 +13,7 @@ mod fixtures;
 mod golden;
 mod hostile;
 mod user_batching;
+mod write_lock;
 
 use std::sync::Arc;
 
