@@ -41,6 +41,17 @@ struct Findings {
     offerings: Vec<OfferingFindings>,
 }
 
+impl Findings {
+    /// Entries that do not resolve, load or build.
+    fn entry_errors(&self) -> usize {
+        self.offerings
+            .iter()
+            .flat_map(|o| &o.entries)
+            .filter(|e| e.error.is_some())
+            .count()
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct OfferingFindings {
     name: String,
@@ -138,11 +149,7 @@ fn check(path: &Path, source: &PluginSource) -> Result<Findings, String> {
                 .map(|w| format!("offering '{}': {w}", offering.name)),
         );
     }
-    findings.ok = findings
-        .offerings
-        .iter()
-        .flat_map(|o| &o.entries)
-        .all(|e| e.error.is_none());
+    findings.ok = findings.entry_errors() == 0;
     Ok(findings)
 }
 
@@ -239,16 +246,11 @@ fn print_lines(findings: &Findings) {
             }
         }
     }
-    let errors = findings
-        .offerings
-        .iter()
-        .flat_map(|o| &o.entries)
-        .filter(|e| e.error.is_some())
-        .count();
     println!(
-        "{config}: {}, {} offering(s), {} warning(s), {errors} error(s)",
+        "{config}: {}, {} offering(s), {} warning(s), {} error(s)",
         if findings.ok { "ok" } else { "NOT ok" },
         findings.offerings.len(),
         findings.warnings.len(),
+        findings.entry_errors(),
     );
 }
