@@ -1,11 +1,8 @@
 //! What each event does (reference §3.6), on the offering's long-lived sessions: the work
 //! itself is the polling modes' (`modes`), so an event and a cycle can never disagree.
 //!
-//! Deliberate difference: a role event makes the backend users of the project's resources
-//! follow the Waldur team (the membership cycle's algorithm on those resources), where the
-//! reference adds or removes the one user. The end state is the same; a redelivered or
-//! out-of-date event cannot undo a later change, because the team is read when the event is
-//! handled, not taken from the message.
+//! A role event with a user adds or removes that one user (`modes::role_change`); one
+//! without a user resyncs the resource or the project it names, as the reference.
 
 use super::message::{Event, OfferingUserEvent, UserRole};
 use crate::modes::accounts::{AccountAction, AccountKind};
@@ -49,7 +46,7 @@ impl OfferingSessions<'_> {
                 Ok(membership_line(&format!("resource {resource_uuid}"), &s))
             }
             Event::UserRole(role) => self.role_changed(role).await,
-            Event::OfferingResourcesSync { .. } => self.sync_offering().await,
+            Event::OfferingResourcesSync { .. } => self.sync_offering(true).await,
             Event::PeriodicLimits(limits) => {
                 let request = PeriodicLimitsRequest {
                     resource_uuid: limits.resource_uuid.clone(),
@@ -112,14 +109,23 @@ impl OfferingSessions<'_> {
         }
     }
 
-    /// The whole offering, as an `offering_resources_sync` event asks; also event
-    /// processing's start-up and catch-up pass. Membership first, as the reference: it
-    /// recreates what is missing before the orders are looked at.
-    pub async fn sync_offering(&self) -> Result<Handled, ModeError> {
+    /// The whole offering: event processing's start-up and catch-up pass, and (with
+    /// `recreate_missing`) what an `offering_resources_sync` event asks. Membership first, as
+    /// the reference: a forced sync recreates what the backend lost before the orders are
+    /// looked at; the start-up pass does not (reference `process_offering()` defaults).
+    pub async fn sync_offering(&self, recreate_missing: bool) -> Result<Handled, ModeError> {
         let mut parts = Vec::new();
         if let Some(membership) = &self.membership {
-            let s = membership.sync_membership().await?;
-            parts.push(membership_line("membership", &s).0);
+            let s = if recreate_missing {
+                membership.sync_membership_recreating().await?
+            } else {
+                membership.sync_membership().await?
+            };
+            parts.push(format!(
+                "{}, {} recreated",
+                membership_line("membership", &s).0,
+                s.recreated
+            ));
         }
         if let Some(orders) = &self.orders {
             let s = orders.process_orders(self.order_retry).await?;
@@ -134,8 +140,13 @@ impl OfferingSessions<'_> {
     async fn role_changed(&self, role: &UserRole) -> Result<Handled, ModeError> {
         let membership = self.membership()?;
         let s = match (&role.user_uuid, &role.resource_uuid) {
+            (Some(user), _) => {
+                membership
+                    .apply_role_change(user, &role.project_uuid)
+                    .await?
+            }
             (None, Some(resource)) => membership.sync_resource_by_uuid(resource).await?,
-            _ => {
+            (None, None) => {
                 membership
                     .sync_project_membership(&role.project_uuid)
                     .await?
@@ -264,6 +275,9 @@ impl OfferingSessions<'_> {
                 RotationOutcome::Rotated => format!("{what}: rotated"),
                 RotationOutcome::Erred(message) => {
                     format!("{what}: rotation failed, reported to Waldur: {message}")
+                }
+                RotationOutcome::NotPending(state) => {
+                    format!("{what}: already answered (the key is {state}), nothing to do")
                 }
                 RotationOutcome::Unsupported => {
                     format!("{what}: ignored, the backend does not manage resource API keys")

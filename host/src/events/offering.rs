@@ -126,7 +126,7 @@ pub async fn startup_pass_once(
             return vec![format!("offering '{}': {e}", offering.name)];
         }
     };
-    match sessions.sync_offering().await {
+    match sessions.sync_offering(false).await {
         Ok(Handled(line)) => {
             tracing::info!("start-up pass: {line}");
             Vec::new()
@@ -346,7 +346,7 @@ async fn consume(
                 }
                 Job::CatchUp { why } => {
                     catch_up_queued.store(false, Ordering::SeqCst);
-                    match sessions.sync_offering().await {
+                    match sessions.sync_offering(false).await {
                         Ok(Handled(line)) => tracing::info!("catch-up ({why}): {line}"),
                         Err(e) => tracing::error!(
                             "catch-up ({why}) failed: {e}; the next reconciliation repeats it"

@@ -29,6 +29,9 @@ pub const API_KEY_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
 /// The only action a rotation event carries.
 const ROTATE: &str = "rotate";
 
+/// The state of a key whose rotation Waldur waits for.
+const ROTATING_STATE: &str = "Updating";
+
 /// One rotation, as an event asks for it or the sweep finds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRotation {
@@ -50,6 +53,9 @@ pub enum RotationOutcome {
     Erred(String),
     /// The backend does not manage resource API keys: nothing was done.
     Unsupported,
+    /// The key is in this state, no longer Updating (the rotation was answered already):
+    /// nothing was done.
+    NotPending(String),
 }
 
 /// What the sweep of stuck rotations did.
@@ -98,10 +104,27 @@ impl Session<'_> {
                 normalize_uuid(&rotation.api_key_uuid)
             ))
             .await;
-        let known = match &rotation.resource_uuid {
-            Some(resource) => self.known_client_ids(resource).await,
+        let listed = match &rotation.resource_uuid {
+            Some(resource) => self.resource_keys(resource).await,
             None => None,
         };
+        // A redelivered event, or one the sweep already answered: the row is no longer
+        // Updating, so rotating again would only replace a key Waldur just handed out.
+        if let Some(row) = listed.as_deref().and_then(|keys| {
+            keys.iter()
+                .find(|k| normalize_uuid(&k.uuid) == normalize_uuid(&rotation.api_key_uuid))
+        }) {
+            if row.state != ROTATING_STATE {
+                tracing::info!(
+                    offering = %self.offering.name,
+                    key = %rotation.api_key_uuid,
+                    "key rotation skipped: the key is {}, no longer {ROTATING_STATE}",
+                    row.state
+                );
+                return Ok(RotationOutcome::NotPending(row.state.clone()));
+            }
+        }
+        let known = listed.as_deref().and_then(complete_client_ids);
         let reported = async {
             let (client_id, backend_id) = (
                 rotation.client_id.clone(),
@@ -250,6 +273,8 @@ impl Session<'_> {
                 Some(Ok(RotationOutcome::Rotated)) => sweep.rotated += 1,
                 Some(Ok(RotationOutcome::Erred(_))) => sweep.erred += 1,
                 Some(Ok(RotationOutcome::Unsupported)) => sweep.unsupported = true,
+                // Answered meanwhile (an event got there first).
+                Some(Ok(RotationOutcome::NotPending(_))) => sweep.skipped += 1,
                 Some(Err(e)) => {
                     tracing::error!(offering = %self.offering.name, "{e}");
                     sweep.failed += 1;
@@ -263,12 +288,17 @@ impl Session<'_> {
     /// sure: the listing failed, is empty, or has a row without a client id. `None` prunes
     /// nothing, so a failed listing never reads as "Waldur holds no keys".
     async fn known_client_ids(&self, resource_uuid: &str) -> Option<Vec<String>> {
+        complete_client_ids(&self.resource_keys(resource_uuid).await?)
+    }
+
+    /// The resource's keys (K1), or `None` when the listing failed.
+    async fn resource_keys(&self, resource_uuid: &str) -> Option<Vec<ResourceApiKey>> {
         match self
             .client
             .list_resource_api_keys(&ApiKeyFilter::resource(resource_uuid))
             .await
         {
-            Ok(keys) => complete_client_ids(&keys),
+            Ok(keys) => Some(keys),
             Err(e) => {
                 tracing::warn!(resource = %resource_uuid, "could not list the resource's API keys: {e}");
                 None

@@ -125,6 +125,44 @@ pub fn plan(
     }
 }
 
+/// [`plan`] narrowed to one user (a role event): the team and the backend's users are cut
+/// down to that user, so the plan adds or removes only them, by the same rules.
+pub fn plan_for_user(
+    user_uuid: &str,
+    team: &[ProjectUser],
+    backend_users: &[String],
+    offering_user: &OfferingUser,
+    capabilities: &CapabilitySet,
+    restrict_member_access: bool,
+    homedir_umask: Option<&str>,
+) -> MembershipPlan {
+    let key = if capabilities.user_resolve_method == "identity_bridge" {
+        offering_user.user_username.as_str()
+    } else {
+        offering_user.username.as_deref().unwrap_or_default()
+    };
+    let member: Vec<ProjectUser> = team
+        .iter()
+        .filter(|m| {
+            crate::waldur::normalize_uuid(&m.uuid) == crate::waldur::normalize_uuid(user_uuid)
+        })
+        .cloned()
+        .collect();
+    let backend: Vec<String> = backend_users
+        .iter()
+        .filter(|u| !key.is_empty() && u.as_str() == key)
+        .cloned()
+        .collect();
+    plan(
+        &member,
+        &backend,
+        std::slice::from_ref(offering_user),
+        capabilities,
+        restrict_member_access,
+        homedir_umask,
+    )
+}
+
 /// The limits to tell Waldur after reading the backend's (reference `_sync_resource_limits`:
 /// the backend is the truth), or `None` when Waldur already agrees.
 ///

@@ -27,6 +27,8 @@ pub struct MembershipSummary {
     pub users_removed: usize,
     /// Resources the backend does not have.
     pub missing: usize,
+    /// Resources the backend had lost and a forced sync created again.
+    pub recreated: usize,
     pub failed: usize,
     /// Left for the next run because the agent is stopping.
     pub not_started: usize,
@@ -57,11 +59,49 @@ async fn optional<T: Send + 'static>(
 impl Session<'_> {
     /// One membership cycle for this offering.
     pub async fn sync_membership(&self) -> Result<MembershipSummary, ModeError> {
+        let resources = self.membership_resources().await?;
+        self.sync_membership_of(resources).await
+    }
+
+    /// A forced cycle (reference `process_offering(recreate_missing_resources=True)`, what
+    /// an `offering_resources_sync` event asks for): a resource Waldur has and the backend
+    /// lost is created again under its backend id before membership runs, so its users
+    /// come back with it. A resource that cannot be recreated is marked erred and the
+    /// others go on.
+    pub async fn sync_membership_recreating(&self) -> Result<MembershipSummary, ModeError> {
+        let resources = self.membership_resources().await?;
+        let mut recreated = 0;
+        for resource in resources.iter().filter(|r| !r.backend_id.is_empty()) {
+            let r = resource.clone();
+            match blocking(&self.backend, move |b| b.recreate_missing_resource(&r)).await {
+                Ok(true) => recreated += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    let e = ModeError::from(e);
+                    tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "recreating it failed: {e}");
+                    let (message, traceback) =
+                        e.details_for_waldur(self.agent.config.expose_backend_error_details);
+                    if let Err(mark) = self
+                        .client
+                        .set_resource_erred(&resource.uuid, &message, &traceback)
+                        .await
+                    {
+                        tracing::error!(resource = %resource.uuid, "marking it erred failed: {mark}");
+                    }
+                }
+            }
+        }
+        let mut summary = self.sync_membership_of(resources).await?;
+        summary.recreated = recreated;
+        Ok(summary)
+    }
+
+    /// The offering's resources in the states the plugin handles, with the membership fields.
+    async fn membership_resources(&self) -> Result<Vec<WaldurResource>, ModeError> {
         let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
             .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
         filter.states = self.backend.capabilities().handled_resource_states.clone();
-        let resources = self.client.list_provider_resources(&filter).await?;
-        self.sync_membership_of(resources).await
+        Ok(self.client.list_provider_resources(&filter).await?)
     }
 
     /// One resource named by an event (reference `process_resource_by_uuid`): read in full,
@@ -86,12 +126,8 @@ impl Session<'_> {
         &self,
         backend_ids: &[String],
     ) -> Result<MembershipSummary, ModeError> {
-        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
-            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
-        filter.states = self.backend.capabilities().handled_resource_states.clone();
         let resources: Vec<WaldurResource> = self
-            .client
-            .list_provider_resources(&filter)
+            .membership_resources()
             .await?
             .into_iter()
             .filter(|r| backend_ids.contains(&r.backend_id))
@@ -244,13 +280,7 @@ impl Session<'_> {
         let r = resource.clone();
         optional(b, move |b| b.sync_project_end_date(&r, None)).await?;
 
-        let umask = self
-            .offering
-            .backend_settings
-            .get("default_homedir_umask")
-            .and_then(|v| v.as_str())
-            .unwrap_or("0077")
-            .to_string();
+        let umask = self.homedir_umask();
         let diff = plan(
             team,
             &info.users,
@@ -316,6 +346,16 @@ impl Session<'_> {
             self.client.set_resource_ok(&resource.uuid).await?;
         }
         Ok((added.len(), removed.len()))
+    }
+
+    /// The umask the plugin creates home directories with (`default_homedir_umask`).
+    pub(crate) fn homedir_umask(&self) -> String {
+        self.offering
+            .backend_settings
+            .get("default_homedir_umask")
+            .and_then(|v| v.as_str())
+            .unwrap_or("0077")
+            .to_string()
     }
 
     /// Paused, downscaled or normal, as Waldur says; then the metadata, always.

@@ -19,6 +19,7 @@ pub mod periods;
 pub mod reconcile;
 pub mod report;
 pub mod resource_import;
+mod role_change;
 pub mod runtime;
 pub mod shutdown;
 pub mod tools;

@@ -1,0 +1,134 @@
+//! One role granted or revoked (reference §3.6 `user_role` with a `user_uuid`,
+//! `process_user_role_changed`): only that user is added to or removed from the project's
+//! resources of the offering; nothing else of those resources is synced.
+//!
+//! Deliberate difference: the reference adds on `granted: true` and removes on `false`,
+//! trusting the message. Here the user follows the project team as read when the event is
+//! handled (one team read per project), so a redelivered or out-of-date event cannot undo a
+//! later change, and a user who still holds another role in the project is not removed.
+
+use std::collections::BTreeMap;
+
+use waldur_plugin_abi::wire::{OfferingUser, ProjectUser, WaldurResource};
+
+use super::error::ModeError;
+use super::membership::plan_for_user;
+use super::membership_sync::MembershipSummary;
+use super::runtime::{blocking, Session};
+use crate::waldur::{OfferingUserFilter, ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS};
+
+impl Session<'_> {
+    /// Adds or removes one user on the project's resources, as the team now says.
+    pub async fn apply_role_change(
+        &self,
+        user_uuid: &str,
+        project_uuid: &str,
+    ) -> Result<MembershipSummary, ModeError> {
+        let Some(offering_user) = self.offering_user_of(user_uuid).await? else {
+            tracing::info!(user = %user_uuid, "no offering user on this offering; nothing to do");
+            return Ok(MembershipSummary::default());
+        };
+        let caps = self.backend.capabilities().clone();
+        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
+        filter.project_uuid = Some(project_uuid.to_string());
+        filter.states = caps.handled_resource_states.clone();
+        let resources: Vec<WaldurResource> = self
+            .client
+            .list_provider_resources(&filter)
+            .await?
+            .into_iter()
+            .filter(|r| !r.backend_id.is_empty())
+            .collect();
+        let pulled = self.pull_resources(&resources).await.resources;
+        let umask = self.homedir_umask();
+        let mut teams: BTreeMap<String, Vec<ProjectUser>> = BTreeMap::new();
+        let mut summary = MembershipSummary::default();
+        for resource in resources {
+            let Some(info) = pulled.get(&resource.backend_id) else {
+                summary.missing += 1;
+                continue;
+            };
+            if !teams.contains_key(&resource.project_uuid) {
+                let team = self
+                    .client
+                    .resource_team(&resource.uuid, caps.fetch_consented_users_only)
+                    .await?;
+                teams.insert(resource.project_uuid.clone(), team);
+            }
+            let diff = plan_for_user(
+                user_uuid,
+                &teams[&resource.project_uuid],
+                &info.users,
+                &offering_user,
+                &caps,
+                resource.restrict_member_access,
+                Some(&umask),
+            );
+            summary.resources += 1;
+            let outcome = async {
+                let (mut added, mut removed) = (0, 0);
+                if !diff.to_add.is_empty() {
+                    let (r, users, options) = (
+                        resource.clone(),
+                        diff.to_add.iter().cloned().collect::<Vec<_>>(),
+                        diff.options.clone(),
+                    );
+                    added = blocking(&self.backend, move |b| {
+                        b.add_users_to_resource(&r, &users, &options)
+                    })
+                    .await?
+                    .len();
+                }
+                if !diff.to_remove.is_empty() {
+                    let (r, users, options) = (
+                        resource.clone(),
+                        diff.to_remove.iter().cloned().collect::<Vec<_>>(),
+                        diff.options.clone(),
+                    );
+                    removed = blocking(&self.backend, move |b| {
+                        b.remove_users_from_resource(&r, &users, &options)
+                    })
+                    .await?
+                    .len();
+                }
+                Ok::<_, ModeError>((added, removed))
+            }
+            .await;
+            match outcome {
+                Ok((added, removed)) => {
+                    summary.users_added += added;
+                    summary.users_removed += removed;
+                }
+                // As the reference: one resource's failure is logged, the others go on.
+                Err(e) => {
+                    tracing::error!(resource = %resource.uuid, user = %user_uuid, "role change failed: {e}");
+                    summary.failed += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The user's offering user here (U1 by user), after the username state machine ran;
+    /// `None` when there is none or it has no username yet.
+    async fn offering_user_of(&self, user_uuid: &str) -> Result<Option<OfferingUser>, ModeError> {
+        let filter = OfferingUserFilter {
+            user_uuid: Some(user_uuid.to_string()),
+            ..OfferingUserFilter::offering(&self.offering.waldur_offering_uuid)
+        };
+        let mut users = self.client.list_offering_users(&filter).await?;
+        if users.is_empty() {
+            return Ok(None);
+        }
+        if self.update_offering_users(&users).await? {
+            self.invalidate_offering_users().await;
+            users = self.client.list_offering_users(&filter).await?;
+        }
+        let identity = self.backend.capabilities().user_resolve_method == "identity_bridge";
+        Ok(users
+            .into_iter()
+            .next()
+            .filter(|u| identity || u.username.as_deref().is_some_and(|n| !n.is_empty())))
+    }
+}
