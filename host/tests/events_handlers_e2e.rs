@@ -30,6 +30,17 @@ fn sessions(h: &Harness) -> OfferingSessions<'_> {
     })
 }
 
+/// Bob gets a role in the project, in Waldur.
+fn bob_joins_the_team(h: &Harness) {
+    h.sim.with_store_mut(|store| {
+        store.team.push(waldur_sim::store::TeamMember {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+    });
+}
+
 /// Parses and handles one message body of `object_type`.
 fn handle(
     h: &Harness,
@@ -80,14 +91,7 @@ fn role_and_resource_events_make_the_backend_follow_the_team() {
     let s = sessions(&h);
     assert_eq!(h.account_users("alloc-a"), ["alice1"]);
 
-    // Bob gets a role in the project.
-    h.sim.with_store_mut(|store| {
-        store.team.push(waldur_sim::store::TeamMember {
-            project_uuid: PROJECT.into(),
-            user_uuid: BOB.into(),
-            role: "PROJECT.MEMBER".into(),
-        });
-    });
+    bob_joins_the_team(&h);
     let line = handle(
         &h,
         &s,
@@ -131,13 +135,7 @@ fn events_of_one_resource_keep_their_order_while_others_run_beside_them() {
     let h = harness(scenario(&two_create_orders()), "", "");
     h.cycle(Mode::OrderProcess);
     let s = sessions(&h);
-    h.sim.with_store_mut(|store| {
-        store.team.push(waldur_sim::store::TeamMember {
-            project_uuid: PROJECT.into(),
-            user_uuid: BOB.into(),
-            role: "PROJECT.MEMBER".into(),
-        });
-    });
+    bob_joins_the_team(&h);
     let bodies = [
         (ObjectType::Resource, json!({"resource_uuid": RES_A})),
         (ObjectType::Resource, json!({"resource_uuid": RES_B})),
@@ -351,4 +349,83 @@ fn service_and_course_account_events_add_and_remove_the_account_on_the_project()
         .to_string();
     assert!(error.contains("no service account \"stranger\""), "{error}");
     assert_eq!(h.account_users("alloc-a"), ["alice1", "course-1"]);
+}
+
+/// Takes `user` off the demo account behind the agent's back (an operator's edit, or drift).
+fn drop_backend_user(h: &Harness, account: &str, user: &str) {
+    let mut state = h.backend_state();
+    state["accounts"][account]["users"]
+        .as_object_mut()
+        .unwrap()
+        .remove(user);
+    std::fs::write(h.state.path().join("state.json"), state.to_string()).unwrap();
+}
+
+fn bob_role(granted: bool) -> serde_json::Value {
+    json!({"user_uuid": BOB, "user_username": "bob@idp", "project_uuid": PROJECT,
+           "project_name": "Project", "role_name": "PROJECT.MEMBER", "granted": granted})
+}
+
+#[test]
+fn a_role_event_adds_or_removes_only_its_user_and_follows_the_team() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    // Drift the event must not touch: alice is gone from alloc-a on the backend.
+    drop_backend_user(&h, "alloc-a", "alice1");
+    bob_joins_the_team(&h);
+    let granted = bob_role(true);
+    let line = handle(&h, &s, ObjectType::UserRole, granted.clone());
+    assert!(
+        line.contains("2 user(s) added") && line.contains("0 removed"),
+        "{line}"
+    );
+    // Only bob's calls were made: a project resync would have put alice back on alloc-a.
+    assert_eq!(h.account_users("alloc-a"), ["bob1"]);
+    assert_eq!(h.account_users("alloc-b"), ["alice1", "bob1"]);
+
+    // A redelivered grant changes nothing.
+    let line = handle(&h, &s, ObjectType::UserRole, granted.clone());
+    assert!(line.contains("0 user(s) added"), "{line}");
+
+    // Bob's role is revoked; then the old grant arrives late (a redelivery): bob stays off,
+    // because the team is read when an event is handled.
+    h.sim
+        .with_store_mut(|store| store.team.retain(|m| m.user_uuid != BOB));
+    let line = handle(&h, &s, ObjectType::UserRole, bob_role(false));
+    assert!(line.contains("2 removed"), "{line}");
+    let line = handle(&h, &s, ObjectType::UserRole, granted);
+    assert!(
+        line.contains("0 user(s) added") && line.contains("0 removed"),
+        "{line}"
+    );
+    assert_eq!(h.account_users("alloc-a"), Vec::<String>::new());
+    assert_eq!(h.account_users("alloc-b"), ["alice1"]);
+}
+
+#[test]
+fn an_offering_resources_sync_recreates_what_the_backend_lost_once() {
+    let h = harness(scenario(&two_create_orders()), "", "");
+    h.cycle(Mode::OrderProcess);
+    let s = sessions(&h);
+    let accounts = h.backend_state()["accounts"].as_object().unwrap().len();
+    // The backend lost alloc-a (restored from an old backup, say).
+    let mut state = h.backend_state();
+    state["accounts"].as_object_mut().unwrap().remove("alloc-a");
+    std::fs::write(h.state.path().join("state.json"), state.to_string()).unwrap();
+    assert_eq!(h.account("alloc-a"), None);
+
+    let sync = json!({"offering_uuid": OFFERING, "requested_by_user_uuid": ALICE});
+    let line = handle(&h, &s, ObjectType::OfferingResourcesSync, sync.clone());
+    assert!(line.contains("1 recreated"), "{line}");
+    // Recreated under its backend id, with the team on it again.
+    assert_eq!(h.account_users("alloc-a"), ["alice1"]);
+    assert_eq!(h.resource(RES_A).backend_id, "alloc-a");
+    // Redelivered: nothing is missing any more.
+    let line = handle(&h, &s, ObjectType::OfferingResourcesSync, sync);
+    assert!(line.contains("0 recreated"), "{line}");
+    assert_eq!(
+        h.backend_state()["accounts"].as_object().unwrap().len(),
+        accounts
+    );
 }

@@ -412,6 +412,30 @@ fn a_rotation_reports_the_new_key() {
 }
 
 #[test]
+fn a_redelivered_rotation_leaves_the_answered_key_alone() {
+    let h = created_site(KEYS_SETTING);
+    let s = sessions(&h);
+    let event = h
+        .sim
+        .request_key_rotation(&key_uuid(&h, "alloc-b-key-1"))
+        .unwrap();
+    let line = handle(&h, &s, ObjectType::ResourceApiKeyRotation, event.clone())
+        .unwrap()
+        .0;
+    assert!(line.ends_with(": rotated"), "{line}");
+    let rotated = backend_keys(&h, "alloc-b");
+    // The broker delivers the message again (the agent died before its ack): the key Waldur
+    // just received must not be replaced by another one.
+    let line = handle(&h, &s, ObjectType::ResourceApiKeyRotation, event)
+        .unwrap()
+        .0;
+    assert!(line.contains("already answered (the key is OK)"), "{line}");
+    assert_eq!(backend_keys(&h, "alloc-b"), rotated);
+    assert_eq!(waldur_keys(&h, RES_B), ok_keys(&h, "alloc-b"));
+    assert_eq!(h.sim.count("POST", K3), 1);
+}
+
+#[test]
 fn a_failed_rotation_errs_the_key() {
     let h = created_site(&format!(
         "{KEYS_SETTING}\n        fail_methods: [rotate_resource_key]"
