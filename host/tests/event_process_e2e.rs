@@ -10,15 +10,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::events::*;
 use common::site::*;
 use serde_json::json;
 use waldur_sim::{Fault, Matcher, Scenario};
-use waldur_test_support::rabbitmq::{
-    broker_config, require_real_rabbitmq, require_real_rabbitmq_exclusive, unique_name, RealRabbit,
-    WS_PORT,
-};
+use waldur_test_support::rabbitmq::{require_real_rabbitmq, require_real_rabbitmq_exclusive};
 
-const WAIT: Duration = Duration::from_secs(60);
 const REGISTER_QUEUE: &str = "/api/marketplace-site-agent-identities/{uuid}/register_queue/";
 
 /// A site whose offering takes its events over STOMP with `flow`; orders `held..` wait in
@@ -28,52 +25,16 @@ fn event_site(scenario: Scenario, flow: &str, held: std::ops::Range<usize>) -> S
 }
 
 fn event_site_with(
-    mut scenario: Scenario,
+    scenario: Scenario,
     flow: &str,
     held: std::ops::Range<usize>,
     settings: &str,
 ) -> Site {
-    // Broker users are named after the agent's Waldur user: one per test.
-    scenario.agent_user.username = unique_name("agent");
-    let offering = format!(
-        "    stomp_enabled: true\n    stomp_ws_host: 127.0.0.1\n    stomp_ws_port: {WS_PORT}\n    \
-         stomp_ws_path: /ws\n    websocket_use_tls: false\n    stomp_subscription_flow: {flow}"
-    );
-    let site = Site::with_offering(scenario, settings, "", "", &offering);
-    site.sim.attach_broker(broker_config());
-    site.sim.with_store_mut(|store| {
-        for i in held {
-            store.orders.get_mut(&order_uuid(i)).unwrap().state = "pending-consumer".into();
-        }
-    });
-    site
-}
-
-/// Removes what the simulator created on the broker for this site (its vhost and users).
-struct BrokerCleanup<'a>(&'a Site);
-
-impl Drop for BrokerCleanup<'_> {
-    fn drop(&mut self) {
-        let (vhost, mut users) = self.0.sim.with_store(|s| {
-            let users: Vec<String> = s.event_subscriptions.keys().cloned().collect();
-            (s.agent_user.uuid.clone(), users)
-        });
-        users.push(self.0.sim.with_store(|s| s.agent_user.username.clone()));
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = waldur_sim::BrokerAdmin::new(broker_config());
-                let _ = admin.delete_vhost(&vhost).await;
-                for user in users {
-                    let _ = admin.delete_user(&user).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+    let site = stomp_site(scenario, flow, settings, "");
+    for i in held {
+        hold(&site, &order_uuid(i));
     }
+    site
 }
 
 /// Releases a held order (Waldur's consumer approved it) and publishes its event.
@@ -96,25 +57,6 @@ fn log_of(running: &Running) -> String {
     running.log_text()
 }
 
-/// Waits until the agent subscribed every queue it registered (its log says so per queue)
-/// and its start-up pass is over (so a test's events are not overtaken by the pass).
-fn wait_subscribed(site: &Site, agent: &mut Running, queues: usize) {
-    wait_until("the queues registered", WAIT, || {
-        assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
-        site.sim
-            .with_store(|s| s.consumer_queues.len() + s.event_queues.len())
-            >= queues
-    });
-    wait_until("the subscriptions", WAIT, || {
-        assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
-        log_of(agent).matches(": subscribed to /amq/queue/").count() >= queues
-    });
-    wait_until("the start-up pass", WAIT, || {
-        assert!(!agent.exited(), "the agent exited:\n{}", log_of(agent));
-        log_of(agent).contains("catch-up (start-up pass)")
-    });
-}
-
 /// The agent still handles an event (of the membership backend, demo), then stops cleanly.
 fn serves_a_resource_event_then_stops(site: &Site, agent: Running) {
     site.sim.publish_event(
@@ -127,28 +69,6 @@ fn serves_a_resource_event_then_stops(site: &Site, agent: Running) {
     });
     let (code, log) = stop(agent);
     assert_eq!(code, Some(0), "{log}");
-}
-
-/// SIGTERM, then the exit code and the log.
-fn stop(mut agent: Running) -> (Option<i32>, String) {
-    agent.signal(libc::SIGTERM);
-    agent.finish()
-}
-
-fn queue_drained(rabbit: &RealRabbit, site: &Site) {
-    let (vhost, queues) = site.sim.with_store(|s| {
-        let mut queues: Vec<String> = s
-            .consumer_queues
-            .values()
-            .map(|q| q.queue_name.clone())
-            .collect();
-        queues.extend(s.event_queues.values().map(|q| q.queue_name.clone()));
-        (s.agent_user.uuid.clone(), queues)
-    });
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    for queue in queues {
-        runtime.block_on(rabbit.wait_for_counts(&vhost, &queue, 0, 0, WAIT));
-    }
 }
 
 #[test]

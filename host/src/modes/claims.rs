@@ -21,6 +21,15 @@ pub struct Claims {
 #[derive(Debug)]
 pub struct Claim {
     _guard: tokio::sync::OwnedMutexGuard<()>,
+    waited: bool,
+}
+
+impl Claim {
+    /// True when someone else held the key when it was asked for: what was read before the
+    /// claim may have been changed by them and must be read again.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
 }
 
 impl Claims {
@@ -40,8 +49,15 @@ impl Claims {
                 }
             }
         };
-        Claim {
-            _guard: lock.lock_owned().await,
+        match Arc::clone(&lock).try_lock_owned() {
+            Ok(guard) => Claim {
+                _guard: guard,
+                waited: false,
+            },
+            Err(_) => Claim {
+                _guard: lock.lock_owned().await,
+                waited: true,
+            },
         }
     }
 }
@@ -56,6 +72,7 @@ mod tests {
         let claims = Arc::new(Claims::default());
         let first = claims.claim("slurm/a".into()).await;
         let other = claims.claim("slurm/b".into()).await;
+        assert!(!first.waited() && !other.waited());
         let waiter = {
             let claims = Arc::clone(&claims);
             tokio::spawn(async move { claims.claim("slurm/a".into()).await })
@@ -67,6 +84,7 @@ mod tests {
             .await
             .expect("released claims let the waiter in")
             .unwrap();
+        assert!(second.waited(), "it found the key held");
         drop((second, other));
         let claims = Arc::try_unwrap(claims).unwrap();
         claims

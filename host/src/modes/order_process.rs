@@ -116,15 +116,19 @@ impl Session<'_> {
                     .first()
                     .map(|o| o.marketplace_resource_uuid.clone())
                     .unwrap_or_default();
-                let _turn = self.agent.resource_turns.claim(resource).await;
-                for order in group {
+                let turn = self.agent.resource_turns.claim(resource).await;
+                for mut order in group {
                     // Stopping: the orders not begun stay as they are for the next run.
                     let Some(_work) = self.agent.shutdown.start() else {
                         outcomes.push(Ok(Outcome::Waiting));
                         continue;
                     };
+                    if turn.waited() {
+                        order = self.reread_order(order).await;
+                    }
                     outcomes.push(self.process_order_with_retries(order, retry).await);
                 }
+                drop(turn);
                 outcomes
             },
         )
@@ -151,12 +155,17 @@ impl Session<'_> {
         order_uuid: &str,
         retry: OrderRetry,
     ) -> Result<OrderSummary, ModeError> {
-        let order = self.client.order(order_uuid).await?;
-        let _turn = self
+        let mut order = self.client.order(order_uuid).await?;
+        let turn = self
             .agent
             .resource_turns
             .claim(order.marketplace_resource_uuid.clone())
             .await;
+        // Someone (the pass that approved it, say) worked on the resource meanwhile: the
+        // order read before the turn may be done by now.
+        if turn.waited() {
+            order = self.client.order(order_uuid).await?;
+        }
         let mut summary = OrderSummary::default();
         match self.process_order_with_retries(order, retry).await? {
             Outcome::Done => summary.done += 1,
@@ -165,6 +174,19 @@ impl Session<'_> {
             Outcome::Waiting => summary.waiting += 1,
         }
         Ok(summary)
+    }
+
+    /// The order as Waldur has it now, after another task of this process worked on its
+    /// resource; the listed copy when Waldur cannot answer (processing it is still safe:
+    /// every step checks before it writes).
+    async fn reread_order(&self, listed: Order) -> Order {
+        match self.client.order(&listed.uuid).await {
+            Ok(order) => order,
+            Err(e) => {
+                tracing::warn!(order = %listed.uuid, "re-reading the order failed: {e}");
+                listed
+            }
+        }
     }
 
     /// Retries on transient Waldur failures; the order is re-read before each retry.

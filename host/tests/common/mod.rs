@@ -5,6 +5,7 @@
 //! Each test file uses a different subset.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod site;
 
 use std::path::Path;
