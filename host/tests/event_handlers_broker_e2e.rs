@@ -12,6 +12,7 @@ use common::events::*;
 use common::site::{wait_until, Running, Site};
 use common::{scenario, two_create_orders, ALICE, BOB, CREATE_A, CREATE_B, PROJECT, RES_A, RES_B};
 use serde_json::{json, Value};
+use waldur_sim::Change;
 use waldur_test_support::rabbitmq::require_real_rabbitmq;
 
 const OFFERING: &str = common::OFFERING;
@@ -79,15 +80,31 @@ fn log_count(agent: &Running, what: &str) -> usize {
     agent.log_text().matches(what).count()
 }
 
-/// Publishes `body` as Mastermind does, then again (a redelivery: the broker hands a message
-/// over again when the agent died before its ack), and waits until both were handled.
+/// Makes `change` on Mastermind's side, which publishes its message, then hands the same
+/// message over again (a redelivery: the broker does so when the agent died before its ack),
+/// and waits until the agent handled both (and `extra` more of the type, which the change
+/// causes in turn).
+fn change_twice(site: &Site, agent: &mut Running, object_type: &str, change: Change, extra: usize) {
+    let before = handled(agent, object_type);
+    assert_eq!(
+        site.sim.apply_change(change).unwrap(),
+        1,
+        "{object_type}: routed to the agent's queue"
+    );
+    let message = site.sim.published().pop().unwrap();
+    assert_eq!(message.object_type, object_type);
+    site.sim.publish_event(OFFERING, object_type, message.body);
+    wait_handled(agent, object_type, before + 2 + extra);
+}
+
+/// Publishes `body` as Mastermind does, twice, as [`change_twice`] for messages of no change
+/// of the simulator's.
 fn publish_twice(site: &Site, agent: &mut Running, object_type: &str, body: Value) {
     let before = handled(agent, object_type);
     for _ in 0..2 {
         assert_eq!(
             site.sim.publish_event(OFFERING, object_type, body.clone()),
-            1,
-            "{object_type}: routed to the agent's queue"
+            1
         );
     }
     wait_handled(agent, object_type, before + 2);
@@ -112,15 +129,16 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
     // so the counts below are the test's own messages.
     wait_handled(&mut agent, "order", 1);
 
-    // order: the held Create is carried out once.
-    site.sim.with_store_mut(|s| {
-        s.orders.get_mut(CREATE_B).unwrap().state = "executing".into();
-    });
-    publish_twice(
+    // order: the consumer approves the held Create; the agent approves it as provider (a
+    // third message: Waldur announces that) and carries it out once.
+    change_twice(
         &site,
         &mut agent,
         "order",
-        json!({"order_uuid": CREATE_B, "order_state": "executing"}),
+        Change::ConsumerApproved {
+            order_uuid: CREATE_B.into(),
+        },
+        1,
     );
     assert_eq!(site.sim.order(CREATE_B).unwrap().state, "done");
     assert_eq!(
@@ -140,19 +158,16 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
             .unwrap()
             .remove("alice1");
     });
-    site.sim.with_store_mut(|s| {
-        s.team.push(waldur_sim::store::TeamMember {
-            project_uuid: PROJECT.into(),
-            user_uuid: BOB.into(),
-            role: "PROJECT.MEMBER".into(),
-        })
-    });
-    publish_twice(
+    change_twice(
         &site,
         &mut agent,
         "user_role",
-        json!({"user_uuid": BOB, "user_username": "bob@idp", "project_uuid": PROJECT,
-               "project_name": "Project", "role_name": "PROJECT.MEMBER", "granted": true}),
+        Change::RoleGranted {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        },
+        0,
     );
     assert_eq!(users_of(&site, "alloc-a"), ["bob1"], "{}", agent.log_text());
     assert_eq!(
@@ -163,22 +178,37 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
     );
 
     // resource: one resource follows its team again.
-    publish_twice(
+    change_twice(
         &site,
         &mut agent,
         "resource",
-        json!({"resource_uuid": RES_A}),
+        Change::ResourceChanged {
+            resource_uuid: RES_A.into(),
+            restrict_member_access: None,
+        },
+        0,
     );
     assert_eq!(users_of(&site, "alloc-a"), ["alice1", "bob1"]);
 
     // offering_user: an attribute update reaches the plugin (the demo accepts and keeps none).
-    publish_twice(
+    let bob_offering_user = site.sim.with_store(|s| {
+        s.offering_users
+            .values()
+            .find(|u| u.user_uuid == BOB && u.offering_uuid == OFFERING)
+            .map(|u| u.uuid.clone())
+            .unwrap()
+    });
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("email".into(), json!("bob@example.org"));
+    change_twice(
         &site,
         &mut agent,
         "offering_user",
-        json!({"offering_user_uuid": BOB, "user_uuid": BOB, "username": "bob1",
-               "action": "attribute_update", "offering_uuid": OFFERING,
-               "attributes": {"email": "bob@example.org"}, "changed_attributes": ["email"]}),
+        Change::UserAttributesChanged {
+            offering_user_uuid: bob_offering_user,
+            attributes,
+        },
+        0,
     );
     assert_eq!(
         log_count(&agent, "1 attribute(s)"),
@@ -191,11 +221,15 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
     edit_backend(&site, |s| {
         s["accounts"].as_object_mut().unwrap().remove("alloc-a");
     });
-    publish_twice(
+    change_twice(
         &site,
         &mut agent,
         "offering_resources_sync",
-        json!({"offering_uuid": OFFERING, "requested_by_user_uuid": ALICE}),
+        Change::OfferingSyncRequested {
+            offering_uuid: OFFERING.into(),
+            requested_by_user_uuid: ALICE.into(),
+        },
+        0,
     );
     assert_eq!(users_of(&site, "alloc-a"), ["alice1", "bob1"]);
     let syncs = agent.log_text();
@@ -207,41 +241,40 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
     assert!(syncs[1].contains(", 0 recreated"), "{syncs:?}");
 
     // service_account and course_account: added to the project's resources, then removed.
-    site.sim.with_store_mut(|s| {
-        s.service_accounts
-            .push(json!({"uuid": "ab".repeat(16), "username": "svc-proj",
-                                       "project_uuid": PROJECT, "state": "OK"}));
-        s.course_accounts
-            .push(json!({"uuid": "cd".repeat(16), "username": "course-1",
-                                      "project_uuid": PROJECT, "state": "OK"}));
-    });
-    let account = |uuid: &str, username: &str, action: &str| {
-        json!({"account_uuid": uuid, "account_username": username, "scope_type": "project",
-               "project_uuid": PROJECT, "project_name": "Project", "action": action})
-    };
-    publish_twice(
-        &site,
-        &mut agent,
-        "service_account",
-        account(&"ab".repeat(16), "svc-proj", "create"),
-    );
-    publish_twice(
-        &site,
-        &mut agent,
-        "course_account",
-        account(&"cd".repeat(16), "course-1", "create"),
-    );
+    let (service, course) = ("ab".repeat(16), "cd".repeat(16));
+    for (course, uuid, username) in [(false, &service, "svc-proj"), (true, &course, "course-1")] {
+        change_twice(
+            &site,
+            &mut agent,
+            if course {
+                "course_account"
+            } else {
+                "service_account"
+            },
+            Change::AccountCreated {
+                course,
+                project_uuid: PROJECT.into(),
+                uuid: uuid.clone(),
+                username: username.into(),
+            },
+            0,
+        );
+    }
     for alloc in ["alloc-a", "alloc-b"] {
         assert_eq!(
             users_of(&site, alloc),
             ["alice1", "bob1", "course-1", "svc-proj"]
         );
     }
-    publish_twice(
+    change_twice(
         &site,
         &mut agent,
         "service_account",
-        account(&"ab".repeat(16), "svc-proj", "delete"),
+        Change::AccountDeleted {
+            course: false,
+            uuid: service,
+        },
+        0,
     );
     assert_eq!(users_of(&site, "alloc-b"), ["alice1", "bob1", "course-1"]);
 

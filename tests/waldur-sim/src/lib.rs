@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod changes;
 pub mod faults;
 pub mod ids;
 pub mod inspect;
@@ -21,6 +22,7 @@ pub mod sim_api;
 pub mod store;
 
 pub use broker::{BrokerAdmin, BrokerConfig, QueueCounts};
+pub use changes::Change;
 pub use faults::{Fault, FaultKind, Matcher};
 pub use inspect::LogEntry;
 pub use scenario::{Scenario, ScenarioError};

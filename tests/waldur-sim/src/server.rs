@@ -314,6 +314,12 @@ impl Simulator {
         self.app.publish_event(offering_uuid, object_type, body)
     }
 
+    /// A change on Mastermind's side (a role granted, a username set, ...), with the messages
+    /// Mastermind publishes for it; answers the number of queues they went to.
+    pub fn apply_change(&self, change: crate::changes::Change) -> Result<usize, String> {
+        crate::changes::apply(&self.app, change)
+    }
+
     /// A user asks which backend accounts could be imported: a new backend resource request
     /// (state Sent) and its `importable_resources` event. Answers the request id.
     pub fn create_backend_resource_request(&self, offering_uuid: &str) -> Result<String, String> {

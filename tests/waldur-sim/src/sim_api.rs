@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         .route("/__sim/scenario", post(load_scenario))
         .route("/__sim/broker", post(attach_broker))
         .route("/__sim/events", get(published).post(publish))
+        .route("/__sim/changes", post(apply_change))
         .route("/__sim/agent-logs", get(agent_logs))
         // A Sentry intake: a DSN `http://key@HOST/__sim/sentry/1` sends its envelopes here.
         .route("/__sim/sentry", get(sentry_envelopes))
@@ -125,6 +126,17 @@ async fn publish(State(app): State<App>, body: Bytes) -> Response {
             Json(json!({"queues": queues})).into_response()
         }
         Err(e) => bad(format!("event: {e}")),
+    }
+}
+
+/// A [`crate::Change`] (`{"kind": "role_granted", ...}`): applied, and its messages published.
+async fn apply_change(State(app): State<App>, body: Bytes) -> Response {
+    match serde_json::from_slice::<crate::Change>(&body) {
+        Ok(change) => match crate::changes::apply(&app, change) {
+            Ok(queues) => Json(json!({"queues": queues})).into_response(),
+            Err(e) => bad(e),
+        },
+        Err(e) => bad(format!("change: {e}")),
     }
 }
 

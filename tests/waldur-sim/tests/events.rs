@@ -110,3 +110,170 @@ async fn the_pypi_flow_has_one_consumer_queue_for_every_observed_type() {
         .await;
     assert_eq!(r.json::<Value>().await.unwrap()["queues"], 1);
 }
+
+/// Every change Mastermind's users make publishes the reference's message for it, to the
+/// offerings concerned; the store changes with it.
+#[tokio::test]
+async fn changes_on_mastermind_s_side_publish_the_reference_messages() {
+    use waldur_sim::Change;
+    let (s, ids) = fixture();
+    let c = Client::start(s);
+    let identity = identity(&c, &ids.offering).await;
+    let types = [
+        "order",
+        "user_role",
+        "resource",
+        "offering_user",
+        "service_account",
+        "course_account",
+        "offering_resources_sync",
+    ];
+    let r = c
+        .post(
+            &format!("marketplace-site-agent-identities/{identity}/register_queue/"),
+            json!({"object_types": types}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let carol = c.sim.with_store_mut(|st| {
+        let carol = "c0".repeat(16);
+        st.users.insert(
+            carol.clone(),
+            waldur_sim::store::User {
+                uuid: carol.clone(),
+                username: "carol@idp".into(),
+                full_name: "Carol".into(),
+                email: "carol@example.org".into(),
+            },
+        );
+        carol
+    });
+    let apply = |change: Change| c.sim.apply_change(change).unwrap();
+    c.sim.with_store_mut(|st| {
+        st.orders.get_mut(&ids.order_create).unwrap().state = "pending-consumer".into();
+    });
+    apply(Change::ConsumerApproved {
+        order_uuid: ids.order_create.clone(),
+    });
+    assert_eq!(
+        c.sim.order(&ids.order_create).unwrap().state,
+        "pending-provider"
+    );
+    // Only an order that waits for its consumer can be approved by them.
+    assert!(c
+        .sim
+        .apply_change(Change::ConsumerApproved {
+            order_uuid: ids.order_create.clone(),
+        })
+        .unwrap_err()
+        .contains("not pending-consumer"));
+    assert_eq!(
+        apply(Change::RoleGranted {
+            project_uuid: ids.project.clone(),
+            user_uuid: dashed(&carol),
+            role: "PROJECT.MEMBER".into(),
+        }),
+        1
+    );
+    assert!(c.sim.with_store(|st| st
+        .team
+        .iter()
+        .any(|m| m.user_uuid == carol && m.project_uuid == ids.project)));
+    apply(Change::RoleRevoked {
+        project_uuid: ids.project.clone(),
+        user_uuid: carol.clone(),
+        role: "PROJECT.MEMBER".into(),
+    });
+    assert!(!c
+        .sim
+        .with_store(|st| st.team.iter().any(|m| m.user_uuid == carol)));
+    apply(Change::ResourceChanged {
+        resource_uuid: ids.res_ok.clone(),
+        restrict_member_access: Some(true),
+    });
+    assert!(c.sim.resource(&ids.res_ok).unwrap().restrict_member_access);
+    apply(Change::UsernameSet {
+        offering_user_uuid: ids.ou_requested.clone(),
+        username: "bob7".into(),
+    });
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("email".into(), json!("alice@example.org"));
+    apply(Change::UserAttributesChanged {
+        offering_user_uuid: ids.ou_ok.clone(),
+        attributes,
+    });
+    let account = "ac".repeat(16);
+    apply(Change::AccountCreated {
+        course: true,
+        project_uuid: ids.project.clone(),
+        uuid: account.clone(),
+        username: "course-7".into(),
+    });
+    assert_eq!(c.sim.with_store(|st| st.course_accounts.len()), 1);
+    apply(Change::AccountDeleted {
+        course: true,
+        uuid: account.clone(),
+    });
+    assert!(c.sim.with_store(|st| st.course_accounts.is_empty()));
+    // Through the /__sim/ API too, for clients in other languages.
+    let r = c
+        .post(
+            "/__sim/changes",
+            json!({"kind": "offering_sync_requested", "offering_uuid": dashed(&ids.offering),
+                   "requested_by_user_uuid": ids.user}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["queues"], 1);
+    let r = c
+        .post("/__sim/changes", json!({"kind": "role_granted"}))
+        .await;
+    assert_eq!(r.status(), 400);
+
+    let published: Vec<(String, Value)> = c
+        .sim
+        .published()
+        .into_iter()
+        .map(|p| (p.object_type, p.body))
+        .collect();
+    let kinds: Vec<&str> = published.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "order",
+            "user_role",
+            "user_role",
+            "resource",
+            "offering_user",
+            "offering_user",
+            "course_account",
+            "course_account",
+            "offering_resources_sync"
+        ]
+    );
+    assert_eq!(
+        published[0].1["order_state"], "pending-provider",
+        "{published:?}"
+    );
+    let published = &published[1..];
+    let body = |i: usize| &published[i].1;
+    assert_eq!(body(0)["granted"], true);
+    assert_eq!(body(0)["user_username"], "carol@idp");
+    assert_eq!(body(0)["project_uuid"], ids.project.as_str());
+    assert_eq!(body(1)["granted"], false);
+    assert_eq!(body(2)["resource_uuid"], ids.res_ok.as_str());
+    assert_eq!(body(3)["action"], "username_set");
+    assert_eq!(body(3)["username"], "bob7");
+    assert_eq!(body(4)["action"], "attribute_update");
+    assert_eq!(body(4)["changed_attributes"], json!(["email"]));
+    assert_eq!(body(5)["action"], "create");
+    assert_eq!(body(5)["account_username"], "course-7");
+    assert_eq!(body(6)["action"], "delete");
+    assert_eq!(body(7)["requested_by_user_uuid"], ids.user.as_str());
+    for (object_type, body) in published {
+        assert_eq!(
+            body["object_type"],
+            object_type.as_str(),
+            "single queue tags"
+        );
+    }
+}
