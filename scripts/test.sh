@@ -44,6 +44,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo publish --dry-run (the plugin SDK and its macros, as vendors would get them)"
+# --allow-dirty: what is checked is that the crates package and build on their own, also in a
+# working tree with uncommitted changes.
+cargo publish --dry-run --allow-dirty --quiet -p waldur-plugin-abi-macros -p waldur-plugin-abi
 echo "== cargo build (workspace, all plugins and fixtures)"
 # Built up front so the tests' own build calls are up-to-date checks.
 cargo build --workspace

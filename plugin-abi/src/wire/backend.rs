@@ -1,3 +1,7 @@
+//! What the backend answers about its own objects (resource info, associations, client
+//! resources, collected limits, periodic-settings results, resource keys) and the runtime
+//! context the agent hands a plugin once (time zone, partitions, runtime directory).
+
 use serde::{Deserialize, Serialize};
 
 use super::{JsonMap, ResourceUsage};

@@ -1,3 +1,6 @@
+//! The capability flags a plugin declares (the reference BaseBackend's class attributes):
+//! what the agent may ask of it and which of its own algorithms it runs around the plugin.
+
 use serde::{Deserialize, Serialize};
 
 /// The reference BaseBackend's class-level flags, as data.

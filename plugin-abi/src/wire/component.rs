@@ -1,3 +1,6 @@
+//! `backend_components` of an offering: each component's accounting type, unit factor and
+//! limit, as the config gives them.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,6 @@
+//! A Waldur marketplace order as the agent hands it to a plugin, and the plugin's answer to
+//! a pending one (accept, reject, wait).
+
 use serde::{Deserialize, Serialize};
 
 use super::{JsonMap, Limits};

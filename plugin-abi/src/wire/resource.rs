@@ -1,3 +1,5 @@
+//! A Waldur marketplace resource (the provider view) as the agent hands it to a plugin.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

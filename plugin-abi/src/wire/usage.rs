@@ -1,3 +1,6 @@
+//! Usage reports: per-resource component totals and per-user usage, keyed the way the
+//! reference's `_get_usage_report` returns them.
+
 use std::collections::BTreeMap;
 
 /// The key of the whole-account usage inside a [`ResourceUsage`].

@@ -1,3 +1,6 @@
+//! The people side: project team members, offering users, the `user_context` the agent
+//! builds for membership calls, per-call user options and the offering's own details.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,8 @@
 //! - [`settings`]: the declared settings and their parsing;
 //! - [`generator`]: the `template` logic tying them together;
 //! - `base`, `template_entry`: the two entries, thin trait implementations.
+// Plugin code needs no unsafe: the SDK holds the FFI, so the compiler keeps it out.
+#![forbid(unsafe_code)]
 
 mod base;
 pub mod existing;

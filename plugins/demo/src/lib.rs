@@ -11,6 +11,8 @@
 //! - [`usage`]: usage files -> usage reports;
 //! - [`keys`]: resource API keys (mint, rotate, prune);
 //! - `demo`, `client`, `backend`: the plugin type and its thin trait implementations.
+// Plugin code needs no unsafe: the SDK holds the FFI, so the compiler keeps it out.
+#![forbid(unsafe_code)]
 
 mod backend;
 mod client;

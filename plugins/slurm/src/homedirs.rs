@@ -1,7 +1,6 @@
 //! Home directories (`mkhomedir_helper`), their optional quotas (CephFS xattrs, XFS, Lustre)
 //! and per-allocation project directories.
 
-use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -130,33 +129,8 @@ impl HomedirQuota {
 
 /// A user's home directory from the password database.
 fn passwd_home(username: &str) -> Option<String> {
-    let name = CString::new(username).ok()?;
-    let mut buffer = vec![0_u8; 16 * 1024];
-    loop {
-        // SAFETY: zeroed is a valid `passwd` (pointers null, integers 0) for getpwnam_r to fill.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and `buffer.len()` is its real size.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut entry,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
-            buffer.resize(buffer.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
-            return None;
-        }
-        // SAFETY: getpwnam_r succeeded, so pw_dir points to a NUL-terminated string in `buffer`.
-        let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
-        return Some(dir.to_string_lossy().into_owned());
-    }
+    let user = nix::unistd::User::from_name(username).ok()??;
+    Some(user.dir.to_string_lossy().into_owned())
 }
 
 /// `<base>/<user>` when `homedir_base_path` is set (kept inside the canonical base, see
@@ -446,5 +420,12 @@ mod tests {
             assert!(homedir_of(bad, Some(&slash)).is_err(), "{bad:?}");
             assert!(homedir_of(bad, None).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_passwd_home_of_a_known_user_and_none_for_an_unknown_one() {
+        assert_eq!(passwd_home("root").as_deref(), Some("/root"));
+        assert_eq!(passwd_home("no-such-user-waldur-agent"), None);
+        assert_eq!(passwd_home("nul\0inside"), None);
     }
 }

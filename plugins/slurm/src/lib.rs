@@ -15,6 +15,8 @@
 //! - `hierarchy`, `users`, `qos`, `homedirs`, `diagnostics`, `periodic`, `pull`: the
 //!   behaviour, each an `impl Slurm` block;
 //! - `slurm`, `backend`, `base_client`: the plugin type and its thin SDK trait impls.
+// Plugin code needs no unsafe: the SDK holds the FFI, so the compiler keeps it out.
+#![forbid(unsafe_code)]
 
 mod backend;
 mod base_client;

@@ -227,13 +227,13 @@ fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitSta
 
 /// Kills the child's process group (it leads it) and reaps the child.
 fn kill_group(child: &mut Child) {
-    let Ok(group) = libc::pid_t::try_from(child.id()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return;
-    };
-    // SAFETY: a plain syscall; the child is not reaped yet, so its group id is still ours.
-    if unsafe { libc::kill(-group, libc::SIGKILL) } != 0 {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    let killed = i32::try_from(child.id())
+        .ok()
+        // The child is not reaped yet, so its group id is still ours.
+        .is_some_and(|group| killpg(Pid::from_raw(group), Signal::SIGKILL).is_ok());
+    if !killed {
         let _ = child.kill();
     }
     let _ = child.wait();
