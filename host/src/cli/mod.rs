@@ -23,6 +23,7 @@ pub enum Command {
     /// Runs the agent: polls Waldur and drives the backend plugins.
     Run(run::RunArgs),
     /// The main job end to end on the bundled Waldur simulator and the demo plugins.
+    #[cfg(feature = "demo")]
     Demo {
         /// An extra directory to look for the demo plugins in (repeatable).
         #[arg(long = "plugin-dir", value_name = "DIR")]
@@ -142,6 +143,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Run(args) => run::run(args),
+        #[cfg(feature = "demo")]
         Command::Demo {
             plugin_dirs,
             state_dir,
