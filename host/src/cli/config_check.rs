@@ -12,7 +12,6 @@ use serde::Serialize;
 use waldur_plugin_abi::wire::OfferingInfo;
 
 use super::plugins::scan;
-use super::tools::DEFAULT_CONFIG;
 use super::PluginSource;
 use crate::config::{Config, Offering};
 use crate::modes::runtime::{plugin_entries, settings_warnings, Agent};
@@ -76,7 +75,7 @@ pub fn run(mut args: ConfigCheckArgs) -> ExitCode {
     let path = args
         .source
         .config
-        .get_or_insert_with(|| PathBuf::from(DEFAULT_CONFIG))
+        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
         .clone();
     let findings = match check(&path, &args.source) {
         Ok(findings) => findings,

@@ -21,9 +21,6 @@ use crate::modes::runtime::{plugin_entries, Agent, Mode};
 use crate::modes::shutdown::Shutdown;
 use crate::plugins::Registry;
 
-/// The reference's default config file name.
-const DEFAULT_CONFIG: &str = "waldur-site-agent-config.yaml";
-
 /// Modes this agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
@@ -75,7 +72,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     let config_path = args
         .source
         .config
-        .get_or_insert_with(|| PathBuf::from(DEFAULT_CONFIG))
+        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
         .clone();
     let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
     let logging = crate::logging::init_for_run(&loaded.config, args.log_format);

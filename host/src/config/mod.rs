@@ -47,6 +47,13 @@ mod tests;
 
 use std::path::Path;
 
+/// The config file every command reads without `-c/--config-file`: the reference's default
+/// for `waldur_site_agent` and its tools, relative to the working directory. The reference's
+/// `waldur_site_healthz` alone defaults to `/etc/waldur-site-agent/config.yaml`; its Helm
+/// chart names that file explicitly, so one default serves every command here. The Debian
+/// package's units pass `/etc/waldur/waldur-site-agent-config.yaml` with `-c`.
+pub const DEFAULT_CONFIG_FILE: &str = "waldur-site-agent-config.yaml";
+
 pub use env::{
     AgentEnv, MEMBERSHIP_SYNC_PERIOD_VAR, ORDER_PROCESS_PERIOD_VAR, RECONCILIATION_PERIOD_VAR,
     REPORT_PERIOD_VAR,

@@ -31,13 +31,10 @@ fn runtime_dir_of(config: &std::path::Path) -> PathBuf {
     crate::config::runtime_dir(configured.as_deref())
 }
 
-/// The reference's default config for the readiness check.
-const DEFAULT_CONFIG: &str = "/etc/waldur-site-agent/config.yaml";
-
 #[derive(Debug, Args)]
 pub struct HealthzArgs {
     /// The agent configuration (readiness check only).
-    #[arg(short = 'c', long = "config-file", alias = "config", value_name = "CONFIG", default_value = DEFAULT_CONFIG)]
+    #[arg(short = 'c', long = "config-file", alias = "config", value_name = "CONFIG", default_value = crate::config::DEFAULT_CONFIG_FILE)]
     pub config: PathBuf,
     /// Seconds after which the heartbeat file counts as stale.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]

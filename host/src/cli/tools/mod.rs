@@ -1,5 +1,5 @@
 //! The reference's CLI tools as subcommands (reference §3.7). Each loads the configuration
-//! (`-c`, default `waldur-site-agent-config.yaml`) and the plugins like `run`, works on every
+//! (`-c`, default [`crate::config::DEFAULT_CONFIG_FILE`]) and the plugins like `run`, works on every
 //! offering, prints one line per offering, and exits 0 when no offering failed, 1 when one
 //! did, 2 when the configuration or the plugins could not be loaded.
 
@@ -21,9 +21,6 @@ use crate::modes::runtime::Agent;
 use crate::modes::tools::{one_line, ToolOutcome, ToolReport};
 use crate::plugins::Registry;
 
-/// The reference's default config file name.
-pub(crate) const DEFAULT_CONFIG: &str = "waldur-site-agent-config.yaml";
-
 /// Shown after the tools' `--help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 = every offering succeeded or was skipped; \
 1 = at least one offering failed (the others were still processed); \
@@ -44,7 +41,7 @@ fn with_agent<T>(
 ) -> Result<T, String> {
     let path = source
         .config
-        .get_or_insert_with(|| PathBuf::from(DEFAULT_CONFIG))
+        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
         .clone();
     let loaded = crate::config::load(&path).map_err(|e| one_line(&e))?;
     for warning in &loaded.warnings {
