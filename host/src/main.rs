@@ -1,9 +1,8 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use waldur_agent::cli::{run, Cli};
+use waldur_agent::cli::{parse, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    run(cli)
+    // `waldur-agent SUBCOMMAND ...`, or a reference name such as `waldur_site_agent -m report`.
+    run(parse())
 }

@@ -491,3 +491,81 @@ fn heartbeat_stays_fresh_between_cycles() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("old (max 2s)"), "{output}");
 }
+
+/// The reference's command names, as links to the binary (the Debian package installs them in
+/// /usr/bin): each is its subcommand with the reference's flags, and its help names the link.
+#[test]
+fn reference_command_names_are_links_that_take_the_reference_flags() {
+    let links = tempfile::tempdir().unwrap();
+    let link = |name: &str| links.path().join(name);
+    for program in waldur_agent::cli::PROGRAM_NAMES {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_waldur-agent"), link(program.name)).unwrap();
+        let output = Command::new(link(program.name))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}: {help}", program.name);
+        assert!(
+            help.contains(&format!("Usage: {} [OPTIONS]", program.name)),
+            "{}: {help}",
+            program.name
+        );
+    }
+
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waldur-site-agent-config.yaml");
+    std::fs::write(&config, h.config(TOKEN)).unwrap();
+    let heartbeat = dir.path().join("heartbeat");
+    let run = |program: &str, args: &[&str]| {
+        let output = Command::new(link(program))
+            .args(args)
+            .arg("--plugin-dir")
+            .arg(h.plugins.path())
+            .env("RUST_LOG", "error")
+            .env("WALDUR_AGENT_RUNTIME_DIR", dir.path().join("run"))
+            .env("WALDUR_AGENT_HEARTBEAT_FILE", &heartbeat)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text)
+    };
+    // The reference's order_process unit, for one cycle; `-c` as the reference spells it.
+    let (code, output) = run(
+        "waldur_site_agent",
+        &[
+            "-m",
+            "order_process",
+            "-c",
+            config.to_str().unwrap(),
+            "--once",
+        ],
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(h.sim.order(ORDER).unwrap().state, "done");
+    // A tool with the mode flag the reference's tools accept, and the default config file.
+    let (code, output) = run("waldur_site_diagnostics", &["-m", "report"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("offering 'Demo Offering': ok"), "{output}");
+    // The Helm chart's probes.
+    let probe = |args: &[&str]| {
+        let output = Command::new(link("waldur_site_healthz"))
+            .args(args)
+            .env("WALDUR_AGENT_HEARTBEAT_FILE", &heartbeat)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code().unwrap_or(-1), stdout)
+    };
+    let (code, output) = probe(&["--liveness-only"]);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = probe(&["--config-file", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("ready"), "{output}");
+}

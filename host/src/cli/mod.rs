@@ -2,6 +2,7 @@
 
 mod config_check;
 mod plugins;
+mod program_names;
 mod run;
 mod tools;
 
@@ -9,6 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use program_names::{parse, program_name, ProgramName, PROGRAM_NAMES};
 
 /// Waldur site agent: connects a site's backends to Waldur Mastermind through plugins.
 #[derive(Debug, Parser)]

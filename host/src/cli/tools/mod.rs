@@ -31,6 +31,10 @@ pub const EXIT_CODES: &str = "Exit codes: 0 = every offering succeeded or was sk
 pub struct ToolArgs {
     #[command(flatten)]
     pub source: PluginSource,
+    /// Accepted because the reference's tools share `waldur_site_agent`'s parser
+    /// (`waldur_site_diagnostics -m report -c FILE`); a tool does the same in every mode.
+    #[arg(short = 'm', long = "mode", value_enum, value_name = "MODE")]
+    pub mode: Option<super::run::RunMode>,
 }
 
 /// Loads the configuration and the plugins and runs `work` on a multi-thread runtime
