@@ -1,6 +1,7 @@
 //! The `waldur-agent` command line.
 
 mod config_check;
+mod package_assets;
 mod plugins;
 mod program_names;
 mod run;
@@ -59,6 +60,13 @@ pub enum Command {
     /// Liveness (heartbeat file) and readiness (Waldur answers) check.
     #[command(after_help = tools::healthz::AFTER_HELP)]
     Healthz(tools::healthz::HealthzArgs),
+    /// Internal: writes the package's shell completions, man pages and reference-name links
+    /// into DIR (scripts/package.sh).
+    #[command(hide = true)]
+    PackageAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Where to look for plugins; shared by every command that loads them.
@@ -169,5 +177,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::SyncResourceLimits(args) => tools::limits::run(args),
         Command::CreateHomedirs(args) => tools::homedirs::run(args),
         Command::Healthz(args) => tools::healthz::run(args),
+        Command::PackageAssets { dir } => package_assets::run(&dir),
     }
 }
