@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, every crate and fixture, every test.
+# The whole test suite, as CI runs it: formatting, lints, the supply-chain policy (deny.toml),
+# every crate and fixture, every test, and the Debian package installed and exercised for real
+# (scripts/package-test.sh; root only, required under CI=true).
 # Real components the tests use are started here and stopped at exit: SLURM accounting
 # (scripts/slurm-setup.sh) and RabbitMQ with Web-STOMP (scripts/rabbitmq-setup.sh); both
 # need root, and CI runs as root. A test whose real component is
@@ -44,6 +46,16 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The production binary (the Debian package's) is built without the demo feature.
+cargo clippy -p waldur-agent --no-default-features --lib --bins -- -D warnings
+echo "== cargo deny (licenses, bans, sources: deny.toml)"
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "== installing cargo-deny (cargo install --locked cargo-deny)"
+    cargo install --locked cargo-deny
+fi
+# The check reads every crate's manifest from cargo's cache, for every platform.
+cargo fetch --locked --quiet
+cargo deny --offline check licenses bans sources
 echo "== cargo publish --dry-run (the plugin SDK and its macros, as vendors would get them)"
 # --allow-dirty: what is checked is that the crates package and build on their own, also in a
 # working tree with uncommitted changes.
@@ -63,3 +75,5 @@ for c in "${COMPONENTS[@]}"; do
 done
 echo "== cargo test"
 cargo test --workspace
+echo "== Debian package (scripts/package-test.sh)"
+scripts/package-test.sh
