@@ -20,6 +20,9 @@ pub struct LogEntry {
     pub response_body: Option<String>,
     /// The injected fault, if any (`latency`, `status`, `malformed`, `drop`).
     pub fault: Option<String>,
+    /// When the request arrived (microseconds since the Unix epoch): scripts measure an
+    /// agent's start-up to its first request against their own clock.
+    pub received_unix_us: u64,
     pub duration_ms: u64,
 }
 

@@ -71,6 +71,9 @@ fn text(bytes: &[u8], keep: bool) -> Option<String> {
 /// the log and counters (faulted and unauthorised requests included).
 async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let received_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -99,6 +102,7 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
         request_body: text(&req_bytes, bodies),
         response_body: resp_body,
         fault,
+        received_unix_us,
         duration_ms: started.elapsed().as_millis() as u64,
     };
 
