@@ -22,7 +22,9 @@ skip() {
 }
 [[ "$(id -u)" = 0 ]] || skip "not root"
 command -v dpkg >/dev/null 2>&1 || skip "no dpkg"
-if dpkg-query -W -f '${Status}' waldur-agent 2>/dev/null | grep -q installed; then
+# dpkg's state of the package: empty or not-installed when it is absent.
+package_state() { dpkg-query -W -f '${db:Status-Status}' waldur-agent 2>/dev/null || true; }
+if [[ ! "$(package_state)" =~ ^(not-installed)?$ ]]; then
     echo "package test: waldur-agent is installed on this machine; remove it first (dpkg --purge waldur-agent)" >&2
     exit 1
 fi
@@ -132,7 +134,7 @@ done
 for dir in /usr/lib/waldur-agent /etc/waldur /usr/share/doc/waldur-agent; do
     [[ -e "$dir" ]] && left+=("$dir")
 done
-dpkg-query -W waldur-agent >/dev/null 2>&1 && left+=("dpkg still knows the package")
+[[ "$(package_state)" =~ ^(not-installed)?$ ]] || left+=("dpkg state $(package_state)")
 [[ ${#left[@]} = 0 ]] || fail "left after dpkg --purge: ${left[*]}"
 echo "ok: dpkg --purge left nothing"
 echo "== package test passed in $((SECONDS - START)) s"
