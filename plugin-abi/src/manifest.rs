@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ffi::EntryKind;
-use crate::sdk::{Backend, UsernameBackend};
 use crate::wire::CapabilitySet;
 
 /// Manifest format version, bumped only for incompatible manifest changes.
@@ -151,7 +150,8 @@ impl SettingSpec {
     }
 }
 
-/// Everything the manifest says about one entry.
+/// Everything the manifest says about one entry (built from a plugin's types by
+/// `EntrySpec::backend` and `EntrySpec::username`, in [`crate::sdk`]).
 #[derive(Debug, Clone, Copy)]
 pub struct EntrySpec {
     pub kind: EntryKind,
@@ -164,34 +164,6 @@ pub struct EntrySpec {
     pub implemented: &'static [&'static str],
     /// BaseClient methods the entry implements.
     pub implemented_client: &'static [&'static str],
-}
-
-impl EntrySpec {
-    pub const fn backend<T: Backend>(name: &'static str) -> Self {
-        Self {
-            kind: EntryKind::BACKEND,
-            name,
-            description: T::DESCRIPTION,
-            capabilities: Some(T::CAPABILITIES),
-            settings: T::SETTINGS,
-            component_settings: T::COMPONENT_SETTINGS,
-            implemented: <T as Backend>::IMPLEMENTED,
-            implemented_client: <T as crate::sdk::Client>::IMPLEMENTED,
-        }
-    }
-
-    pub const fn username<T: UsernameBackend>(name: &'static str) -> Self {
-        Self {
-            kind: EntryKind::USERNAME,
-            name,
-            description: T::DESCRIPTION,
-            capabilities: None,
-            settings: T::SETTINGS,
-            component_settings: &[],
-            implemented: T::IMPLEMENTED,
-            implemented_client: &[],
-        }
-    }
 }
 
 /// The whole plugin, as the export macro declares it.

@@ -9,8 +9,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::call::Call;
 use super::error::WaldurError;
-use super::http::Call;
 
 /// Decodes one JSON object that must carry the `required` top-level fields.
 pub(crate) fn decode_one<T: DeserializeOwned>(

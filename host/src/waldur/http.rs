@@ -1,92 +1,22 @@
 //! Transport: one `reqwest` client per Waldur client, authentication on every attempt, status
-//! checks and retries. Endpoint modules describe a request as a [`Call`]; this module sends it.
+//! checks and retries. Endpoint modules describe a request as a [`Call`]; this module sends it
+//! (every page of a listing, as [`super::pagination`] finds the next one).
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Method, Url};
+use reqwest::Url;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::auth::{scrub, Auth};
-use super::decode::decode_one;
+use super::call::{Call, Query};
+use super::decode::{decode_list, decode_one};
 use super::error::{chain_message, excerpt, WaldurError};
-use super::pagination::collect_pages;
-use super::retry::{retry_after, RetryMode, RetryPolicy};
-use super::uuid::normalize_uuid;
+use super::pagination::NextPage;
+use super::retry::{retry_after, RetryPolicy};
 use super::ClientOptions;
 use crate::config::Secret;
-
-/// One request to Waldur, as an endpoint method describes it.
-#[derive(Debug, Clone)]
-pub(crate) struct Call {
-    /// Reference id and name, e.g. `"O3 approve_by_provider"`; used in errors and logs.
-    pub endpoint: &'static str,
-    pub method: Method,
-    pub url: Url,
-    /// A serialized JSON body; `None` sends no body and no `Content-Type` (the reference's
-    /// body-less POSTs such as `set_state_done`).
-    pub body: Option<Vec<u8>>,
-    /// The status codes the reference's client accepts for this endpoint; anything else is a
-    /// [`WaldurError::Status`].
-    pub accepted: &'static [u16],
-    pub retry: RetryMode,
-}
-
-impl Call {
-    /// A GET accepting 200.
-    pub(crate) fn get(endpoint: &'static str, url: Url) -> Call {
-        Call {
-            endpoint,
-            method: Method::GET,
-            url,
-            body: None,
-            accepted: &[200],
-            retry: RetryMode::Idempotent,
-        }
-    }
-
-    /// A request with a JSON body accepting 200, retried as idempotent unless told otherwise.
-    pub(crate) fn with_json(
-        endpoint: &'static str,
-        method: Method,
-        url: Url,
-        body: &impl Serialize,
-    ) -> Call {
-        Call {
-            endpoint,
-            method,
-            url,
-            // Our request bodies are plain structs and maps with string keys.
-            body: Some(serde_json::to_vec(body).expect("request bodies serialize to JSON")),
-            accepted: &[200],
-            retry: RetryMode::Idempotent,
-        }
-    }
-
-    /// A body-less POST accepting 200.
-    pub(crate) fn post_empty(endpoint: &'static str, url: Url) -> Call {
-        Call {
-            endpoint,
-            method: Method::POST,
-            url,
-            body: None,
-            accepted: &[200],
-            retry: RetryMode::Idempotent,
-        }
-    }
-
-    pub(crate) fn accept(mut self, accepted: &'static [u16]) -> Call {
-        self.accepted = accepted;
-        self
-    }
-
-    pub(crate) fn retry(mut self, retry: RetryMode) -> Call {
-        self.retry = retry;
-        self
-    }
-}
 
 /// An answer with an accepted status.
 #[derive(Debug)]
@@ -94,51 +24,6 @@ pub(crate) struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-}
-
-/// Query parameters in the order they are added; lists are repeated keys
-/// (`state=OK&state=Erred`), booleans `true`/`false`, as httpx sends them.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Query(Vec<(&'static str, String)>);
-
-impl Query {
-    pub(crate) fn new() -> Query {
-        Query::default()
-    }
-
-    pub(crate) fn add(mut self, key: &'static str, value: impl Into<String>) -> Query {
-        self.0.push((key, value.into()));
-        self
-    }
-
-    /// A UUID, normalised.
-    pub(crate) fn uuid(self, key: &'static str, uuid: &str) -> Query {
-        self.add(key, normalize_uuid(uuid))
-    }
-
-    pub(crate) fn opt_uuid(self, key: &'static str, uuid: Option<&str>) -> Query {
-        match uuid {
-            Some(uuid) => self.uuid(key, uuid),
-            None => self,
-        }
-    }
-
-    pub(crate) fn flag(self, key: &'static str, value: bool) -> Query {
-        self.add(key, if value { "true" } else { "false" })
-    }
-
-    /// One `key=value` pair per value.
-    pub(crate) fn each<S: AsRef<str>>(mut self, key: &'static str, values: &[S]) -> Query {
-        for value in values {
-            self.0.push((key, value.as_ref().to_owned()));
-        }
-        self
-    }
-
-    /// `field=a&field=b`: Waldur's field selection.
-    pub(crate) fn fields<S: AsRef<str>>(self, fields: &[S]) -> Query {
-        self.each("field", fields)
-    }
 }
 
 /// The transport shared by all endpoint methods of one [`super::WaldurClient`].
@@ -218,10 +103,7 @@ impl Http {
             path.extend(segments);
             path.push("");
         }
-        if !query.0.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.0.iter().map(|(k, v)| (*k, v.as_str())));
-        }
+        query.append_to(&mut url);
         url
     }
 
@@ -290,7 +172,17 @@ impl Http {
         call: Call,
         required: &[&str],
     ) -> Result<Vec<T>, WaldurError> {
-        collect_pages(self, call, required).await
+        let mut call = call;
+        let mut items = Vec::new();
+        let mut pages = NextPage::new(self.base());
+        loop {
+            let reply = self.execute(&call).await?;
+            items.extend(decode_list::<T>(&call, &reply.body, required)?);
+            match pages.after(&call, &reply.headers)? {
+                Some(next) => call.url = next,
+                None => return Ok(items),
+            }
+        }
     }
 
     /// `execute`, ignoring the body (the reference's "200 any").

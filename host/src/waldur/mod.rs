@@ -42,6 +42,7 @@
 //!   [`for_each_concurrent`] / [`map_concurrent`].
 
 mod auth;
+mod call;
 mod concurrency;
 mod decode;
 mod endpoints;

@@ -6,39 +6,46 @@
 
 use std::collections::HashSet;
 
-use reqwest::header::LINK;
+use reqwest::header::{HeaderMap, LINK};
 use reqwest::Url;
-use serde::de::DeserializeOwned;
 
-use super::decode::decode_list;
+use super::call::Call;
 use super::error::WaldurError;
-use super::http::{Call, Http};
 
 /// Pages of one listing we follow at most: 1,000,000 objects at `page_size=100`. A server
 /// that keeps announcing more is broken; failing beats looping for ever.
 const MAX_PAGES: usize = 10_000;
 
-/// Fetches `call` and every page after it, concatenating the arrays. `required` as for
-/// [`decode_list`].
-pub(crate) async fn collect_pages<T: DeserializeOwned>(
-    http: &Http,
-    mut call: Call,
-    required: &[&str],
-) -> Result<Vec<T>, WaldurError> {
-    let mut items = Vec::new();
-    let mut seen = HashSet::new();
-    loop {
-        let reply = http.execute(&call).await?;
-        let page: Vec<T> = decode_list(&call, &reply.body, required)?;
-        items.extend(page);
-        let next = reply
-            .headers
+/// Where the next page of a listing is, page after page: the `rel="next"` link of each
+/// answer, checked (same origin as Waldur, never a page seen before, at most [`MAX_PAGES`]).
+pub(crate) struct NextPage {
+    origin: Url,
+    seen: HashSet<String>,
+}
+
+impl NextPage {
+    /// For a listing of the Waldur at `base`.
+    pub(crate) fn new(base: &Url) -> NextPage {
+        NextPage {
+            origin: base.clone(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The URL of the page after the one `call` fetched, whose answer had `headers`; `None`
+    /// on the last page.
+    pub(crate) fn after(
+        &mut self,
+        call: &Call,
+        headers: &HeaderMap,
+    ) -> Result<Option<Url>, WaldurError> {
+        let next = headers
             .get_all(LINK)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .find_map(next_link);
         let Some(target) = next else {
-            return Ok(items);
+            return Ok(None);
         };
         let next_url = call
             .url
@@ -48,7 +55,7 @@ pub(crate) async fn collect_pages<T: DeserializeOwned>(
                 message: format!("invalid rel=\"next\" link {target:?}: {e}"),
             })?;
         // The Authorization header goes with every page: never to another origin.
-        if next_url.origin() != http.base().origin() {
+        if next_url.origin() != self.origin.origin() {
             return Err(WaldurError::Unexpected {
                 endpoint: call.endpoint,
                 message: format!(
@@ -57,18 +64,18 @@ pub(crate) async fn collect_pages<T: DeserializeOwned>(
                 ),
             });
         }
-        seen.insert(call.url.to_string());
-        if seen.contains(next_url.as_str()) || seen.len() >= MAX_PAGES {
+        self.seen.insert(call.url.to_string());
+        if self.seen.contains(next_url.as_str()) || self.seen.len() >= MAX_PAGES {
             return Err(WaldurError::Unexpected {
                 endpoint: call.endpoint,
                 message: format!(
                     "pagination does not end (page {} links to {})",
-                    seen.len(),
+                    self.seen.len(),
                     without_query(&next_url)
                 ),
             });
         }
-        call.url = next_url;
+        Ok(Some(next_url))
     }
 }
 

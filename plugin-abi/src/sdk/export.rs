@@ -1,6 +1,10 @@
 //! `export_plugin!`: builds the root module, the library header abi_stable looks up, and the
 //! manifest section, from a list of entries.
 
+use super::{Backend, UsernameBackend};
+use crate::ffi::EntryKind;
+use crate::manifest::EntrySpec;
+
 /// Exports the plugin. Use once per plugin crate (a `cdylib`):
 ///
 /// ```ignore
@@ -142,4 +146,36 @@ macro_rules! __export_library_header {
             }
         };
     };
+}
+
+// The manifest's entries from a plugin's types: here, so the manifest does not depend on the
+// SDK's traits (the SDK depends on the manifest's declarations).
+impl EntrySpec {
+    /// A backend entry named `name`, as `T` declares it.
+    pub const fn backend<T: Backend>(name: &'static str) -> Self {
+        Self {
+            kind: EntryKind::BACKEND,
+            name,
+            description: T::DESCRIPTION,
+            capabilities: Some(T::CAPABILITIES),
+            settings: T::SETTINGS,
+            component_settings: T::COMPONENT_SETTINGS,
+            implemented: <T as Backend>::IMPLEMENTED,
+            implemented_client: <T as super::Client>::IMPLEMENTED,
+        }
+    }
+
+    /// A username-management entry named `name`, as `T` declares it.
+    pub const fn username<T: UsernameBackend>(name: &'static str) -> Self {
+        Self {
+            kind: EntryKind::USERNAME,
+            name,
+            description: T::DESCRIPTION,
+            capabilities: None,
+            settings: T::SETTINGS,
+            component_settings: &[],
+            implemented: T::IMPLEMENTED,
+            implemented_client: &[],
+        }
+    }
 }

@@ -3,129 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-use waldur_plugin_abi::wire::JsonMap;
 use waldur_plugin_abi::Result;
 
 use crate::command::argv;
 use crate::names::{self, NameKind};
-use crate::settings::{invalid, opt_int, opt_string, text_or_number, ProjectDirectory};
+use crate::settings::{HomedirQuota, ProjectDirectory, QuotaProvider};
 use crate::slurm::Slurm;
-
-/// Where a quota is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaProvider {
-    /// `setfattr -n ceph.quota.max_{bytes,files}` on the home directory.
-    CephXattr,
-    /// `xfs_quota -x -c "limit -u ..."` on the mount point.
-    Xfs,
-    /// `lfs setquota -u ...` on the mount point.
-    Lustre,
-}
-
-/// `homedir_quota`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HomedirQuota {
-    pub provider: QuotaProvider,
-    pub max_bytes: Option<String>,
-    pub max_files: Option<i64>,
-    pub mount_point: Option<String>,
-    pub block_softlimit: Option<String>,
-    pub block_hardlimit: Option<String>,
-    pub inode_softlimit: Option<i64>,
-    pub inode_hardlimit: Option<i64>,
-}
-
-const QUOTA_KEYS: [&str; 8] = [
-    "provider",
-    "max_bytes",
-    "max_files",
-    "mount_point",
-    "block_softlimit",
-    "block_hardlimit",
-    "inode_softlimit",
-    "inode_hardlimit",
-];
-
-impl HomedirQuota {
-    /// Parses `homedir_quota` (absent, null or `{}`: no quota). Unknown keys, an unknown
-    /// provider, a missing `mount_point` (xfs, lustre) or no limit at all are INVALID_SETTINGS
-    /// (the reference only logs them, and then sets no quota).
-    pub fn parse(value: Option<&Value>) -> Result<Option<Self>> {
-        let context = "backend_settings.homedir_quota";
-        let map: &JsonMap = match value {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Object(map)) if map.is_empty() => return Ok(None),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                return Err(invalid(format!("{context} must be an object, got {other}")))
-            }
-        };
-        if let Some(key) = map.keys().find(|k| !QUOTA_KEYS.contains(&k.as_str())) {
-            return Err(invalid(format!(
-                "{context}.{key} is not a quota setting (known: {})",
-                QUOTA_KEYS.join(", ")
-            )));
-        }
-        let provider = match opt_string(map, "provider", context)?.as_deref() {
-            Some("ceph_xattr") => QuotaProvider::CephXattr,
-            Some("xfs") => QuotaProvider::Xfs,
-            Some("lustre") => QuotaProvider::Lustre,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "{context}.provider must be one of ceph_xattr, xfs, lustre; got {other:?}"
-                )))
-            }
-            None => {
-                return Err(invalid(format!(
-                    "{context}.provider is required (ceph_xattr, xfs or lustre)"
-                )))
-            }
-        };
-        let quota = Self {
-            provider,
-            max_bytes: text_or_number(map, "max_bytes", context)?,
-            max_files: opt_int(map, "max_files", context)?,
-            mount_point: opt_string(map, "mount_point", context)?,
-            block_softlimit: text_or_number(map, "block_softlimit", context)?,
-            block_hardlimit: text_or_number(map, "block_hardlimit", context)?,
-            inode_softlimit: opt_int(map, "inode_softlimit", context)?,
-            inode_hardlimit: opt_int(map, "inode_hardlimit", context)?,
-        };
-        let name = match provider {
-            QuotaProvider::CephXattr => "ceph_xattr",
-            QuotaProvider::Xfs => "xfs",
-            QuotaProvider::Lustre => "lustre",
-        };
-        match provider {
-            QuotaProvider::CephXattr => {
-                if quota.max_bytes.is_none() && quota.max_files.is_none() {
-                    return Err(invalid(format!(
-                        "{context}: provider ceph_xattr needs max_bytes or max_files"
-                    )));
-                }
-            }
-            QuotaProvider::Xfs | QuotaProvider::Lustre => {
-                if quota.mount_point.is_none() {
-                    return Err(invalid(format!(
-                        "{context}.mount_point is required by provider {name}"
-                    )));
-                }
-                if quota.block_softlimit.is_none()
-                    && quota.block_hardlimit.is_none()
-                    && quota.inode_softlimit.is_none()
-                    && quota.inode_hardlimit.is_none()
-                {
-                    return Err(invalid(format!(
-                        "{context}: provider {name} needs at least one of block_softlimit, \
-                         block_hardlimit, inode_softlimit, inode_hardlimit"
-                    )));
-                }
-            }
-        }
-        Ok(Some(quota))
-    }
-}
 
 /// A user's home directory from the password database.
 fn passwd_home(username: &str) -> Option<String> {
@@ -341,66 +224,6 @@ impl Slurm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn parse(value: Value) -> Result<Option<HomedirQuota>> {
-        HomedirQuota::parse(Some(&value))
-    }
-
-    #[test]
-    fn no_quota() {
-        assert_eq!(HomedirQuota::parse(None).unwrap(), None);
-        assert_eq!(parse(json!({})).unwrap(), None);
-        assert_eq!(parse(Value::Null).unwrap(), None);
-    }
-
-    #[test]
-    fn valid_quotas() {
-        let q = parse(json!({"provider": "ceph_xattr", "max_bytes": "1T"}))
-            .unwrap()
-            .unwrap();
-        assert_eq!(q.provider, QuotaProvider::CephXattr);
-        assert_eq!(q.max_bytes.as_deref(), Some("1T"));
-        let q = parse(json!({"provider": "xfs", "mount_point": "/home", "block_hardlimit": 900}))
-            .unwrap()
-            .unwrap();
-        assert_eq!(q.block_hardlimit.as_deref(), Some("900"));
-        assert!(
-            parse(json!({"provider": "lustre", "mount_point": "/lu", "inode_softlimit": 5}))
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn misconfigured_quotas_are_invalid_settings() {
-        for (bad, needle) in [
-            (json!({"provider": "zfs"}), "provider"),
-            (json!({"max_bytes": "1T"}), "provider is required"),
-            (
-                json!({"provider": "xfs", "block_softlimit": "1g"}),
-                "mount_point",
-            ),
-            (
-                json!({"provider": "lustre", "mount_point": "/lu"}),
-                "at least one",
-            ),
-            (json!({"provider": "ceph_xattr"}), "max_bytes or max_files"),
-            (
-                json!({"provider": "ceph_xattr", "max_bytes": "1T", "maxbytes": 1}),
-                "maxbytes",
-            ),
-            (
-                json!({"provider": "ceph_xattr", "max_files": "many"}),
-                "max_files",
-            ),
-            (json!("ceph"), "object"),
-        ] {
-            let err = parse(bad.clone()).unwrap_err();
-            assert_eq!(err.kind, waldur_plugin_abi::ErrorKind::INVALID_SETTINGS);
-            assert!(err.message.contains("homedir_quota"), "{}", err.message);
-            assert!(err.message.contains(needle), "{bad}: {}", err.message);
-        }
-    }
 
     #[test]
     fn homedirs_come_from_the_base_path_or_the_password_database() {

@@ -58,6 +58,15 @@ pub fn standalone_manifest(
             }
         }
     }
+    // `[lints] workspace = true` becomes the workspace's lints themselves.
+    if doc.get("lints").is_some_and(is_inherited) {
+        match workspace.get("lints") {
+            Some(lints) => {
+                doc.insert("lints".into(), lints.clone());
+            }
+            None => panic!("[workspace.lints] is missing"),
+        }
+    }
     // Its own workspace root: cargo must not take the copy for a stray member of another.
     doc.insert("workspace".into(), Value::Table(Table::new()));
     toml::to_string(&doc).expect("manifest serializes")

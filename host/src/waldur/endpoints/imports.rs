@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 
-use crate::waldur::http::{Call, Query};
+use crate::waldur::call::{Call, Query};
 use crate::waldur::models::{BackendResource, BackendResourceRequest, NewBackendResource};
 use crate::waldur::retry::RetryMode;
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};

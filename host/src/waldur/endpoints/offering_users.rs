@@ -4,8 +4,8 @@ use reqwest::Method;
 use waldur_plugin_abi::wire::OfferingUser;
 
 use super::as_strs;
+use crate::waldur::call::{Call, Query};
 use crate::waldur::decode::required_within;
-use crate::waldur::http::{Call, Query};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
 
 /// Read by the username and membership logic: transitions go to `uuid`, users are matched by

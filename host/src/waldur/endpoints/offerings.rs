@@ -3,8 +3,8 @@
 use reqwest::Method;
 use waldur_plugin_abi::wire::JsonMap;
 
+use crate::waldur::call::{Call, Query};
 use crate::waldur::decode::required_within;
-use crate::waldur::http::{Call, Query};
 use crate::waldur::models::{
     CheckUniqueBackendIdResponse, OfferingUserAttributeConfig, Plan, ProjectAccount,
     ProviderOffering, ServiceProvider, SshKey, UserMe, Version,

@@ -4,8 +4,8 @@ use reqwest::Method;
 use waldur_plugin_abi::wire::Order;
 
 use super::as_strs;
+use crate::waldur::call::{Call, Query};
 use crate::waldur::decode::required_within;
-use crate::waldur::http::{Call, Query};
 use crate::waldur::models::{Detail, Status};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
 

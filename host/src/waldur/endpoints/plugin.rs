@@ -4,8 +4,8 @@
 use reqwest::Method;
 use serde_json::Value;
 
+use super::super::call::Call;
 use super::super::error::WaldurError;
-use super::super::http::Call;
 use super::super::retry::RetryMode;
 use super::super::WaldurClient;
 

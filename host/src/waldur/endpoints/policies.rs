@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::waldur::http::{Call, Query};
+use crate::waldur::call::{Call, Query};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
 
 impl WaldurClient {

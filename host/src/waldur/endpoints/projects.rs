@@ -1,6 +1,6 @@
 //! Projects (reference §2.2, B14).
 
-use crate::waldur::http::{Call, Query};
+use crate::waldur::call::{Call, Query};
 use crate::waldur::models::Project;
 use crate::waldur::{WaldurClient, WaldurError};
 

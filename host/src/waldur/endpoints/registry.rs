@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::waldur::http::{Call, Query};
+use crate::waldur::call::{Call, Query};
 use crate::waldur::models::{
     AgentIdentity, AgentIdentityRequest, AgentLogRecord, AgentProcessor, AgentService,
 };

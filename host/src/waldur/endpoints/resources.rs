@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use waldur_plugin_abi::wire::{Endpoint, JsonMap, Limits, ProjectUser, WaldurResource};
 
 use super::as_strs;
+use crate::waldur::call::{Call, Query};
 use crate::waldur::decode::{decode_one, required_within};
-use crate::waldur::http::{Call, Query};
 use crate::waldur::models::{Detail, MembershipSyncOutcome, MembershipSyncStatus, Status};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
 

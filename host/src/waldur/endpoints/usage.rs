@@ -3,8 +3,8 @@
 use jiff::civil::Date;
 use reqwest::Method;
 
+use crate::waldur::call::{Call, Query};
 use crate::waldur::decode::required_within;
-use crate::waldur::http::{Call, Query};
 use crate::waldur::models::{
     ComponentUsage, ComponentUserUsage, ComponentUserUsageLimit, SetUsageRequest, UserUsage,
 };
