@@ -795,6 +795,38 @@ fn settings_keep_any_yaml() {
 }
 
 #[test]
+fn the_homedir_umask_is_checked_at_load_time() {
+    let umask = |lines: &[&str]| {
+        ok(&offering_doc(lines)).config.offerings[0]
+            .homedir_umask
+            .clone()
+    };
+    assert_eq!(umask(&[]), "0077");
+    assert_eq!(
+        umask(&[
+            "    backend_settings:",
+            "      default_homedir_umask: \"027\""
+        ]),
+        "027"
+    );
+    // Unquoted, YAML keeps the leading zero: the string the site meant.
+    assert_eq!(
+        umask(&["    backend_settings:", "      default_homedir_umask: 0077"]),
+        "0077"
+    );
+    for bad in ["77", "\"0o77\"", "\"00777\"", "\"u=rwx\""] {
+        let line = format!("      default_homedir_umask: {bad}");
+        let e = err(&offering_doc(&["    backend_settings:", &line]));
+        assert_eq!(
+            e.key_path(),
+            Some("offerings[0].backend_settings.default_homedir_umask"),
+            "{bad}"
+        );
+        assert!(e.to_string().contains("quoted octal umask"), "{e}");
+    }
+}
+
+#[test]
 fn file_level_errors() {
     let e = err("");
     assert_eq!(e.kind(), ConfigErrorKind::Invalid);

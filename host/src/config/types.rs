@@ -294,7 +294,14 @@ pub struct Offering {
     pub username_reconciliation_enabled: bool,
     /// TLS verification for the Waldur API (default true).
     pub verify_ssl: bool,
+    /// `backend_settings.default_homedir_umask` (default `0077`): the umask of the home
+    /// directories the agent asks the plugin to create. Checked at load time; the plugin
+    /// still sees the setting in `backend_settings`.
+    pub homedir_umask: String,
 }
+
+/// The reference's `default_homedir_umask`.
+pub const DEFAULT_HOMEDIR_UMASK: &str = "0077";
 
 impl Default for Offering {
     /// The reference's defaults; `name`, URL, token, UUID and `backend_type` are empty.
@@ -318,6 +325,7 @@ impl Default for Offering {
             stomp_ws_path: None,
             stomp_subscription_flow: SubscriptionFlow::Auto,
             websocket_use_tls: true,
+            homedir_umask: DEFAULT_HOMEDIR_UMASK.to_owned(),
             resource_import_enabled: false,
             username_reconciliation_enabled: false,
             verify_ssl: true,

@@ -15,7 +15,7 @@ use super::raw::{
 };
 use super::types::{
     Config, LogFormat, LogLevel, LogShipping, Offering, OidcCredentials, Secret, SubscriptionFlow,
-    WaldurAuth, PLUGIN_PROBE_TIMEOUT_SECONDS,
+    WaldurAuth, DEFAULT_HOMEDIR_UMASK, PLUGIN_PROBE_TIMEOUT_SECONDS,
 };
 
 /// An error or a warning at a key path.
@@ -366,6 +366,11 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
         },
     };
 
+    let homedir_umask = homedir_umask(
+        &path.key("backend_settings").key("default_homedir_umask"),
+        backend_settings.get("default_homedir_umask"),
+    )?;
+
     let backend_components = match raw.backend_components {
         None | Some(serde_norway::Value::Null) => BackendComponents::new(),
         Some(value) => components(&path.key("backend_components"), &value)?,
@@ -437,7 +442,28 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
             .username_reconciliation_enabled
             .unwrap_or(defaults.username_reconciliation_enabled),
         verify_ssl: raw.verify_ssl.unwrap_or(defaults.verify_ssl),
+        homedir_umask,
     })
+}
+
+/// `default_homedir_umask`: three or four octal digits, quoted (an unquoted `0077` is the
+/// number 77 in YAML, which no umask means).
+fn homedir_umask(path: &KeyPath, value: Option<&Json>) -> Res<String> {
+    match value {
+        None | Some(Json::Null) => Ok(DEFAULT_HOMEDIR_UMASK.to_owned()),
+        Some(Json::String(umask))
+            if (3..=4).contains(&umask.len())
+                && umask.bytes().all(|b| (b'0'..=b'7').contains(&b)) =>
+        {
+            Ok(umask.clone())
+        }
+        Some(other) => Err(invalid(
+            path.clone(),
+            format!(
+                "must be a quoted octal umask such as \"{DEFAULT_HOMEDIR_UMASK}\", got {other}"
+            ),
+        )),
+    }
 }
 
 /// `waldur_api_token`, or all three `oidc_*` keys when the token is empty.

@@ -280,7 +280,7 @@ impl Session<'_> {
         let r = resource.clone();
         optional(b, move |b| b.sync_project_end_date(&r, None)).await?;
 
-        let umask = self.homedir_umask();
+        let umask = self.offering.homedir_umask.clone();
         let diff = plan(
             team,
             &info.users,
@@ -346,16 +346,6 @@ impl Session<'_> {
             self.client.set_resource_ok(&resource.uuid).await?;
         }
         Ok((added.len(), removed.len()))
-    }
-
-    /// The umask the plugin creates home directories with (`default_homedir_umask`).
-    pub(crate) fn homedir_umask(&self) -> String {
-        self.offering
-            .backend_settings
-            .get("default_homedir_umask")
-            .and_then(|v| v.as_str())
-            .unwrap_or("0077")
-            .to_string()
     }
 
     /// Paused, downscaled or normal, as Waldur says; then the metadata, always.

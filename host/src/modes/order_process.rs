@@ -386,14 +386,7 @@ impl Session<'_> {
             return Ok(());
         }
         let mut options = waldur_plugin_abi::wire::UserOptions {
-            homedir_umask: Some(
-                self.offering
-                    .backend_settings
-                    .get("default_homedir_umask")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("0077")
-                    .to_string(),
-            ),
+            homedir_umask: Some(self.offering.homedir_umask.clone()),
             ..Default::default()
         };
         for (name, user) in &ok {

@@ -41,7 +41,7 @@ impl Session<'_> {
             .filter(|r| !r.backend_id.is_empty())
             .collect();
         let pulled = self.pull_resources(&resources).await.resources;
-        let umask = self.homedir_umask();
+        let umask = self.offering.homedir_umask.clone();
         let mut teams: BTreeMap<String, Vec<ProjectUser>> = BTreeMap::new();
         let mut summary = MembershipSummary::default();
         for resource in resources {

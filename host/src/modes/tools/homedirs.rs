@@ -62,12 +62,7 @@ pub async fn create_homedirs(agent: &Agent) -> ToolReport<HomedirsSummary> {
                 .collect();
             usernames.sort();
             usernames.dedup();
-            let umask = offering
-                .backend_settings
-                .get("default_homedir_umask")
-                .and_then(|v| v.as_str())
-                .unwrap_or("0077")
-                .to_string();
+            let umask = offering.homedir_umask.clone();
             let (names, mask) = (usernames.clone(), umask.clone());
             blocking(&session.backend, move |b| {
                 b.create_user_homedirs(&names, &mask)
