@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod logging;
+pub mod metrics;
 pub mod modes;
 pub mod plugins;
 pub mod waldur;

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// fields). Default: the config's `log_format`, else text.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics (port 0 picks a free port; the
+    /// address is logged). Default: the config's `metrics_address`, else no endpoint.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -132,7 +136,20 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
     let heartbeat_interval = loaded.config.heartbeat_interval;
     let ship_interval = Duration::from_secs(loaded.config.log_shipping.ship_interval_seconds);
     let event_settings = EventSettings::new(env.reconciliation_period);
-    let agent = Agent::new(loaded.config, registry);
+    let metrics = match args.metrics_address.or(loaded.config.metrics_address) {
+        Some(address) => {
+            let endpoint = crate::metrics::server::bind(address)?;
+            tracing::info!("metrics: serving http://{}/metrics", endpoint.address);
+            let metrics = Arc::new(crate::metrics::Metrics::new());
+            metrics.record_plugin_entries(&registry.entry_states());
+            Some((endpoint, metrics))
+        }
+        None => None,
+    };
+    let mut agent = Agent::new(loaded.config, registry);
+    if let Some((_, metrics)) = &metrics {
+        agent = agent.with_metrics(Arc::clone(metrics));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,6 +165,9 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
         });
         if let Some(hub) = &logging.shipping {
             tokio::spawn(shipping::ship_every(Arc::clone(hub), ship_interval));
+        }
+        if let Some((endpoint, metrics)) = metrics {
+            tokio::spawn(crate::metrics::server::serve(endpoint, metrics));
         }
         let work = async {
             if args.once {

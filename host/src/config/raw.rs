@@ -40,6 +40,7 @@ pub(crate) struct RawConfig {
     pub heartbeat_interval_seconds: Option<i64>,
     #[serde(default, deserialize_with = "opt_int")]
     pub plugin_probe_timeout_seconds: Option<i64>,
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Deserialize)]

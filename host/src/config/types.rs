@@ -201,6 +201,9 @@ pub struct Config {
     /// one plugin file may take to load in the prober child before it is refused as hung.
     /// `--probe-timeout` overrides it.
     pub plugin_probe_timeout_seconds: u64,
+    /// **Agent extension** (`metrics_address`, `IP:PORT`, default none): where `run` serves
+    /// its Prometheus metrics; `run --metrics-address` overrides it.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -222,6 +225,7 @@ impl Default for Config {
             shutdown_grace: std::time::Duration::from_secs(30),
             heartbeat_interval: std::time::Duration::from_secs(60),
             plugin_probe_timeout_seconds: DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS,
+            metrics_address: None,
         }
     }
 }

@@ -132,6 +132,15 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         PLUGIN_PROBE_TIMEOUT_SECONDS,
     )?
     .unwrap_or(defaults.plugin_probe_timeout_seconds);
+    let metrics_address = match raw.metrics_address.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            invalid(
+                root.key("metrics_address"),
+                format!("must be IP:PORT (e.g. 127.0.0.1:9100), got {text:?}"),
+            )
+        })?),
+    };
 
     let offerings_path = root.key("offerings");
     let raw_offerings = raw.offerings.ok_or_else(|| {
@@ -185,6 +194,7 @@ pub(crate) fn build(raw: RawConfig, warnings: &mut Vec<Issue>) -> Res<Config> {
         shutdown_grace,
         heartbeat_interval,
         plugin_probe_timeout_seconds,
+        metrics_address,
     })
 }
 

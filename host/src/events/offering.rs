@@ -28,6 +28,7 @@ use super::message::{parse, parse_tagged, Event, ObjectType};
 use super::stomp::{Backoff, Delivery, StompClient, StompEvent};
 use super::subscriptions::{observed_types, subscribe, Subscription, EVENT_MODE};
 use crate::config::Offering;
+use crate::metrics::EventOutcome;
 use crate::modes::error::ModeError;
 use crate::modes::order_process::OrderRetry;
 use crate::modes::reconcile::reconcile;
@@ -429,18 +430,27 @@ async fn handle_event(
     failed: &mpsc::Sender<()>,
 ) {
     let what = format!("{} event {}", object_type.name(), delivery.message_id);
-    match sessions.handle(event).await {
+    let outcome = match sessions.handle(event).await {
         Ok(Handled(line)) => {
-            tracing::info!("{what}: {line}")
+            tracing::info!("{what}: {line}");
+            EventOutcome::Handled
         }
         // Nothing a catch-up pass could do better: the offering is not set up for it.
         Err(ModeError::NotConfigured(why)) => {
-            tracing::warn!("{what} ignored: {why}")
+            tracing::warn!("{what} ignored: {why}");
+            EventOutcome::Ignored
         }
         Err(e) => {
             tracing::error!("{what} failed: {e}; a catch-up pass follows");
             // Full means a pass is already due.
             let _ = failed.try_send(());
+            EventOutcome::Failed
+        }
+    };
+    let session = sessions.orders.as_ref().or(sessions.membership.as_ref());
+    if let Some(session) = session {
+        if let Some(metrics) = &session.agent.metrics {
+            metrics.record_event(&session.offering.name, object_type.name(), outcome);
         }
     }
 }

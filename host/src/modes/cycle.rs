@@ -4,16 +4,18 @@
 //! others. Like the reference, the first cycle starts at once and the period is measured from
 //! the end of the previous cycle, so cycles never overlap.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use super::error::ModeError;
 use super::membership_sync::MembershipSummary;
 use super::order_process::{OrderRetry, OrderSummary};
+use super::progress;
 use super::report::ReportSummary;
 use super::runtime::{Agent, Mode, Session};
 use crate::config::Offering;
+use crate::metrics::{CycleCounts, ModeLabels, OrderCounts};
 use crate::waldur::map_concurrent;
 
 /// How many offerings are worked on at once.
@@ -119,18 +121,55 @@ async fn run_offering(
         Ok(session) => session,
         Err(e) => return OfferingOutcome::Failed(e),
     };
-    let result = match mode {
-        Mode::OrderProcess => session
-            .process_orders(settings.order_retry)
-            .await
-            .map(OfferingOutcome::Orders),
-        Mode::Report => session.report_usage().await.map(OfferingOutcome::Usage),
-        Mode::MembershipSync => session
-            .sync_membership()
-            .await
-            .map(OfferingOutcome::Membership),
+    let work = async {
+        match mode {
+            Mode::OrderProcess => session
+                .process_orders(settings.order_retry)
+                .await
+                .map(OfferingOutcome::Orders),
+            Mode::Report => session.report_usage().await.map(OfferingOutcome::Usage),
+            Mode::MembershipSync => session
+                .sync_membership()
+                .await
+                .map(OfferingOutcome::Membership),
+        }
     };
-    result.unwrap_or_else(OfferingOutcome::Failed)
+    progress::report_while(&session.progress, progress::interval(), work)
+        .await
+        .unwrap_or_else(OfferingOutcome::Failed)
+}
+
+/// What the metrics count of one offering's outcome.
+fn cycle_counts(outcome: &OfferingOutcome) -> CycleCounts {
+    let mut counts = CycleCounts {
+        completed: !matches!(outcome, OfferingOutcome::Failed(_)),
+        ..Default::default()
+    };
+    match outcome {
+        OfferingOutcome::Skipped(_) => {}
+        OfferingOutcome::Failed(_) => counts.failures = 1,
+        OfferingOutcome::Orders(s) => {
+            counts.orders = OrderCounts {
+                done: s.done,
+                erred: s.erred,
+                rejected: s.rejected,
+                waiting: s.waiting,
+                failed: s.failed,
+            };
+            counts.failures = s.erred + s.failed;
+        }
+        OfferingOutcome::Usage(s) => {
+            counts.usage_totals_sent = s.totals_sent;
+            counts.usage_user_batches_sent = s.user_usages_sent;
+            counts.failures = s.failed;
+        }
+        OfferingOutcome::Membership(s) => {
+            counts.users_added = s.users_added;
+            counts.users_removed = s.users_removed;
+            counts.failures = s.failed;
+        }
+    }
+    counts
 }
 
 /// One pass of `mode` over every offering.
@@ -140,16 +179,29 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
         agent.config.offerings.iter(),
         |offering| {
             async move {
+                let started = Instant::now();
                 let outcome = match agent.shutdown.start() {
                     Some(_work) => run_offering(agent, offering, mode, settings).await,
                     None => OfferingOutcome::Skipped("the agent is stopping".into()),
                 };
+                let elapsed = started.elapsed();
+                let took = elapsed.as_secs_f64();
+                if let (Some(metrics), false) = (
+                    &agent.metrics,
+                    matches!(outcome, OfferingOutcome::Skipped(_)),
+                ) {
+                    let labels = ModeLabels {
+                        mode: mode.name(),
+                        offering: offering.name.clone(),
+                    };
+                    metrics.record_cycle(labels, elapsed, &cycle_counts(&outcome));
+                }
                 match &outcome {
                     OfferingOutcome::Skipped(why) => {
                         tracing::info!("skipped: {why}")
                     }
                     OfferingOutcome::Orders(s) => tracing::info!(
-                        "orders: {} done, {} erred, {} rejected, {} waiting, {} failed",
+                        "orders: {} done, {} erred, {} rejected, {} waiting, {} failed in {took:.1} s",
                         s.done,
                         s.erred,
                         s.rejected,
@@ -158,16 +210,17 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
                     ),
                     OfferingOutcome::Usage(s) => tracing::info!(
                     "usage: {} resource(s), {} total(s) sent, {} unchanged, {} user batch(es), \
-                     {} anomalies, {} missing, {} failed",
+                     {} anomalies, {} missing, {} failed in {took:.1} s",
                     s.resources, s.totals_sent, s.totals_unchanged, s.user_usages_sent,
                     s.anomalies, s.missing, s.failed
                 ),
                     OfferingOutcome::Membership(s) => tracing::info!(
-                "membership: {} resource(s), {} user(s) added, {} removed, {} missing, {} failed",
+                "membership: {} resource(s), {} user(s) added, {} removed, {} missing, {} failed \
+                 in {took:.1} s",
                 s.resources, s.users_added, s.users_removed, s.missing, s.failed
             ),
                     OfferingOutcome::Failed(e) => {
-                        tracing::error!("{e}")
+                        tracing::error!("{e} (after {took:.1} s)")
                     }
                 }
                 (offering.name.clone(), outcome)
@@ -201,13 +254,15 @@ pub async fn run_loop(
         }
         // The liveness probe (`healthz`) watches this file.
         super::tools::heartbeat::beat();
+        let started = Instant::now();
         let report = run_cycle(agent, mode, settings).await;
         super::tools::heartbeat::beat();
         let failed = report.failed_items();
         tracing::info!(
             mode = mode.name(),
-            "cycle finished: {} offering(s); {}",
+            "cycle finished: {} offering(s) in {:.1} s; {}",
             report.offerings.len(),
+            started.elapsed().as_secs_f64(),
             if failed.is_empty() {
                 "nothing failed".to_string()
             } else {

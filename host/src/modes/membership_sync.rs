@@ -193,12 +193,14 @@ impl Session<'_> {
             })
             .collect();
         summary.missing = listed_count - work.len();
+        self.progress.add_total(work.len());
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
             let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());
             async move {
                 let _work = self.agent.shutdown.start()?;
                 let team = teams.get(&resource.project_uuid).cloned().unwrap_or_default();
                 let result = self.sync_resource(&resource, &info, &team, &users, &caps).await;
+                self.progress.item_done();
                 if let Err(e) = &result {
                     tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "membership sync failed: {e}");
                     let (message, traceback) =

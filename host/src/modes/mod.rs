@@ -16,6 +16,7 @@ pub mod offering_users;
 pub mod order_process;
 pub mod periodic_limits;
 pub mod periods;
+pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod resource_import;

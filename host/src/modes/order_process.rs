@@ -91,6 +91,7 @@ impl Session<'_> {
         }
         let orders = self.client.list_orders(filter).await?;
         tracing::info!(offering = %self.offering.name, "{} order(s) to process", orders.len());
+        self.progress.add_total(orders.len());
         // Orders of different resources are independent and run concurrently; the orders of
         // one resource keep their order (a Terminate must not overtake its Create).
         let mut groups: Vec<Vec<Order>> = Vec::new();
@@ -127,6 +128,7 @@ impl Session<'_> {
                         order = self.reread_order(order).await;
                     }
                     outcomes.push(self.process_order_with_retries(order, retry).await);
+                    self.progress.item_done();
                 }
                 drop(turn);
                 outcomes

@@ -92,6 +92,7 @@ impl Session<'_> {
                 }
             },
         );
+        self.progress.add_total(resources.len());
         let pulled = Arc::new(self.pull_cycle(&resources).await);
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, resources, |resource| {
             let (components, user_urls, pulled) =
@@ -101,6 +102,7 @@ impl Session<'_> {
                 let result = self
                     .report_resource(&resource, components, &user_urls, &pulled)
                     .await;
+                self.progress.item_done();
                 if let Err(e) = &result {
                     tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "usage report failed: {e}");
                 }

@@ -14,6 +14,7 @@ use waldur_plugin_abi::wire::{
 use super::error::ModeError;
 use super::gateway::ClientGateway;
 use crate::config::{Config, Offering};
+use crate::metrics::{Metrics, PluginCalls};
 use crate::plugins::{Backend, HostContext, Registry};
 use crate::waldur::{
     AgentDependency, AgentIdentityRequest, OfferingComponent, ProviderOffering, WaldurClient,
@@ -72,6 +73,8 @@ pub struct Agent {
     pub(crate) resource_turns: super::claims::Claims,
     /// Asked to stop: no new offering, order or resource is started.
     pub shutdown: Arc<super::shutdown::Shutdown>,
+    /// The Prometheus series, when `run` serves them; nothing is recorded without.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Agent {
@@ -91,7 +94,22 @@ impl Agent {
             backend_id_claims: super::claims::Claims::default(),
             resource_turns: super::claims::Claims::default(),
             shutdown: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Records this agent's work into `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The latency recorder for the calls into one plugin entry's instances.
+    pub(crate) fn plugin_calls(&self, entry: &str) -> PluginCalls {
+        self.metrics
+            .as_ref()
+            .map(|m| m.plugin_calls(entry))
+            .unwrap_or_default()
     }
 
     /// Replaces the per-attempt Waldur request timeout (default 600 s, as the reference) for
@@ -121,6 +139,8 @@ pub struct Session<'a> {
     pub(crate) usernames: tokio::sync::OnceCell<Arc<crate::plugins::UsernameBackend>>,
     /// One username state-machine run at a time: concurrent orders share team members.
     pub(crate) username_turn: tokio::sync::Mutex<()>,
+    /// Items of this session's cycle, for the progress lines of long cycles.
+    pub(crate) progress: super::progress::Progress,
 }
 
 impl<'a> Session<'a> {
@@ -254,6 +274,7 @@ impl<'a> Session<'a> {
             offering_users_cache: Default::default(),
             usernames: Default::default(),
             username_turn: Default::default(),
+            progress: Default::default(),
         })
     }
 }
@@ -343,11 +364,12 @@ pub(crate) async fn backend_for(
     // Loading a library and constructing an instance run plugin code: keep it off the
     // async workers.
     let registry_entry = entry.to_string();
-    let backend = tokio::task::block_in_place(|| {
+    let mut backend = tokio::task::block_in_place(|| {
         agent
             .registry
             .backend(&registry_entry, &settings, &components, context)
     })?;
+    backend.record_calls(agent.plugin_calls(entry));
     for warning in settings_warnings(agent, offering) {
         tracing::warn!(offering = %offering.name, "{warning}");
     }

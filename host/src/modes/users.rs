@@ -89,11 +89,12 @@ impl Session<'_> {
                     super::gateway::ClientGateway::new(self.client.clone()),
                 ));
                 let settings = self.offering.backend_settings.clone();
-                let backend = tokio::task::block_in_place(|| {
+                let mut backend = tokio::task::block_in_place(|| {
                     self.agent
                         .registry
                         .username_backend(&entry, &settings, &offering, context)
                 })?;
+                backend.record_calls(self.agent.plugin_calls(&entry));
                 Ok::<_, ModeError>(Arc::new(backend))
             })
             .await

@@ -258,6 +258,27 @@ impl Registry {
         })
     }
 
+    /// Every entry of the catalogue with whether its plugin is compatible and loaded into this
+    /// process (for the metrics' registry gauge).
+    pub fn entry_states(&self) -> Vec<crate::metrics::EntryState> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut states = Vec::new();
+        for record in &self.catalog.records {
+            let Some(manifest) = &record.manifest else {
+                continue;
+            };
+            let is_loaded = matches!(loaded.get(&record.path), Some(Ok(_)));
+            states.extend(manifest.entries.iter().map(|e| crate::metrics::EntryState {
+                plugin: manifest.name.clone(),
+                kind: e.kind.clone(),
+                entry: e.name.clone(),
+                compatible: record.is_ok(),
+                loaded: is_loaded,
+            }));
+        }
+        states
+    }
+
     /// A backend instance of `entry` for one offering.
     pub fn backend(
         &self,

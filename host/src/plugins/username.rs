@@ -5,6 +5,7 @@ use waldur_plugin_abi::host_side::UsernameHandle;
 use waldur_plugin_abi::wire::OfferingUser;
 
 use super::{HostBinding, PluginError};
+use crate::metrics::PluginCalls;
 
 /// A username-management backend instance for one offering.
 pub struct UsernameBackend {
@@ -12,6 +13,8 @@ pub struct UsernameBackend {
     handle: UsernameHandle,
     binding: HostBinding,
     entry: String,
+    /// Every call into the plugin goes through this (latency per method, when metrics are on).
+    calls: PluginCalls,
 }
 
 impl UsernameBackend {
@@ -20,7 +23,13 @@ impl UsernameBackend {
             handle,
             binding,
             entry,
+            calls: PluginCalls::default(),
         }
+    }
+
+    /// Records the latency of every later call into the plugin (`run --metrics-address`).
+    pub fn record_calls(&mut self, calls: PluginCalls) {
+        self.calls = calls;
     }
 
     pub fn entry(&self) -> &str {
@@ -44,19 +53,32 @@ impl UsernameBackend {
     }
 
     pub fn generate_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
-        self.wrap("generate_username", self.handle.generate_username(user))
+        self.wrap(
+            "generate_username",
+            self.calls
+                .time("generate_username", || self.handle.generate_username(user)),
+        )
     }
 
     pub fn get_username(&self, user: &OfferingUser) -> Result<Option<String>, PluginError> {
-        self.wrap("get_username", self.handle.get_username(user))
+        self.wrap(
+            "get_username",
+            self.calls
+                .time("get_username", || self.handle.get_username(user)),
+        )
     }
 
     /// The plugin's own answer, or else the reference default: the existing username, or a
     /// newly generated one. A plugin without `get_username` has no existing names to find.
     pub fn get_or_create_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
-        match self.handle.get_or_create_username(user) {
+        match self.calls.time("get_or_create_username", || {
+            self.handle.get_or_create_username(user)
+        }) {
             Err(e) if e.is_not_implemented() => {
-                let existing = match self.handle.get_username(user) {
+                let existing = match self
+                    .calls
+                    .time("get_username", || self.handle.get_username(user))
+                {
                     Err(e) if e.is_not_implemented() => None,
                     other => self.wrap("get_username", other)?,
                 };
@@ -71,7 +93,9 @@ impl UsernameBackend {
 
     /// A no-op when the plugin does not implement it.
     pub fn sync_user_profiles(&self, users: &[OfferingUser]) -> Result<(), PluginError> {
-        match self.handle.sync_user_profiles(&users.to_vec()) {
+        match self.calls.time("sync_user_profiles", || {
+            self.handle.sync_user_profiles(&users.to_vec())
+        }) {
             Err(e) if e.is_not_implemented() => Ok(()),
             other => self.wrap("sync_user_profiles", other),
         }
@@ -79,7 +103,9 @@ impl UsernameBackend {
 
     /// A no-op when the plugin does not implement it.
     pub fn deactivate_users(&self, usernames: &[String]) -> Result<(), PluginError> {
-        match self.handle.deactivate_users(&usernames.to_vec()) {
+        match self.calls.time("deactivate_users", || {
+            self.handle.deactivate_users(&usernames.to_vec())
+        }) {
             Err(e) if e.is_not_implemented() => Ok(()),
             other => self.wrap("deactivate_users", other),
         }
@@ -91,6 +117,7 @@ impl UsernameBackend {
             handle,
             binding,
             entry,
+            ..
         } = self;
         let result = handle
             .close()

@@ -37,6 +37,7 @@ use waldur_plugin_abi::wire::{
 use waldur_plugin_abi::Error as AbiError;
 
 use super::{HostBinding, PluginError};
+use crate::metrics::PluginCalls;
 
 /// The `invoke` method that receives the messages of a plugin's target subscriptions.
 pub const TARGET_EVENT_METHOD: &str = "handle_target_event";
@@ -61,6 +62,8 @@ pub struct Backend {
     capabilities: CapabilitySet,
     /// Bound on every command run by the host's `client_execute_command` default.
     command_timeout: Duration,
+    /// Every call into the plugin goes through this (latency per method, when metrics are on).
+    calls: PluginCalls,
 }
 
 impl fmt::Debug for Backend {
@@ -125,7 +128,13 @@ impl Backend {
             components,
             capabilities,
             command_timeout,
+            calls: PluginCalls::default(),
         }
+    }
+
+    /// Records the latency of every later call into the plugin (`run --metrics-address`).
+    pub fn record_calls(&mut self, calls: PluginCalls) {
+        self.calls = calls;
     }
 
     /// Drops the plugin instance now and reports a panic in its `Drop`.
@@ -218,29 +227,44 @@ impl Backend {
     /// Tells the plugin what the agent learned about the offering after construction. A no-op
     /// for plugins that do not care.
     pub fn set_runtime_context(&self, context: &RuntimeContext) -> Result<(), PluginError> {
-        let answer = self.handle.set_runtime_context(context);
+        let answer = self.calls.time("set_runtime_context", || {
+            self.handle.set_runtime_context(context)
+        });
         self.or_default("set_runtime_context", answer, || Ok(()))
     }
 
     /// Abstract in the reference: no default.
     pub fn ping(&self, raise_exception: bool) -> Result<bool, PluginError> {
-        self.wrap("ping", self.handle.ping(&raise_exception))
+        self.wrap(
+            "ping",
+            self.calls
+                .time("ping", || self.handle.ping(&raise_exception)),
+        )
     }
 
     /// Default: `ping()` false is a BACKEND_NOT_READY error (the cycle is skipped).
     pub fn run_preflight(&self) -> Result<(), PluginError> {
-        let answer = self.handle.run_preflight();
+        let answer = self
+            .calls
+            .time("run_preflight", || self.handle.run_preflight());
         self.or_default("run_preflight", answer, || self.default_run_preflight())
     }
 
     /// Abstract in the reference: no default.
     pub fn diagnostics(&self) -> Result<bool, PluginError> {
-        self.wrap("diagnostics", self.handle.diagnostics())
+        self.wrap(
+            "diagnostics",
+            self.calls.time("diagnostics", || self.handle.diagnostics()),
+        )
     }
 
     /// Abstract in the reference: no default.
     pub fn list_components(&self) -> Result<Vec<String>, PluginError> {
-        self.wrap("list_components", self.handle.list_components())
+        self.wrap(
+            "list_components",
+            self.calls
+                .time("list_components", || self.handle.list_components()),
+        )
     }
 
     /// Current-period usage in Waldur units (the reference's abstract `_get_usage_report`).
@@ -249,7 +273,11 @@ impl Backend {
         resource_backend_ids: &[String],
     ) -> Result<UsageReport, PluginError> {
         let ids = resource_backend_ids.to_vec();
-        self.wrap("get_usage_report", self.handle.get_usage_report(&ids))
+        self.wrap(
+            "get_usage_report",
+            self.calls
+                .time("get_usage_report", || self.handle.get_usage_report(&ids)),
+        )
     }
 
     /// Default: `{}`, so past periods are never reported for this backend.
@@ -260,12 +288,14 @@ impl Backend {
         month: u32,
         waldur_resource: Option<&WaldurResource>,
     ) -> Result<UsageReport, PluginError> {
-        let answer = self.handle.get_usage_report_for_period(
-            &resource_backend_ids.to_vec(),
-            &year,
-            &month,
-            &waldur_resource.cloned(),
-        );
+        let answer = self.calls.time("get_usage_report_for_period", || {
+            self.handle.get_usage_report_for_period(
+                &resource_backend_ids.to_vec(),
+                &year,
+                &month,
+                &waldur_resource.cloned(),
+            )
+        });
         self.or_default("get_usage_report_for_period", answer, || {
             Ok(UsageReport::new())
         })
@@ -273,31 +303,36 @@ impl Backend {
 
     /// Abstract in the reference: no default.
     pub fn downscale_resource(&self, resource_backend_id: &str) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .downscale_resource(&resource_backend_id.to_string());
+        let answer = self.calls.time("downscale_resource", || {
+            self.handle
+                .downscale_resource(&resource_backend_id.to_string())
+        });
         self.wrap("downscale_resource", answer)
     }
 
     /// Abstract in the reference: no default.
     pub fn pause_resource(&self, resource_backend_id: &str) -> Result<bool, PluginError> {
-        let answer = self.handle.pause_resource(&resource_backend_id.to_string());
+        let answer = self.calls.time("pause_resource", || {
+            self.handle.pause_resource(&resource_backend_id.to_string())
+        });
         self.wrap("pause_resource", answer)
     }
 
     /// Abstract in the reference: no default.
     pub fn restore_resource(&self, resource_backend_id: &str) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .restore_resource(&resource_backend_id.to_string());
+        let answer = self.calls.time("restore_resource", || {
+            self.handle
+                .restore_resource(&resource_backend_id.to_string())
+        });
         self.wrap("restore_resource", answer)
     }
 
     /// Abstract in the reference: no default.
     pub fn get_resource_metadata(&self, resource_backend_id: &str) -> Result<JsonMap, PluginError> {
-        let answer = self
-            .handle
-            .get_resource_metadata(&resource_backend_id.to_string());
+        let answer = self.calls.time("get_resource_metadata", || {
+            self.handle
+                .get_resource_metadata(&resource_backend_id.to_string())
+        });
         self.wrap("get_resource_metadata", answer)
     }
 
@@ -306,7 +341,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<CollectedLimits, PluginError> {
-        let answer = self.handle.collect_resource_limits(waldur_resource);
+        let answer = self.calls.time("collect_resource_limits", || {
+            self.handle.collect_resource_limits(waldur_resource)
+        });
         self.wrap("collect_resource_limits", answer)
     }
 
@@ -320,9 +357,10 @@ impl Backend {
         waldur_resource: &WaldurResource,
         user_context: Option<&UserContext>,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .pre_create_resource(waldur_resource, &user_context.cloned());
+        let answer = self.calls.time("pre_create_resource", || {
+            self.handle
+                .pre_create_resource(waldur_resource, &user_context.cloned())
+        });
         self.or_default("pre_create_resource", answer, || Ok(()))
     }
 
@@ -333,9 +371,10 @@ impl Backend {
         waldur_resource: &WaldurResource,
         user_context: Option<&UserContext>,
     ) -> Result<BackendResourceInfo, PluginError> {
-        let answer = self
-            .handle
-            .create_resource(waldur_resource, &user_context.cloned());
+        let answer = self.calls.time("create_resource", || {
+            self.handle
+                .create_resource(waldur_resource, &user_context.cloned())
+        });
         self.or_default("create_resource", answer, || {
             self.default_create_resource(waldur_resource, user_context)
         })
@@ -349,11 +388,13 @@ impl Backend {
         resource_backend_id: &str,
         user_context: Option<&UserContext>,
     ) -> Result<BackendResourceInfo, PluginError> {
-        let answer = self.handle.create_resource_with_id(
-            waldur_resource,
-            &resource_backend_id.to_string(),
-            &user_context.cloned(),
-        );
+        let answer = self.calls.time("create_resource_with_id", || {
+            self.handle.create_resource_with_id(
+                waldur_resource,
+                &resource_backend_id.to_string(),
+                &user_context.cloned(),
+            )
+        });
         self.or_default("create_resource_with_id", answer, || {
             self.default_create_resource_with_id(waldur_resource, resource_backend_id, user_context)
         })
@@ -367,12 +408,14 @@ impl Backend {
         organization: &str,
         parent: Option<&str>,
     ) -> Result<bool, PluginError> {
-        let answer = self.handle.create_backend_resource(
-            &resource_backend_id.to_string(),
-            &name.to_string(),
-            &organization.to_string(),
-            &parent.map(str::to_string),
-        );
+        let answer = self.calls.time("create_backend_resource", || {
+            self.handle.create_backend_resource(
+                &resource_backend_id.to_string(),
+                &name.to_string(),
+                &organization.to_string(),
+                &parent.map(str::to_string),
+            )
+        });
         self.or_default("create_backend_resource", answer, || {
             self.default_create_backend_resource(resource_backend_id, name, organization, parent)
         })
@@ -385,9 +428,10 @@ impl Backend {
         resource_backend_id: &str,
         waldur_resource: &WaldurResource,
     ) -> Result<Limits, PluginError> {
-        let answer = self
-            .handle
-            .setup_resource_limits(&resource_backend_id.to_string(), waldur_resource);
+        let answer = self.calls.time("setup_resource_limits", || {
+            self.handle
+                .setup_resource_limits(&resource_backend_id.to_string(), waldur_resource)
+        });
         self.or_default("setup_resource_limits", answer, || {
             self.default_setup_resource_limits(resource_backend_id, waldur_resource)
         })
@@ -401,17 +445,21 @@ impl Backend {
         waldur_resource: &WaldurResource,
         user_context: Option<&UserContext>,
     ) -> Result<BackendResourceInfo, PluginError> {
-        let answer = self.handle.post_create_resource(
-            &resource_info,
-            waldur_resource,
-            &user_context.cloned(),
-        );
+        let answer = self.calls.time("post_create_resource", || {
+            self.handle.post_create_resource(
+                &resource_info,
+                waldur_resource,
+                &user_context.cloned(),
+            )
+        });
         self.or_default("post_create_resource", answer, || Ok(resource_info))
     }
 
     /// Default: `allocation_prefix + slug`, lower-cased.
     pub fn get_resource_backend_id(&self, slug: &str) -> Result<String, PluginError> {
-        let answer = self.handle.get_resource_backend_id(&slug.to_string());
+        let answer = self.calls.time("get_resource_backend_id", || {
+            self.handle.get_resource_backend_id(&slug.to_string())
+        });
         self.or_default("get_resource_backend_id", answer, || {
             Ok(self.default_resource_backend_id(slug))
         })
@@ -419,7 +467,9 @@ impl Backend {
 
     /// Default: `project_prefix + slug`, NOT lower-cased.
     pub fn get_project_backend_id(&self, slug: &str) -> Result<String, PluginError> {
-        let answer = self.handle.get_project_backend_id(&slug.to_string());
+        let answer = self.calls.time("get_project_backend_id", || {
+            self.handle.get_project_backend_id(&slug.to_string())
+        });
         self.or_default("get_project_backend_id", answer, || {
             Ok(format!("{}{slug}", self.setting_text("project_prefix")))
         })
@@ -427,7 +477,9 @@ impl Backend {
 
     /// Default: `customer_prefix + slug`, NOT lower-cased.
     pub fn get_customer_backend_id(&self, slug: &str) -> Result<String, PluginError> {
-        let answer = self.handle.get_customer_backend_id(&slug.to_string());
+        let answer = self.calls.time("get_customer_backend_id", || {
+            self.handle.get_customer_backend_id(&slug.to_string())
+        });
         self.or_default("get_customer_backend_id", answer, || {
             Ok(format!("{}{slug}", self.setting_text("customer_prefix")))
         })
@@ -447,9 +499,10 @@ impl Backend {
         waldur_resource: &WaldurResource,
         project_slug: Option<&str>,
     ) -> Result<Option<String>, PluginError> {
-        let answer = self
-            .handle
-            .delete_resource(waldur_resource, &project_slug.map(str::to_string));
+        let answer = self.calls.time("delete_resource", || {
+            self.handle
+                .delete_resource(waldur_resource, &project_slug.map(str::to_string))
+        });
         self.or_default("delete_resource", answer, || {
             self.default_delete_resource(waldur_resource, project_slug)
         })
@@ -457,7 +510,9 @@ impl Backend {
 
     /// Hook before deletion. Default: no-op.
     pub fn pre_delete_resource(&self, waldur_resource: &WaldurResource) -> Result<(), PluginError> {
-        let answer = self.handle.pre_delete_resource(waldur_resource);
+        let answer = self.calls.time("pre_delete_resource", || {
+            self.handle.pre_delete_resource(waldur_resource)
+        });
         self.or_default("pre_delete_resource", answer, || Ok(()))
     }
 
@@ -466,15 +521,18 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.post_delete_resource(waldur_resource);
+        let answer = self.calls.time("post_delete_resource", || {
+            self.handle.post_delete_resource(waldur_resource)
+        });
         self.or_default("post_delete_resource", answer, || Ok(()))
     }
 
     /// Default: deletes the account through the client if it exists, else only warns.
     pub fn delete_resource_safely(&self, resource_backend_id: &str) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .delete_resource_safely(&resource_backend_id.to_string());
+        let answer = self.calls.time("delete_resource_safely", || {
+            self.handle
+                .delete_resource_safely(&resource_backend_id.to_string())
+        });
         self.or_default("delete_resource_safely", answer, || {
             self.default_delete_resource_safely(resource_backend_id)
         })
@@ -489,9 +547,10 @@ impl Backend {
         resource_backend_id: &str,
         username: &str,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .pre_delete_user_actions(&resource_backend_id.to_string(), &username.to_string());
+        let answer = self.calls.time("pre_delete_user_actions", || {
+            self.handle
+                .pre_delete_user_actions(&resource_backend_id.to_string(), &username.to_string())
+        });
         self.or_default("pre_delete_user_actions", answer, || Ok(()))
     }
 
@@ -503,9 +562,10 @@ impl Backend {
         usernames: &[String],
         options: &UserOptions,
     ) -> Result<Vec<String>, PluginError> {
-        let answer =
+        let answer = self.calls.time("add_users_to_resource", || {
             self.handle
-                .add_users_to_resource(waldur_resource, &usernames.to_vec(), options);
+                .add_users_to_resource(waldur_resource, &usernames.to_vec(), options)
+        });
         self.or_default("add_users_to_resource", answer, || {
             self.default_add_users_to_resource(waldur_resource, usernames, options)
         })
@@ -520,9 +580,10 @@ impl Backend {
         username: &str,
         options: &UserOptions,
     ) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .add_user(waldur_resource, &username.to_string(), options);
+        let answer = self.calls.time("add_user", || {
+            self.handle
+                .add_user(waldur_resource, &username.to_string(), options)
+        });
         self.or_default("add_user", answer, || {
             self.default_add_user(waldur_resource, username)
         })
@@ -536,9 +597,10 @@ impl Backend {
         usernames: &[String],
         options: &UserOptions,
     ) -> Result<Vec<String>, PluginError> {
-        let answer =
+        let answer = self.calls.time("remove_users_from_resource", || {
             self.handle
-                .remove_users_from_resource(waldur_resource, &usernames.to_vec(), options);
+                .remove_users_from_resource(waldur_resource, &usernames.to_vec(), options)
+        });
         self.or_default("remove_users_from_resource", answer, || {
             self.default_remove_users_from_resource(waldur_resource, usernames, options)
         })
@@ -553,9 +615,10 @@ impl Backend {
         username: &str,
         options: &UserOptions,
     ) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .remove_user(waldur_resource, &username.to_string(), options);
+        let answer = self.calls.time("remove_user", || {
+            self.handle
+                .remove_user(waldur_resource, &username.to_string(), options)
+        });
         self.or_default("remove_user", answer, || {
             self.default_remove_user(waldur_resource, username)
         })
@@ -563,7 +626,9 @@ impl Backend {
 
     /// Every membership cycle, with all usernames of the offering's resources. Default: no-op.
     pub fn process_existing_users(&self, usernames: &[String]) -> Result<(), PluginError> {
-        let answer = self.handle.process_existing_users(&usernames.to_vec());
+        let answer = self.calls.time("process_existing_users", || {
+            self.handle.process_existing_users(&usernames.to_vec())
+        });
         self.or_default("process_existing_users", answer, || Ok(()))
     }
 
@@ -575,12 +640,14 @@ impl Backend {
         user_roles: &BTreeMap<String, String>,
         user_cuids: &BTreeMap<String, String>,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.reconcile_existing_user_roles(
-            waldur_resource,
-            &existing_usernames.to_vec(),
-            user_roles,
-            user_cuids,
-        );
+        let answer = self.calls.time("reconcile_existing_user_roles", || {
+            self.handle.reconcile_existing_user_roles(
+                waldur_resource,
+                &existing_usernames.to_vec(),
+                user_roles,
+                user_cuids,
+            )
+        });
         self.or_default("reconcile_existing_user_roles", answer, || Ok(()))
     }
 
@@ -590,17 +657,19 @@ impl Backend {
         username: &str,
         attributes: &JsonMap,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .update_user_attributes(&username.to_string(), attributes);
+        let answer = self.calls.time("update_user_attributes", || {
+            self.handle
+                .update_user_attributes(&username.to_string(), attributes)
+        });
         self.or_default("update_user_attributes", answer, || Ok(()))
     }
 
     /// True when usernames changed in Waldur. Default: false.
     pub fn sync_offering_user_usernames(&self, offering_uuid: &str) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .sync_offering_user_usernames(&offering_uuid.to_string());
+        let answer = self.calls.time("sync_offering_user_usernames", || {
+            self.handle
+                .sync_offering_user_usernames(&offering_uuid.to_string())
+        });
         self.or_default("sync_offering_user_usernames", answer, || Ok(false))
     }
 
@@ -611,9 +680,10 @@ impl Backend {
         usernames: &[String],
         umask: &str,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .create_user_homedirs(&usernames.to_vec(), &umask.to_string());
+        let answer = self.calls.time("create_user_homedirs", || {
+            self.handle
+                .create_user_homedirs(&usernames.to_vec(), &umask.to_string())
+        });
         self.or_default("create_user_homedirs", answer, || {
             self.default_create_user_homedirs(usernames, umask)
         })
@@ -627,9 +697,10 @@ impl Backend {
         waldur_resource: &WaldurResource,
         source_project: Option<&Value>,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .sync_resource_project(waldur_resource, &source_project.cloned());
+        let answer = self.calls.time("sync_resource_project", || {
+            self.handle
+                .sync_resource_project(waldur_resource, &source_project.cloned())
+        });
         self.or_default("sync_resource_project", answer, || Ok(()))
     }
 
@@ -638,9 +709,10 @@ impl Backend {
         waldur_resource: &WaldurResource,
         source_project: Option<&Value>,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .sync_project_end_date(waldur_resource, &source_project.cloned());
+        let answer = self.calls.time("sync_project_end_date", || {
+            self.handle
+                .sync_project_end_date(waldur_resource, &source_project.cloned())
+        });
         self.or_default("sync_project_end_date", answer, || Ok(()))
     }
 
@@ -648,7 +720,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.sync_resource_end_date(waldur_resource);
+        let answer = self.calls.time("sync_resource_end_date", || {
+            self.handle.sync_resource_end_date(waldur_resource)
+        });
         self.or_default("sync_resource_end_date", answer, || Ok(()))
     }
 
@@ -656,7 +730,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.sync_resource_effective_id(waldur_resource);
+        let answer = self.calls.time("sync_resource_effective_id", || {
+            self.handle.sync_resource_effective_id(waldur_resource)
+        });
         self.or_default("sync_resource_effective_id", answer, || Ok(()))
     }
 
@@ -668,7 +744,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.sync_resource_limits(waldur_resource);
+        let answer = self.calls.time("sync_resource_limits", || {
+            self.handle.sync_resource_limits(waldur_resource)
+        });
         self.wrap("sync_resource_limits", answer)
     }
 
@@ -682,9 +760,10 @@ impl Backend {
         resource_backend_id: &str,
         limits: &Limits,
     ) -> Result<Option<String>, PluginError> {
-        let answer = self
-            .handle
-            .set_resource_limits(&resource_backend_id.to_string(), limits);
+        let answer = self.calls.time("set_resource_limits", || {
+            self.handle
+                .set_resource_limits(&resource_backend_id.to_string(), limits)
+        });
         self.or_default("set_resource_limits", answer, || {
             self.default_set_resource_limits(resource_backend_id, limits)
         })
@@ -696,9 +775,10 @@ impl Backend {
         &self,
         resource_backend_id: &str,
     ) -> Result<BackendLimits, PluginError> {
-        let answer = self
-            .handle
-            .get_resource_limits(&resource_backend_id.to_string());
+        let answer = self.calls.time("get_resource_limits", || {
+            self.handle
+                .get_resource_limits(&resource_backend_id.to_string())
+        });
         self.or_default("get_resource_limits", answer, || {
             self.client_get_resource_limits(resource_backend_id)
                 .needed_by("get_resource_limits")
@@ -710,9 +790,10 @@ impl Backend {
         &self,
         resource_backend_id: &str,
     ) -> Result<UserLimits, PluginError> {
-        let answer = self
-            .handle
-            .get_resource_user_limits(&resource_backend_id.to_string());
+        let answer = self.calls.time("get_resource_user_limits", || {
+            self.handle
+                .get_resource_user_limits(&resource_backend_id.to_string())
+        });
         self.or_default("get_resource_user_limits", answer, || {
             self.client_get_resource_user_limits(resource_backend_id)
                 .needed_by("get_resource_user_limits")
@@ -726,11 +807,13 @@ impl Backend {
         username: &str,
         limits: &BackendLimits,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.set_resource_user_limits(
-            &resource_backend_id.to_string(),
-            &username.to_string(),
-            limits,
-        );
+        let answer = self.calls.time("set_resource_user_limits", || {
+            self.handle.set_resource_user_limits(
+                &resource_backend_id.to_string(),
+                &username.to_string(),
+                limits,
+            )
+        });
         self.or_default("set_resource_user_limits", answer, || {
             tracing::info!(
                 plugin = %self.entry,
@@ -746,7 +829,9 @@ impl Backend {
 
     /// Default: every client account as `(backend_id = name, parent_id = organization)`.
     pub fn list_resources(&self) -> Result<Vec<BackendResourceInfo>, PluginError> {
-        let answer = self.handle.list_resources();
+        let answer = self
+            .calls
+            .time("list_resources", || self.handle.list_resources());
         self.or_default("list_resources", answer, || self.default_list_resources())
     }
 
@@ -756,7 +841,9 @@ impl Backend {
         &self,
         waldur_resources: &[WaldurResource],
     ) -> Result<BTreeMap<String, BackendResourceInfo>, PluginError> {
-        let answer = self.handle.pull_resources(&waldur_resources.to_vec());
+        let answer = self.calls.time("pull_resources", || {
+            self.handle.pull_resources(&waldur_resources.to_vec())
+        });
         self.or_default("pull_resources", answer, || {
             Ok(self.default_pull_resources(waldur_resources))
         })
@@ -770,7 +857,9 @@ impl Backend {
         &self,
         waldur_resources: &[WaldurResource],
     ) -> Result<Option<BTreeMap<String, BackendResourceInfo>>, PluginError> {
-        match self.handle.pull_resources(&waldur_resources.to_vec()) {
+        match self.calls.time("pull_resources", || {
+            self.handle.pull_resources(&waldur_resources.to_vec())
+        }) {
             Err(e) if e.is_not_implemented() => Ok(None),
             answer => self.wrap("pull_resources", answer).map(Some),
         }
@@ -783,7 +872,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<Option<BackendResourceInfo>, PluginError> {
-        let answer = self.handle.pull_resource(waldur_resource);
+        let answer = self.calls.time("pull_resource", || {
+            self.handle.pull_resource(waldur_resource)
+        });
         self.or_default("pull_resource", answer, || {
             Ok(self.default_pull_resource(waldur_resource))
         })
@@ -796,9 +887,10 @@ impl Backend {
         &self,
         resource_backend_id: &str,
     ) -> Result<Option<BackendResourceInfo>, PluginError> {
-        let answer = self
-            .handle
-            .pull_backend_resource(&resource_backend_id.to_string());
+        let answer = self.calls.time("pull_backend_resource", || {
+            self.handle
+                .pull_backend_resource(&resource_backend_id.to_string())
+        });
         self.or_default("pull_backend_resource", answer, || {
             self.default_pull_backend_resource(resource_backend_id)
         })
@@ -811,7 +903,9 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<bool, PluginError> {
-        let answer = self.handle.recreate_missing_resource(waldur_resource);
+        let answer = self.calls.time("recreate_missing_resource", || {
+            self.handle.recreate_missing_resource(waldur_resource)
+        });
         self.or_default("recreate_missing_resource", answer, || {
             self.default_recreate_missing_resource(waldur_resource)
         })
@@ -827,11 +921,13 @@ impl Backend {
         settings: &Value,
         config: Option<&Value>,
     ) -> Result<PeriodicSettingsResult, PluginError> {
-        let answer = self.handle.apply_periodic_settings(
-            &resource_backend_id.to_string(),
-            settings,
-            &config.cloned(),
-        );
+        let answer = self.calls.time("apply_periodic_settings", || {
+            self.handle.apply_periodic_settings(
+                &resource_backend_id.to_string(),
+                settings,
+                &config.cloned(),
+            )
+        });
         self.or_default("apply_periodic_settings", answer, || {
             Ok(PeriodicSettingsResult {
                 success: false,
@@ -847,9 +943,10 @@ impl Backend {
 
     /// Async orders: true = done, false = pending, error = erred. Default: true.
     pub fn check_pending_order(&self, order_backend_id: &str) -> Result<bool, PluginError> {
-        let answer = self
-            .handle
-            .check_pending_order(&order_backend_id.to_string());
+        let answer = self.calls.time("check_pending_order", || {
+            self.handle
+                .check_pending_order(&order_backend_id.to_string())
+        });
         self.or_default("check_pending_order", answer, || Ok(true))
     }
 
@@ -858,7 +955,9 @@ impl Backend {
         &self,
         order: &Order,
     ) -> Result<PendingOrderDecision, PluginError> {
-        let answer = self.handle.evaluate_pending_order(order);
+        let answer = self.calls.time("evaluate_pending_order", || {
+            self.handle.evaluate_pending_order(order)
+        });
         self.or_default("evaluate_pending_order", answer, || {
             Ok(PendingOrderDecision::Accept)
         })
@@ -871,11 +970,13 @@ impl Backend {
         user_agent: &str,
         global_proxy: &str,
     ) -> Result<Vec<Value>, PluginError> {
-        let answer = self.handle.setup_target_event_subscriptions(
-            source_offering,
-            &user_agent.to_string(),
-            &global_proxy.to_string(),
-        );
+        let answer = self.calls.time("setup_target_event_subscriptions", || {
+            self.handle.setup_target_event_subscriptions(
+                source_offering,
+                &user_agent.to_string(),
+                &global_proxy.to_string(),
+            )
+        });
         self.or_default(
             "setup_target_event_subscriptions",
             answer,
@@ -888,7 +989,9 @@ impl Backend {
     pub fn handle_target_event(&self, event: &Value) -> Result<Value, PluginError> {
         self.wrap(
             TARGET_EVENT_METHOD,
-            self.handle.invoke(TARGET_EVENT_METHOD, event),
+            self.calls.time(TARGET_EVENT_METHOD, || {
+                self.handle.invoke(TARGET_EVENT_METHOD, event)
+            }),
         )
     }
 
@@ -897,13 +1000,17 @@ impl Backend {
         &self,
         waldur_resource: &WaldurResource,
     ) -> Result<Option<Vec<Value>>, PluginError> {
-        let answer = self.handle.get_membership_sync_report(waldur_resource);
+        let answer = self.calls.time("get_membership_sync_report", || {
+            self.handle.get_membership_sync_report(waldur_resource)
+        });
         self.or_default("get_membership_sync_report", answer, || Ok(None))
     }
 
     /// Default: false.
     pub fn has_prepaid_components(&self) -> Result<bool, PluginError> {
-        let answer = self.handle.has_prepaid_components();
+        let answer = self.calls.time("has_prepaid_components", || {
+            self.handle.has_prepaid_components()
+        });
         self.or_default("has_prepaid_components", answer, || Ok(false))
     }
 
@@ -913,9 +1020,10 @@ impl Backend {
         resource_backend_id: &str,
         keep: &[String],
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .prune_unknown_resource_keys(&resource_backend_id.to_string(), &keep.to_vec());
+        let answer = self.calls.time("prune_unknown_resource_keys", || {
+            self.handle
+                .prune_unknown_resource_keys(&resource_backend_id.to_string(), &keep.to_vec())
+        });
         self.or_default("prune_unknown_resource_keys", answer, || Ok(()))
     }
 
@@ -925,9 +1033,10 @@ impl Backend {
         resource_backend_id: &str,
         count: u32,
     ) -> Result<Vec<ResourceKey>, PluginError> {
-        let answer = self
-            .handle
-            .generate_resource_keys(&resource_backend_id.to_string(), &count);
+        let answer = self.calls.time("generate_resource_keys", || {
+            self.handle
+                .generate_resource_keys(&resource_backend_id.to_string(), &count)
+        });
         self.wrap("generate_resource_keys", answer)
     }
 
@@ -939,11 +1048,13 @@ impl Backend {
         resource_backend_id: &str,
         known_client_ids: Option<&[String]>,
     ) -> Result<Value, PluginError> {
-        let answer = self.handle.rotate_resource_key(
-            &client_id.to_string(),
-            &resource_backend_id.to_string(),
-            &known_client_ids.map(<[String]>::to_vec),
-        );
+        let answer = self.calls.time("rotate_resource_key", || {
+            self.handle.rotate_resource_key(
+                &client_id.to_string(),
+                &resource_backend_id.to_string(),
+                &known_client_ids.map(<[String]>::to_vec),
+            )
+        });
         self.wrap("rotate_resource_key", answer)
     }
 
@@ -951,7 +1062,12 @@ impl Backend {
     // BaseClient: pass-through, except the two methods the reference implements concretely
 
     pub fn client_list_resources(&self) -> Result<Vec<ClientResource>, PluginError> {
-        self.wrap("client_list_resources", self.handle.client_list_resources())
+        self.wrap(
+            "client_list_resources",
+            self.calls.time("client_list_resources", || {
+                self.handle.client_list_resources()
+            }),
+        )
     }
 
     /// `None` when the account does not exist.
@@ -959,7 +1075,9 @@ impl Backend {
         &self,
         resource_id: &str,
     ) -> Result<Option<ClientResource>, PluginError> {
-        let answer = self.handle.client_get_resource(&resource_id.to_string());
+        let answer = self.calls.time("client_get_resource", || {
+            self.handle.client_get_resource(&resource_id.to_string())
+        });
         self.wrap("client_get_resource", answer)
     }
 
@@ -970,17 +1088,21 @@ impl Backend {
         organization: &str,
         parent_name: Option<&str>,
     ) -> Result<String, PluginError> {
-        let answer = self.handle.client_create_resource(
-            &name.to_string(),
-            &description.to_string(),
-            &organization.to_string(),
-            &parent_name.map(str::to_string),
-        );
+        let answer = self.calls.time("client_create_resource", || {
+            self.handle.client_create_resource(
+                &name.to_string(),
+                &description.to_string(),
+                &organization.to_string(),
+                &parent_name.map(str::to_string),
+            )
+        });
         self.wrap("client_create_resource", answer)
     }
 
     pub fn client_delete_resource(&self, name: &str) -> Result<(), PluginError> {
-        let answer = self.handle.client_delete_resource(&name.to_string());
+        let answer = self.calls.time("client_delete_resource", || {
+            self.handle.client_delete_resource(&name.to_string())
+        });
         self.wrap("client_delete_resource", answer)
     }
 
@@ -990,9 +1112,10 @@ impl Backend {
         resource_id: &str,
         limits: &BackendLimits,
     ) -> Result<Option<String>, PluginError> {
-        let answer = self
-            .handle
-            .client_set_resource_limits(&resource_id.to_string(), limits);
+        let answer = self.calls.time("client_set_resource_limits", || {
+            self.handle
+                .client_set_resource_limits(&resource_id.to_string(), limits)
+        });
         self.wrap("client_set_resource_limits", answer)
     }
 
@@ -1000,9 +1123,10 @@ impl Backend {
         &self,
         resource_id: &str,
     ) -> Result<BackendLimits, PluginError> {
-        let answer = self
-            .handle
-            .client_get_resource_limits(&resource_id.to_string());
+        let answer = self.calls.time("client_get_resource_limits", || {
+            self.handle
+                .client_get_resource_limits(&resource_id.to_string())
+        });
         self.wrap("client_get_resource_limits", answer)
     }
 
@@ -1010,9 +1134,10 @@ impl Backend {
         &self,
         resource_id: &str,
     ) -> Result<UserLimits, PluginError> {
-        let answer = self
-            .handle
-            .client_get_resource_user_limits(&resource_id.to_string());
+        let answer = self.calls.time("client_get_resource_user_limits", || {
+            self.handle
+                .client_get_resource_user_limits(&resource_id.to_string())
+        });
         self.wrap("client_get_resource_user_limits", answer)
     }
 
@@ -1022,11 +1147,13 @@ impl Backend {
         username: &str,
         limits: &BackendLimits,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.client_set_resource_user_limits(
-            &resource_id.to_string(),
-            &username.to_string(),
-            limits,
-        );
+        let answer = self.calls.time("client_set_resource_user_limits", || {
+            self.handle.client_set_resource_user_limits(
+                &resource_id.to_string(),
+                &username.to_string(),
+                limits,
+            )
+        });
         self.wrap("client_set_resource_user_limits", answer)
     }
 
@@ -1035,9 +1162,10 @@ impl Backend {
         user: &str,
         resource_id: &str,
     ) -> Result<Option<Association>, PluginError> {
-        let answer = self
-            .handle
-            .client_get_association(&user.to_string(), &resource_id.to_string());
+        let answer = self.calls.time("client_get_association", || {
+            self.handle
+                .client_get_association(&user.to_string(), &resource_id.to_string())
+        });
         self.wrap("client_get_association", answer)
     }
 
@@ -1047,11 +1175,13 @@ impl Backend {
         resource_id: &str,
         default_account: Option<&str>,
     ) -> Result<(), PluginError> {
-        let answer = self.handle.client_create_association(
-            &username.to_string(),
-            &resource_id.to_string(),
-            &default_account.map(str::to_string),
-        );
+        let answer = self.calls.time("client_create_association", || {
+            self.handle.client_create_association(
+                &username.to_string(),
+                &resource_id.to_string(),
+                &default_account.map(str::to_string),
+            )
+        });
         self.wrap("client_create_association", answer)
     }
 
@@ -1060,9 +1190,10 @@ impl Backend {
         username: &str,
         resource_id: &str,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .client_delete_association(&username.to_string(), &resource_id.to_string());
+        let answer = self.calls.time("client_delete_association", || {
+            self.handle
+                .client_delete_association(&username.to_string(), &resource_id.to_string())
+        });
         self.wrap("client_delete_association", answer)
     }
 
@@ -1072,9 +1203,10 @@ impl Backend {
         resource_ids: &[String],
         timezone: Option<&str>,
     ) -> Result<Vec<Value>, PluginError> {
-        let answer = self
-            .handle
-            .client_get_usage_report(&resource_ids.to_vec(), &timezone.map(str::to_string));
+        let answer = self.calls.time("client_get_usage_report", || {
+            self.handle
+                .client_get_usage_report(&resource_ids.to_vec(), &timezone.map(str::to_string))
+        });
         self.wrap("client_get_usage_report", answer)
     }
 
@@ -1082,9 +1214,10 @@ impl Backend {
         &self,
         resource_id: &str,
     ) -> Result<Vec<String>, PluginError> {
-        let answer = self
-            .handle
-            .client_list_resource_users(&resource_id.to_string());
+        let answer = self.calls.time("client_list_resource_users", || {
+            self.handle
+                .client_list_resource_users(&resource_id.to_string())
+        });
         self.wrap("client_list_resource_users", answer)
     }
 
@@ -1098,9 +1231,10 @@ impl Backend {
         command: &[String],
         silent: bool,
     ) -> Result<String, PluginError> {
-        let answer = self
-            .handle
-            .client_execute_command(&command.to_vec(), &silent);
+        let answer = self.calls.time("client_execute_command", || {
+            self.handle
+                .client_execute_command(&command.to_vec(), &silent)
+        });
         self.or_default("client_execute_command", answer, || {
             commands::execute(&self.entry, command, self.command_timeout, silent)
                 .map_err(|e| self.error("client_execute_command", e))
@@ -1113,9 +1247,10 @@ impl Backend {
         username: &str,
         umask: &str,
     ) -> Result<(), PluginError> {
-        let answer = self
-            .handle
-            .client_create_linux_user_homedir(&username.to_string(), &umask.to_string());
+        let answer = self.calls.time("client_create_linux_user_homedir", || {
+            self.handle
+                .client_create_linux_user_homedir(&username.to_string(), &umask.to_string())
+        });
         self.or_default("client_create_linux_user_homedir", answer, || {
             let command = commands::mkhomedir_command(username, umask);
             self.client_execute_command(&command, false).map(drop)
