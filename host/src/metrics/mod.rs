@@ -89,7 +89,7 @@ pub struct CycleCounts {
     pub usage_user_batches_sent: usize,
     pub users_added: usize,
     pub users_removed: usize,
-    /// Work owed and not done (see `CycleReport::failed_items`).
+    /// Work owed and not done (the rule: `OfferingOutcome::failures`).
     pub failures: usize,
 }
 

@@ -47,42 +47,48 @@ impl CycleReport {
             .count()
     }
 
-    /// What failed in this cycle, item by item; empty when nothing did. The rule (the exit
-    /// code of `run --once` follows it): a failure is work the agent owed and could not do —
-    /// an offering that could not be processed, an order that erred or that Waldur kept
-    /// failing, a usage report or a membership sync of a resource that failed. Outcomes that
-    /// were decided on purpose are not failures: an order rejected by the backend's
-    /// evaluation, one waiting for a decision or for an async backend, a usage decrease
-    /// refused, a resource the backend does not have.
+    /// What failed in this cycle, item by item; empty when nothing did (the rule is
+    /// [`OfferingOutcome::failures`]; the exit code of `run --once` follows it).
     pub fn failed_items(&self) -> Vec<String> {
-        let (mut offerings, mut orders_erred, mut orders_failed) = (0, 0, 0);
-        let (mut reports, mut memberships) = (0, 0);
+        let mut totals = [0; FAILURE_KINDS.len()];
         for (_, outcome) in &self.offerings {
-            match outcome {
-                OfferingOutcome::Failed(_) => offerings += 1,
-                OfferingOutcome::Orders(s) => {
-                    orders_erred += s.erred;
-                    orders_failed += s.failed;
-                }
-                OfferingOutcome::Usage(s) => reports += s.failed,
-                OfferingOutcome::Membership(s) => memberships += s.failed,
-                OfferingOutcome::Skipped(_) => {}
+            for (total, n) in totals.iter_mut().zip(outcome.failures()) {
+                *total += n;
             }
         }
-        [
-            (offerings, "offering(s) failed"),
-            (orders_erred, "order(s) erred"),
-            (
-                orders_failed,
-                "order(s) not processed (Waldur kept failing)",
-            ),
-            (reports, "usage report(s) failed"),
-            (memberships, "membership sync(s) of a resource failed"),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect()
+        totals
+            .into_iter()
+            .zip(FAILURE_KINDS)
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect()
+    }
+}
+
+/// What [`OfferingOutcome::failures`] counts, in its order.
+const FAILURE_KINDS: [&str; 5] = [
+    "offering(s) failed",
+    "order(s) erred",
+    "order(s) not processed (Waldur kept failing)",
+    "usage report(s) failed",
+    "membership sync(s) of a resource failed",
+];
+
+impl OfferingOutcome {
+    /// What of this outcome failed, counted per [`FAILURE_KINDS`]. The rule: a failure is
+    /// work the agent owed and could not do — an offering that could not be processed, an
+    /// order that erred or that Waldur kept failing, a usage report or a membership sync of a
+    /// resource that failed. Outcomes that were decided on purpose are not failures: an order
+    /// rejected by the backend's evaluation, one waiting for a decision or for an async
+    /// backend, a usage decrease refused, a resource the backend does not have.
+    pub fn failures(&self) -> [usize; FAILURE_KINDS.len()] {
+        match self {
+            OfferingOutcome::Failed(_) => [1, 0, 0, 0, 0],
+            OfferingOutcome::Orders(s) => [0, s.erred, s.failed, 0, 0],
+            OfferingOutcome::Usage(s) => [0, 0, 0, s.failed, 0],
+            OfferingOutcome::Membership(s) => [0, 0, 0, 0, s.failed],
+            OfferingOutcome::Skipped(_) => [0; FAILURE_KINDS.len()],
+        }
     }
 }
 
@@ -143,11 +149,11 @@ async fn run_offering(
 fn cycle_counts(outcome: &OfferingOutcome) -> CycleCounts {
     let mut counts = CycleCounts {
         completed: !matches!(outcome, OfferingOutcome::Failed(_)),
+        failures: outcome.failures().iter().sum(),
         ..Default::default()
     };
     match outcome {
-        OfferingOutcome::Skipped(_) => {}
-        OfferingOutcome::Failed(_) => counts.failures = 1,
+        OfferingOutcome::Skipped(_) | OfferingOutcome::Failed(_) => {}
         OfferingOutcome::Orders(s) => {
             counts.orders = OrderCounts {
                 done: s.done,
@@ -156,17 +162,14 @@ fn cycle_counts(outcome: &OfferingOutcome) -> CycleCounts {
                 waiting: s.waiting,
                 failed: s.failed,
             };
-            counts.failures = s.erred + s.failed;
         }
         OfferingOutcome::Usage(s) => {
             counts.usage_totals_sent = s.totals_sent;
             counts.usage_user_batches_sent = s.user_usages_sent;
-            counts.failures = s.failed;
         }
         OfferingOutcome::Membership(s) => {
             counts.users_added = s.users_added;
             counts.users_removed = s.users_removed;
-            counts.failures = s.failed;
         }
     }
     counts
@@ -186,10 +189,8 @@ pub async fn run_cycle(agent: &Agent, mode: Mode, settings: RunSettings) -> Cycl
                 };
                 let elapsed = started.elapsed();
                 let took = elapsed.as_secs_f64();
-                if let (Some(metrics), false) = (
-                    &agent.metrics,
-                    matches!(outcome, OfferingOutcome::Skipped(_)),
-                ) {
+                let ran = !matches!(outcome, OfferingOutcome::Skipped(_));
+                if let Some(metrics) = agent.metrics.as_ref().filter(|_| ran) {
                     let labels = ModeLabels {
                         mode: mode.name(),
                         offering: offering.name.clone(),
