@@ -8,8 +8,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::events::*;
 use common::site::*;
+use serde_json::json;
 use waldur_sim::{Fault, Matcher};
+use waldur_test_support::rabbitmq::require_real_rabbitmq;
 
 /// The address from the agent's "metrics: serving http://ADDR/metrics" line.
 fn metrics_address(agent: &Running) -> String {
@@ -135,6 +138,55 @@ fn the_endpoint_serves_cycle_plugin_and_registry_series_during_a_run() {
         1,
         "one line: {log}"
     );
+}
+
+#[test]
+fn event_processing_counts_its_events_by_object_type_and_outcome() {
+    let Some(_rabbit) = require_real_rabbitmq() else {
+        return;
+    };
+    let site = stomp_site(creates(2), "single_queue", "", "");
+    let _cleanup = BrokerCleanup(&site);
+    // Order 1 waits for its event: the start-up pass leaves it alone.
+    hold(&site, &order_uuid(1));
+    let mut agent = site.spawn(&[
+        "run",
+        "-m",
+        "event_process",
+        "--metrics-address",
+        "127.0.0.1:0",
+    ]);
+    let address = metrics_address(&agent);
+    wait_subscribed(&site, &mut agent, 1);
+    site.sim.with_store_mut(|store| {
+        store.orders.get_mut(&order_uuid(1)).unwrap().state = "executing".into();
+    });
+    site.sim.publish_event(
+        OFFERING,
+        "order",
+        json!({"order_uuid": order_uuid(1), "order_state": "executing"}),
+    );
+    site.sim.publish_event(
+        OFFERING,
+        "resource",
+        json!({"resource_uuid": resource_uuid(0)}),
+    );
+    let events = |object_type: &str| {
+        format!(
+            r#"waldur_agent_events_total{{offering="Demo Offering",object_type="{object_type}",outcome="handled"}}"#
+        )
+    };
+    let mut text = String::new();
+    wait_until("both events in the metrics", WAIT, || {
+        text = scrape(&address).2;
+        value(&text, &events("order")).is_some() && value(&text, &events("resource")).is_some()
+    });
+    assert_eq!(value(&text, &events("order")), Some(1.0), "{text}");
+    assert_eq!(value(&text, &events("resource")), Some(1.0), "{text}");
+    assert!(!text.contains(r#"outcome="failed""#), "{text}");
+    assert_eq!(site.orders(), (2, 0, 0));
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[test]
