@@ -5,9 +5,12 @@
 //! 2. a `user_context` with 1,000 team members: a serde round trip alone, and a call that
 //!    carries it across the boundary;
 //! 3. `waldur-agent plugins list` over a directory of 20 plugins, against starting the agent
-//!    (`--version`) and listing one plugin.
+//!    (`--version`) and listing one plugin;
+//! 4. the metrics endpoint's cost: the agent's `ping` on a dlopened plugin with and without
+//!    the latency recording.
 //!
-//! Run with `cargo bench -p waldur-agent --bench plugin_abi` (or scripts/bench-plugins.sh).
+//! Run with `cargo bench -p waldur-agent --bench plugin_abi` (or scripts/bench-plugins.sh);
+//! `-- calls`, `-- user_context`, `-- list` or `-- metrics` runs one section.
 
 use std::hint::black_box;
 use std::process::Command;
@@ -132,24 +135,8 @@ fn call_costs() {
     let v = per_iteration(7, 200_000, || {
         black_box(handle.ping(black_box(&false)).unwrap());
     });
-    let plugins = PluginDir::new();
-    plugins.add(
-        &workspace_plugin_built("waldur-plugin-panicky", Profile::Release),
-        "panicky.so",
-    );
-    let registry = Registry::new(Catalog::scan(
-        &SearchPath::only([plugins.path().to_path_buf()]),
-        TrustPolicy::Strict,
-        None,
-    ));
-    let backend = registry
-        .backend(
-            "panicky",
-            &JsonMap::new(),
-            &Default::default(),
-            HostContext::new("panicky", "bench"),
-        )
-        .expect("load the panicky plugin");
+    let (_plugins, registry) = panicky_registry();
+    let backend = panicky_backend(&registry);
     let p = per_iteration(7, 200_000, || {
         black_box(backend.handle().ping(black_box(&false)).unwrap());
     });
@@ -171,6 +158,67 @@ fn call_costs() {
         "agent Backend wrapper, dlopened        {:>9.1} ns  ({:.0}x baseline)",
         ns(w),
         ns(w) / ns(d)
+    );
+}
+
+/// The release build of the panicky fixture (its `ping` answers at once) in a registry.
+fn panicky_registry() -> (PluginDir, Registry) {
+    let plugins = PluginDir::new();
+    plugins.add(
+        &workspace_plugin_built("waldur-plugin-panicky", Profile::Release),
+        "panicky.so",
+    );
+    let registry = Registry::new(Catalog::scan(
+        &SearchPath::only([plugins.path().to_path_buf()]),
+        TrustPolicy::Strict,
+        None,
+    ));
+    (plugins, registry)
+}
+
+fn panicky_backend(registry: &Registry) -> waldur_agent::plugins::Backend {
+    registry
+        .backend(
+            "panicky",
+            &JsonMap::new(),
+            &Default::default(),
+            HostContext::new("panicky", "bench"),
+        )
+        .expect("load the panicky plugin")
+}
+
+fn metrics_costs() {
+    println!("== 4. plugin call latency recording (run --metrics-address)");
+    let (_plugins, registry) = panicky_registry();
+    let plain = panicky_backend(&registry);
+    let metrics = waldur_agent::metrics::Metrics::new();
+    let mut recorded = panicky_backend(&registry);
+    recorded.record_calls(metrics.plugin_calls("panicky"));
+    // Interleaved rounds, so a change of machine load hits both alike.
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        without.push(per_iteration(1, 200_000, || {
+            black_box(plain.ping(black_box(false)).unwrap());
+        }));
+        with.push(per_iteration(1, 200_000, || {
+            black_box(recorded.ping(black_box(false)).unwrap());
+        }));
+    }
+    without.sort();
+    with.sort();
+    let (without, with) = (without[3], with[3]);
+    assert!(metrics
+        .encode()
+        .contains(r#"plugin_call_duration_seconds_count{plugin="panicky",method="ping"}"#));
+    println!(
+        "agent ping, no metrics (baseline)      {:>9.1} ns",
+        ns(without)
+    );
+    println!(
+        "agent ping, latency recorded           {:>9.1} ns  ({:.2}x baseline, +{:.1} ns per call)",
+        ns(with),
+        ns(with) / ns(without),
+        ns(with) - ns(without)
     );
 }
 
@@ -264,8 +312,21 @@ fn list_costs() {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: both run it.
-    call_costs();
-    user_context_costs();
-    list_costs();
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: both run
+    // every section. Another argument picks one section.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let sections: [(&str, fn()); 4] = [
+        ("calls", call_costs),
+        ("user_context", user_context_costs),
+        ("list", list_costs),
+        ("metrics", metrics_costs),
+    ];
+    for (name, run) in sections {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            run();
+        }
+    }
 }
