@@ -226,6 +226,7 @@ impl Shared {
                 body: body.clone(),
                 routed: None,
                 error: None,
+                published_ms: None,
             });
             // The receiver lives as long as the server; a closed one means it is stopping.
             let _ = self.outbox.send(seq);

@@ -194,6 +194,8 @@ pub async fn deliver(
         else {
             continue;
         };
+        // Stamped before the call: the agent can receive the message before the answer.
+        let handed_over = crate::store::epoch_ms();
         let outcome = match app.broker() {
             Some(broker) => broker
                 .publish(&vhost, &queue, &body)
@@ -203,7 +205,10 @@ pub async fn deliver(
         };
         if let Some(record) = app.store().published.get_mut(seq) {
             match outcome {
-                Ok(routed) => record.routed = Some(routed),
+                Ok(routed) => {
+                    record.routed = Some(routed);
+                    record.published_ms = Some(handed_over);
+                }
                 Err(e) => record.error = Some(e),
             }
         }

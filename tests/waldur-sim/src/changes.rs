@@ -19,6 +19,12 @@ use crate::store::{now, Store, TeamMember};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
+    /// A user ordered (a scenario order spec; a `Create` without a resource gets one in
+    /// `Creating`). Announced when it is `pending-provider` or `executing` (the state an
+    /// order reaches without the provider's approval, which would publish a second event).
+    OrderCreated {
+        order: crate::scenario::OrderSpec,
+    },
     /// The consumer approved an order waiting for them: it waits for the provider now.
     ConsumerApproved {
         order_uuid: String,
@@ -244,6 +250,18 @@ fn change_role(
 /// Applies the change to the store and answers the messages it causes.
 fn apply_to_store(st: &mut Store, change: Change) -> Result<Vec<Message>, String> {
     match change {
+        Change::OrderCreated { order } => {
+            let uuid = st.load_order(&order, &now()).map_err(|e| e.to_string())?;
+            let order = &st.orders[&uuid];
+            if !matches!(order.state.as_str(), "pending-provider" | "executing") {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Message {
+                offering_uuid: order.offering_uuid.clone(),
+                object_type: "order",
+                body: json!({"order_uuid": uuid, "order_state": order.state}),
+            }])
+        }
         Change::ConsumerApproved { order_uuid } => {
             let (uuid, order) = object(&mut st.orders, &order_uuid, "order")?;
             if order.state != "pending-consumer" {

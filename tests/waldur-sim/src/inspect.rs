@@ -24,6 +24,8 @@ pub struct LogEntry {
     /// agent's start-up to its first request against their own clock.
     pub received_unix_us: u64,
     pub duration_ms: u64,
+    /// When the answer was recorded, ms since the epoch (see [`crate::store::epoch_ms`]).
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Default)]

@@ -104,6 +104,7 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
         fault,
         received_unix_us,
         duration_ms: started.elapsed().as_millis() as u64,
+        at_ms: crate::store::epoch_ms(),
     };
 
     let response = match decision.action {

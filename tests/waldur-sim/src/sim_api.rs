@@ -129,15 +129,27 @@ async fn publish(State(app): State<App>, body: Bytes) -> Response {
     }
 }
 
-/// A [`crate::Change`] (`{"kind": "role_granted", ...}`): applied, and its messages published.
+/// A [`crate::Change`] (`{"kind": "role_granted", ...}`) or a list of them (a burst, in
+/// one request): applied in order, and their messages published. A change that fails stops
+/// the list there (the ones before it stay applied).
 async fn apply_change(State(app): State<App>, body: Bytes) -> Response {
-    match serde_json::from_slice::<crate::Change>(&body) {
-        Ok(change) => match crate::changes::apply(&app, change) {
-            Ok(queues) => Json(json!({"queues": queues})).into_response(),
-            Err(e) => bad(e),
-        },
-        Err(e) => bad(format!("change: {e}")),
+    let changes = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => items.into_iter().map(serde_json::from_value).collect(),
+        Ok(one) => serde_json::from_value(one).map(|c| vec![c]),
+        Err(e) => return bad(format!("change: {e}")),
+    };
+    let changes: Vec<crate::Change> = match changes {
+        Ok(changes) => changes,
+        Err(e) => return bad(format!("change: {e}")),
+    };
+    let mut queues = 0;
+    for (i, change) in changes.into_iter().enumerate() {
+        match crate::changes::apply(&app, change) {
+            Ok(n) => queues += n,
+            Err(e) => return bad(format!("change {i}: {e}")),
+        }
     }
+    Json(json!({"queues": queues})).into_response()
 }
 
 async fn published(State(app): State<App>) -> Json<Value> {

@@ -15,6 +15,12 @@ pub fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// Current time in milliseconds since the Unix epoch: the stamp of the request log and of
+/// broker deliveries, so a benchmark can measure publish -> done without parsing dates.
+pub fn epoch_ms() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
+}
+
 fn slugify(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -272,6 +278,8 @@ pub struct PublishedEvent {
     pub body: Value,
     pub routed: Option<bool>,
     pub error: Option<String>,
+    /// When the message was handed to the broker (ms since the epoch); `None` until then.
+    pub published_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -713,11 +721,13 @@ impl Store {
         Ok(st)
     }
 
-    fn load_order(
+    /// Adds an order (and, for a `Create` without a resource, its new resource) as
+    /// Mastermind does when a user orders; answers the order's id.
+    pub fn load_order(
         &mut self,
         o: &crate::scenario::OrderSpec,
         ts: &str,
-    ) -> Result<(), ScenarioError> {
+    ) -> Result<String, ScenarioError> {
         let uuid = id_or_new(&o.uuid, "order")?;
         let type_ = o.type_.clone().unwrap_or_else(|| "Create".into());
         if !["Create", "Update", "Terminate", "Restore"].contains(&type_.as_str()) {
@@ -801,8 +811,8 @@ impl Store {
             created: ts.to_string(),
             modified: ts.to_string(),
         };
-        self.orders.insert(uuid, order);
-        Ok(())
+        self.orders.insert(uuid.clone(), order);
+        Ok(uuid)
     }
 
     fn customer_ref(&self, r: &str) -> Result<String, ScenarioError> {

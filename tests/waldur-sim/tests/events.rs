@@ -16,6 +16,18 @@ async fn identity(c: &Client, offering: &str) -> String {
     v["uuid"].as_str().unwrap().to_string()
 }
 
+/// The 1.0.7 flow's one queue, for orders and roles.
+async fn register_queue(c: &Client, identity: &str) -> reqwest::Response {
+    let r = c
+        .post(
+            &format!("marketplace-site-agent-identities/{identity}/register_queue/"),
+            json!({"object_types": ["order", "user_role"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r
+}
+
 #[tokio::test]
 async fn upstream_subscriptions_name_their_queues_and_receive_the_offering_events() {
     let (s, ids) = fixture();
@@ -83,13 +95,7 @@ async fn the_pypi_flow_has_one_consumer_queue_for_every_observed_type() {
     let (s, ids) = fixture();
     let c = Client::start(s);
     let identity = identity(&c, &ids.offering).await;
-    let r = c
-        .post(
-            &format!("marketplace-site-agent-identities/{identity}/register_queue/"),
-            json!({"object_types": ["order", "user_role"]}),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    let r = register_queue(&c, &identity).await;
     let queue: Value = r.json().await.unwrap();
     assert_eq!(queue["queue_name"], format!("consumer_{identity}").as_str());
     assert_fields(
@@ -276,4 +282,90 @@ async fn changes_on_mastermind_s_side_publish_the_reference_messages() {
             "single queue tags"
         );
     }
+}
+
+/// What scripts/bench-events.sh drives through `POST /__sim/changes`, as one burst: users
+/// ordering (an order created `executing` announces itself once; a done one not at all) and
+/// team changes (each announced as `user_role`).
+#[tokio::test]
+async fn a_burst_of_changes_in_one_request_orders_and_roles() {
+    let (mut s, ids) = fixture();
+    let carol = s.add_user("carol@idp");
+    let c = Client::start(s);
+    let identity = identity(&c, &ids.offering).await;
+    register_queue(&c, &identity).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let first = c.sim.published().len();
+
+    let order = |state: &str, name: &str| {
+        json!({"kind": "order_created", "order": {"type": "Create", "state": state,
+               "offering": ids.offering, "project": ids.project, "resource_name": name,
+               "limits": {"cpu": 3}}})
+    };
+    let r = c
+        .post(
+            "/__sim/changes",
+            json!([order("executing", "fresh"), order("done", "old"),
+                   {"kind": "role_granted", "project_uuid": ids.project, "user_uuid": carol,
+                    "role": "PROJECT.MANAGER"}]),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["queues"], 2);
+    let published = c.sim.published()[first..].to_vec();
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(published[0].object_type, "order");
+    assert_eq!(published[0].body["order_state"], "executing");
+    let fresh = c
+        .sim
+        .order(published[0].body["order_uuid"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (fresh.state.as_str(), fresh.resource_name.as_str()),
+        ("executing", "fresh")
+    );
+    let resource = c
+        .sim
+        .with_store(|st| st.resources[&fresh.resource_uuid].clone());
+    assert_eq!(
+        (resource.name.as_str(), resource.state.as_str()),
+        ("fresh", "Creating")
+    );
+    assert!(c
+        .sim
+        .with_store(|st| st.orders.values().any(|o| o.resource_name == "old")));
+    assert_eq!(published[1].object_type, "user_role");
+    assert_eq!(published[1].body["user_uuid"], carol.as_str());
+    assert_eq!(published[1].body["role_name"], "PROJECT.MANAGER");
+    // Nothing reached a broker, so nothing has a publication time.
+    assert!(published.iter().all(|p| p.published_ms.is_none()));
+
+    // A failing change stops the list where it fails and says which one.
+    let r = c
+        .post(
+            "/__sim/changes",
+            json!([order("executing", "second"),
+                   {"kind": "order_created", "order": {"type": "Create", "project": "nope"}}]),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let detail = r.json::<Value>().await.unwrap()["detail"].to_string();
+    assert!(detail.contains("change 1"), "{detail}");
+    assert_eq!(
+        c.sim.published().len(),
+        first + 3,
+        "the first one stays applied"
+    );
+
+    // Every logged request carries the time it was answered.
+    c.get_json("marketplace-orders/").await;
+    let last = c.sim.requests().pop().unwrap();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!((before..=after).contains(&last.at_ms), "{last:?}");
 }

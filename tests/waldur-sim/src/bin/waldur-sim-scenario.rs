@@ -6,7 +6,7 @@
 //! ```text
 //! waldur-sim-scenario --mode order_process|report|membership_sync --resources N
 //!     [--users 10] [--resources-per-project 10] --offering-uuid HEX --token TOKEN
-//!     --scenario FILE --state-dir DIR
+//!     --scenario FILE --state-dir DIR [--agent-username agent]
 //! ```
 //!
 //! Layout: one customer (slug `cust`), one offering with usage components `cpu` and `mem`
@@ -22,6 +22,10 @@
 //!   all team members; `usage/<this month, UTC>/a_res-I.json` has usage for every member.
 //! - `membership_sync`: as `report`, but each allocation has only the first `users - 2` team
 //!   members plus one stale user `stale_I`: the agent adds 2 and removes 1 per resource.
+//! - `events` (scripts/bench-events.sh): as `report` without usage files, and each project
+//!   has one more user `userP-new@idp` with an `OK` offering user `uP_new` who is not in the
+//!   team yet: the benchmark grants them a role (`POST /__sim/roles`) and orders new
+//!   resources (`POST /__sim/orders`) while the agent listens for events.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +40,7 @@ enum Mode {
     OrderProcess,
     Report,
     MembershipSync,
+    Events,
 }
 
 #[derive(Parser)]
@@ -60,6 +65,10 @@ struct Args {
     /// Backend state directory to fill (`state.json`, `usage/`).
     #[arg(long)]
     state_dir: PathBuf,
+    /// The agent's Waldur username, which is also its RabbitMQ login in event processing
+    /// (a unique one keeps concurrent runs apart on a shared broker).
+    #[arg(long, default_value = "agent")]
+    agent_username: String,
 }
 
 const ALLOCATION_PREFIX: &str = "a_";
@@ -80,10 +89,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let per_project = a.resources_per_project.max(1);
     let mut s = Scenario::default();
-    // Large runs: no request log (counters are always kept).
-    s.settings.request_log = false;
+    // Large runs: no request log (counters are always kept), except for the event benchmark,
+    // which times each event by its requests (without bodies).
+    s.settings.request_log = a.mode == Mode::Events;
     s.settings.log_bodies = false;
     s.tokens = vec![a.token.clone()];
+    s.agent_user.username = a.agent_username.clone();
     let customer = s.add_customer("Bench Customer");
     s.customers.last_mut().unwrap().slug = Some("cust".into());
     let mut cpu = ComponentSpec::usage("cpu");
@@ -132,6 +143,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s.add_offering_user(&offering, &user, Some(&username), "OK");
                 usernames.push(username);
             }
+            if a.mode == Mode::Events {
+                let newcomer = s.add_user(&format!("user{p}-new@idp"));
+                s.add_offering_user(&offering, &newcomer, Some(&format!("u{p}_new")), "OK");
+            }
             if with_backend {
                 accounts.insert(
                     project_account.clone(),
@@ -166,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ..Default::default()
                 });
             }
-            Mode::Report | Mode::MembershipSync => {
+            Mode::Report | Mode::MembershipSync | Mode::Events => {
                 s.add_resource_spec(ResourceSpec {
                     name: name.clone(),
                     slug: Some(name.clone()),
