@@ -22,16 +22,17 @@
 #                               [--ref-timeout S]
 #   --ref-max-size N   run the reference only for sizes <= N (e.g. 1000 skips it at 10,000)
 #   --no-ref           never run the reference (only ours)
-# Env: BENCH_VENV (default target/bench-agent/venv), KEEP_WORK=1 keeps the work dir target/bench-agent/run.XXXXXX.
+# Env: REFERENCE_AGENT_VENV (default target/reference-agent/venv), KEEP_WORK=1 keeps the work dir target/bench-agent/run.XXXXXX.
 # Needs cargo, python3 with venv, PyPI access for the first run; installs Debian `time` if
 # /usr/bin/time is missing. Everything listens on 127.0.0.1 only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/bench-agent"
-VENV="${BENCH_VENV:-$OUT/venv}"
-TOKEN="0123456789abcdef0123456789abcdef01234567"
-OFFERING="d629d5e45567425da9cdbdc1af67b32c"
+# shellcheck source=lib/reference-agent.sh
+source "$ROOT/scripts/lib/reference-agent.sh"
+# shellcheck source=lib/sim.sh
+source "$ROOT/scripts/lib/sim.sh"
 SIZES="100,1000,10000"
 MODES="order_process,report,membership_sync"
 LATENCIES="0,5"
@@ -65,7 +66,7 @@ cleanup() {
         kill "$AGENT_PID" 2>/dev/null || true
         wait "$AGENT_PID" 2>/dev/null || true
     fi
-    if [[ -n "$SIM_PID" ]]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+    sim_stop
     if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
 }
 trap cleanup EXIT
@@ -90,14 +91,7 @@ cp "$REL/libwaldur_plugin_basic_username.so" "$WORK/plugins/usernames.so"
 chmod 755 "$WORK/plugins"/*.so
 
 if [[ "$NO_REF" == 0 ]]; then
-    if [[ ! -x "$VENV/bin/waldur_site_agent" ]] || ! "$VENV/bin/pip" show waldur-site-agent 2>/dev/null | grep -q '^Version: 1.0.7$'; then
-        log "creating virtualenv $VENV (pip install waldur-site-agent==1.0.7)"
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check waldur-site-agent==1.0.7
-    fi
-    log "installing the sim-demo backend into the virtualenv"
-    cp -r "$ROOT/scripts/python" "$WORK/pyplugin"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WORK/pyplugin"
+    reference_agent_install "$WORK"
 fi
 
 # ---------------------------------------------------------------- helpers
@@ -139,43 +133,6 @@ assoc_count() {
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["accounts"]; print(sum(len(a["users"]) for n,a in d.items() if n.startswith("a_")))' "$1/state.json" 2>/dev/null || echo "?"
 }
 
-start_sim() { # scenario file -> sets SIM_PID, ORIGIN, URL
-    "$REL/waldur-sim" --scenario "$1" >"$RUN/sim.out" 2>"$RUN/sim.err" &
-    SIM_PID=$!
-    for _ in $(seq 600); do [[ -s "$RUN/sim.out" ]] && break; sleep 0.1; done
-    URL="$(head -n1 "$RUN/sim.out")"
-    [[ "$URL" == http://127.0.0.1:*/api/ ]] || { echo "simulator did not start"; cat "$RUN/sim.err"; exit 1; }
-    ORIGIN="${URL%/api/}"
-}
-stop_sim() { kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=""; }
-
-write_config() { # file backend_type username_backend state_dir
-    cat >"$1" <<EOF
-sentry_dsn: ""
-timezone: "UTC"
-offerings:
-  - name: "Bench Offering"
-    waldur_api_url: "$URL"
-    waldur_api_token: "$TOKEN"
-    waldur_offering_uuid: "$OFFERING"
-    username_management_backend: "$3"
-    order_processing_backend: "$2"
-    membership_sync_backend: "$2"
-    reporting_backend: "$2"
-    resource_import_enabled: false
-    stomp_enabled: false
-    backend_type: "$2"
-    backend_settings:
-      state_dir: "$4"
-      customer_prefix: "c_"
-      project_prefix: "p_"
-      allocation_prefix: "a_"
-    backend_components:
-      cpu: {limit: 10, measured_unit: "k-Hours", unit_factor: 1, accounting_type: "usage", label: "CPU"}
-      mem: {limit: 10, measured_unit: "gb-Hours", unit_factor: 1, accounting_type: "usage", label: "RAM"}
-EOF
-}
-
 # run_one AGENT(ours|ref) MODE SIZE LATENCY -> writes "wall rss_mb requests done assoc note" to
 # $RUN/result (not run in a subshell, so the EXIT trap knows SIM_PID and AGENT_PID)
 run_one() {
@@ -183,28 +140,28 @@ run_one() {
     RUN="$WORK/$size-$mode-$who-${lat}ms"
     mkdir -p "$RUN"
     cp -r "$WORK/gen-$size-$mode/state" "$RUN/state"
-    start_sim "$WORK/gen-$size-$mode/scenario.yaml"
+    sim_start "$REL/waldur-sim" "$WORK/gen-$size-$mode/scenario.yaml" "$RUN"
     if [[ "$lat" != 0 ]]; then
         curl -sf -X POST -H 'Content-Type: application/json' \
             -d "{\"kind\":\"latency\",\"ms\":$lat}" "$ORIGIN/__sim/faults" >/dev/null
     fi
     local wall rc=0 note=""
     if [[ "$who" == ours ]]; then
-        write_config "$RUN/config.yaml" demo base "$RUN/state"
+        sim_demo_config "$RUN/config.yaml" demo base "$RUN/state"
         /usr/bin/time -f "%e %M" -o "$RUN/time.txt" \
             env WALDUR_AGENT_PLUGIN_PATH= "$AGENT" run -m "$mode" --once -c "$RUN/config.yaml" \
             --plugin-dir "$WORK/plugins" >"$RUN/agent.log" 2>&1 || rc=$?
         [[ "$rc" == 0 ]] || note="exit $rc"
         wall="$(tail -n1 "$RUN/time.txt" | cut -d' ' -f1)"
     else
-        write_config "$RUN/config.yaml" sim-demo sim-demo "$RUN/state"
+        sim_demo_config "$RUN/config.yaml" sim-demo sim-demo "$RUN/state"
         local start
         start="$(date +%s.%N)"
         WALDUR_SITE_AGENT_ORDER_PROCESS_PERIOD_MINUTES=600 \
         WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES=600 \
         WALDUR_SITE_AGENT_MEMBERSHIP_SYNC_PERIOD_MINUTES=600 \
             /usr/bin/time -f "%e %M" -o "$RUN/time.txt" \
-            "$VENV/bin/waldur_site_agent" -m "$mode" -c "$RUN/config.yaml" >"$RUN/agent.log" 2>&1 &
+            "$REFERENCE_AGENT" -m "$mode" -c "$RUN/config.yaml" >"$RUN/agent.log" 2>&1 &
         AGENT_PID=$!
         local span
         if span="$(python3 "$WORK/simwatch.py" "$ORIGIN" wait-quiet "$start" "$QUIET" "$REF_TIMEOUT")"; then
@@ -223,7 +180,7 @@ run_one() {
     rss="$(tail -n1 "$RUN/time.txt" | awk '{printf "%.1f", $2/1024}')"
     stats="$(python3 "$WORK/simwatch.py" "$ORIGIN" stats "$mode")"
     curl -sf "$ORIGIN/__sim/counters" >"$RUN/counters.json" || true
-    stop_sim
+    sim_stop
     echo "$wall $rss $stats $(assoc_count "$RUN/state") ${note:-ok}" >"$RUN/result"
 }
 

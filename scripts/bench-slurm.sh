@@ -62,8 +62,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/bench-slurm"
 VENV="${BENCH_VENV:-$OUT/venv}"
-TOKEN="0123456789abcdef0123456789abcdef01234567"
-OFFERING="d629d5e45567425da9cdbdc1af67b32c"
+# shellcheck source=lib/sim.sh
+source "$ROOT/scripts/lib/sim.sh"
 SIZES="100,1000"
 MODES="report,membership_sync"
 LATENCIES="0,5"
@@ -114,7 +114,7 @@ cleanup() {
         kill "$AGENT_PID" 2>/dev/null || true
         wait "$AGENT_PID" 2>/dev/null || true
     fi
-    if [[ -n "$SIM_PID" ]]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+    sim_stop
     if [[ "$SLURM_TOUCHED" == 1 ]]; then
         log "removing everything under $TAG from SLURM"
         "$ROOT/scripts/slurm-setup.sh" status >/dev/null 2>&1 || "$ROOT/scripts/slurm-setup.sh" >&2 || true
@@ -638,16 +638,6 @@ EOF
     done
 }
 
-start_sim() { # scenario file -> sets SIM_PID, ORIGIN, URL
-    "$REL/waldur-sim" --scenario "$1" >"$RUN/sim.out" 2>"$RUN/sim.err" &
-    SIM_PID=$!
-    for _ in $(seq 600); do [[ -s "$RUN/sim.out" ]] && break; sleep 0.1; done
-    URL="$(head -n1 "$RUN/sim.out")"
-    [[ "$URL" == http://127.0.0.1:*/api/ ]] || { echo "simulator did not start"; cat "$RUN/sim.err"; exit 1; }
-    ORIGIN="${URL%/api/}"
-}
-stop_sim() { kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=""; }
-
 DBD_LOG="${SLURM_STATE:-/tmp/waldur-agent-slurm}/log/slurmdbd.log"
 dbd_log_size() { stat -c %s "$DBD_LOG" 2>/dev/null || echo 0; }
 ensure_slurm() {
@@ -722,7 +712,7 @@ run_one() {
     mkdir -p "$RUN"
     reset_slurm "$size" "$mode"
     make_shim "$RUN/shim"
-    start_sim "$WORK/gen-$size-$mode/scenario.yaml"
+    sim_start "$REL/waldur-sim" "$WORK/gen-$size-$mode/scenario.yaml" "$RUN"
     if [[ "$lat" != 0 ]]; then
         curl -sf -X POST -H 'Content-Type: application/json' \
             -d "{\"kind\":\"latency\",\"ms\":$lat}" "$ORIGIN/__sim/faults" >/dev/null
@@ -775,7 +765,7 @@ run_one() {
     stats="$(python3 "$WORK/benchlib.py" stats "$ORIGIN" "$mode")"
     curl -sf "$ORIGIN/__sim/counters" >"$RUN/counters.json" || echo '{}' >"$RUN/counters.json"
     python3 "$WORK/benchlib.py" digest "$ORIGIN" "$RUN/waldur.json"
-    stop_sim
+    sim_stop
     cmds="$(python3 "$WORK/benchlib.py" commands "$RUN/shim" "$RUN/commands.txt")"
     assoc="$(python3 "$WORK/benchlib.py" snapshot "$TAG" "$RUN/slurm-after.txt")"
     local total

@@ -4,18 +4,23 @@
 # modes (one cycle each) against the simulator seeded with
 # tests/waldur-sim/scenarios/conformance.yaml, using the JSON-file backend plugin `sim-demo`
 # (scripts/python/), then checks the simulator's state through /__sim/ and prints PASS/FAIL per check.
+# Then event_process: the simulator attached to the real RabbitMQ (scripts/rabbitmq-setup.sh),
+# an order and a role grant published as events, and the agent's reactions checked the same way.
 #
 # Usage: scripts/conformance-python.sh        (exit 0 when every check passes)
-# Env:   CONFORMANCE_VENV  virtualenv to (re)use (default target/conformance-python/venv)
+# Env:   REFERENCE_AGENT_VENV  virtualenv to (re)use (default target/reference-agent/venv)
 #        KEEP_TMP=1        keep the temp dir with configs and agent logs
-# Needs python3 with venv and access to PyPI. Not run in CI.
+# Needs python3 with venv, access to PyPI and the broker running. Not run in CI.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${CONFORMANCE_VENV:-$ROOT/target/conformance-python/venv}"
+# shellcheck source=lib/reference-agent.sh
+source "$ROOT/scripts/lib/reference-agent.sh"
+# shellcheck source=lib/sim.sh
+source "$ROOT/scripts/lib/sim.sh"
 SCENARIO="$ROOT/tests/waldur-sim/scenarios/conformance.yaml"
-TOKEN="0123456789abcdef0123456789abcdef01234567"
-OFFERING="d629d5e4-5567-425d-a9cd-bdc1af67b32c"   # dashed on purpose: the agent sends it as written
+# The offering of lib/sim.sh (its TOKEN too), dashed on purpose: the agent sends it as written.
+OFFERING="d629d5e4-5567-425d-a9cd-bdc1af67b32c"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/waldur-conformance.XXXXXX")"
 SIM_PID=""
 AGENT_PID=""
@@ -23,7 +28,8 @@ AGENT_PID=""
 cleanup() {
     # Only the processes this script started, by PID.
     [[ -n "$AGENT_PID" ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
-    [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
+    broker_cleanup
+    sim_stop
     if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -33,27 +39,13 @@ log() { echo "== $*"; }
 # ---------------------------------------------------------------- simulator
 log "building waldur-sim"
 cargo build --quiet -p waldur-sim --manifest-path "$ROOT/Cargo.toml"
-"$ROOT/target/debug/waldur-sim" --scenario "$SCENARIO" >"$TMP/sim.out" 2>"$TMP/sim.err" &
-SIM_PID=$!
-for _ in $(seq 50); do [[ -s "$TMP/sim.out" ]] && break; sleep 0.1; done
-URL="$(head -n1 "$TMP/sim.out")"
-[[ "$URL" == http://127.0.0.1:*/api/ ]] || { echo "simulator did not start"; cat "$TMP/sim.err"; exit 1; }
-ORIGIN="${URL%/api/}"
+sim_start "$ROOT/target/debug/waldur-sim" "$SCENARIO" "$TMP"
 log "simulator at $URL"
 
 # ---------------------------------------------------------------- Python agent + plugin
-if [[ ! -x "$VENV/bin/waldur_site_agent" ]] || ! "$VENV/bin/pip" show waldur-site-agent 2>/dev/null | grep -q '^Version: 1.0.7$'; then
-    log "creating virtualenv $VENV (pip install waldur-site-agent==1.0.7)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check waldur-site-agent==1.0.7
-fi
-
 # The `sim-demo` backend (scripts/python/waldur_sim_demo.py): its "cluster" is a JSON state dir in
-# the Rust demo plugin's format, so state survives between the three agent processes. Installed
-# from a copy so the build leaves nothing in scripts/.
-log "installing the sim-demo plugin"
-cp -r "$ROOT/scripts/python" "$TMP/plugin"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$TMP/plugin"
+# the Rust demo plugin's format, so state survives between the three agent processes.
+reference_agent_install "$TMP"
 
 # The backend "cluster" already has the two resources the scenario says exist, and usage for
 # them (and for the allocation the Create order makes) this month.
@@ -136,7 +128,7 @@ elif sys.argv[2] == "wait-quiet":
 elif sys.argv[2] == "count":
     print(get("/__sim/counters").get(sys.argv[3], 0))
 EOF
-PY="$VENV/bin/python"
+PY="$REFERENCE_VENV/bin/python"
 simctl() { "$PY" "$TMP/simctl.py" "$ORIGIN" "$@"; }
 
 # ---------------------------------------------------------------- model check
@@ -202,7 +194,7 @@ run_mode() {
     WALDUR_SITE_AGENT_ORDER_PROCESS_PERIOD_MINUTES=60 \
     WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES=60 \
     WALDUR_SITE_AGENT_MEMBERSHIP_SYNC_PERIOD_MINUTES=60 \
-        timeout 120 "$VENV/bin/waldur_site_agent" -m "$mode" -c "$TMP/config.yaml" >"$TMP/agent-$mode.log" 2>&1 &
+        timeout 120 "$REFERENCE_AGENT" -m "$mode" -c "$TMP/config.yaml" >"$TMP/agent-$mode.log" 2>&1 &
     AGENT_PID=$!
     if ! simctl wait-quiet "$base" 8 110; then echo "   (agent $mode did not go quiet in time)"; fi
     kill "$AGENT_PID" 2>/dev/null || true
@@ -220,8 +212,9 @@ run_mode report   # second report: same numbers, so no new set_usage (idempotenc
 # ---------------------------------------------------------------- checks
 log "checks"
 set +e
-"$PY" - "$ORIGIN" "$STATE/state.json" "$SET_USAGE_AFTER_FIRST" <<'EOF'
+PYTHONPATH="$ROOT/scripts/lib" "$PY" - "$ORIGIN" "$STATE/state.json" "$SET_USAGE_AFTER_FIRST" <<'EOF'
 import json, sys, urllib.request
+from checks import report
 origin, backend_file, set_usage_first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 get = lambda p: json.load(urllib.request.urlopen(origin + p, timeout=10))
 st, log, counters = get("/__sim/state"), get("/__sim/log"), get("/__sim/counters")
@@ -271,12 +264,102 @@ checks = [
      (set_usage_first, counters.get("POST /api/marketplace-component-usages/set_usage/"))),
     ("no 4xx/5xx answers", not errors, errors[:10]),
 ]
-failed = 0
-for name, ok, detail in checks:
-    print(f'{"PASS" if ok else "FAIL"}  {name}' + ("" if ok else f"   [{detail}]"))
-    failed += not ok
-print(f"{len(checks) - failed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+report(checks)
 EOF
 CHECKS_OK=$?
-exit $(( MODEL_OK || CHECKS_OK ))
+set -e
+
+# ---------------------------------------------------------------- event_process over RabbitMQ
+# The same agent in event_process, subscribed through the simulator's register_queue to the
+# real broker of scripts/rabbitmq-setup.sh: a user orders (a Create announced `executing`) and
+# carol is granted a role in the project; the agent's reactions are checked like the cycles'.
+EVENTS_OK=0
+if broker_available; then
+    broker_attach "$ORIGIN"
+    config="$(cat "$TMP/config.yaml")"
+    echo "${config/    stomp_enabled: false/$STOMP_OFFERING_LINES}" >"$TMP/config-events.yaml"
+    curl -sf -X POST "$ORIGIN/__sim/reset" >/dev/null
+    log "agent: event_process (Web-STOMP, single queue)"
+    WALDUR_SITE_AGENT_RECONCILIATION_PERIOD_MINUTES=600 \
+        timeout 300 "$REFERENCE_AGENT" -m event_process -c "$TMP/config-events.yaml" \
+        >"$TMP/agent-event_process.log" 2>&1 &
+    AGENT_PID=$!
+    if python3 "$ROOT/scripts/lib/bench_events.py" ready "$ORIGIN" "$MGMT_USER|$MGMT_PASSWORD|$MGMT_URL" \
+            "$BROKER_VHOST" "$AGENT_PID" 5 120; then
+        curl -sf -X POST -H 'Content-Type: application/json' "$ORIGIN/__sim/orders" -d '[{"type": "Create",
+            "state": "executing", "offering": "Feasibility Offering", "project": "proj-slug",
+            "resource_name": "event-alloc", "limits": {"cpu": 3, "mem": 3}}]' >/dev/null
+        curl -sf -X POST -H 'Content-Type: application/json' "$ORIGIN/__sim/roles" \
+            -d '[{"project": "proj-slug", "user": "carol@idp", "role": "PROJECT.MEMBER"}]' >/dev/null
+        set +e
+        PYTHONPATH="$ROOT/scripts/lib" "$PY" - "$ORIGIN" "$STATE/state.json" "$MGMT_USER" "$MGMT_PASSWORD" \
+            "$MGMT_URL" <<'PYEOF'
+import base64, json, sys, time, urllib.request
+from checks import report
+origin, backend_file, user, password, mgmt = sys.argv[1:6]
+get = lambda p: json.load(urllib.request.urlopen(origin + p, timeout=10))
+ALLOCATIONS = ("sim_running-alloc", "sim_new-alloc", "sim_event-alloc")
+def backend():
+    try:
+        return json.load(open(backend_file))["accounts"]
+    except (OSError, ValueError):
+        return {}
+def order():
+    return next((o for o in get("/__sim/state")["orders"].values() if o["resource_name"] == "event-alloc"), {})
+def settled():
+    b = backend()
+    return order().get("state") in ("done", "erred") and all("carol1" in b.get(a, {}).get("users", {}) for a in ALLOCATIONS)
+deadline = time.time() + 120
+while time.time() < deadline and not settled():
+    time.sleep(0.5)
+def queue_messages():
+    q = next(iter(get("/__sim/state")["consumer_queues"].values()))
+    request = urllib.request.Request(f"{mgmt}/api/queues/{q['vhost']}/{q['queue_name']}")
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    return json.load(urllib.request.urlopen(request, timeout=10)).get("messages")
+for _ in range(20):  # the management API's counters lag by up to 500 ms
+    if queue_messages() == 0:
+        break
+    time.sleep(0.5)
+st, log, b = get("/__sim/state"), get("/__sim/log"), backend()
+o = order()
+res = st["resources"].get(o.get("resource_uuid"), {})
+published = get("/__sim/events")[-2:]
+services = sorted(s["name"] for s in st["services"].values() if s["mode"] == "event_process")
+errors = [f'{e["method"]} {e["path"]}?{e["query"]} -> {e["status"]}' for e in log if e["status"] >= 400 or e["status"] == 0]
+checks = [
+    ("event: both events routed to the consumer queue",
+     [p["object_type"] for p in published] == ["order", "user_role"] and all(p["routed"] for p in published),
+     [(p["object_type"], p["routed"], p["error"]) for p in published]),
+    ("event: services initial-offering-process, event_process-order, event_process-user_role",
+     {"initial-offering-process", "event_process-order", "event_process-user_role"} <= set(services), services),
+    ("event: Create order done by its event", o.get("state") == "done", o.get("state")),
+    ("event: its resource OK with backend_id and limits",
+     res.get("state") == "OK" and res.get("backend_id") == "sim_event-alloc" and res.get("limits") == {"cpu": 3, "mem": 3},
+     (res.get("state"), res.get("backend_id"), res.get("limits"))),
+    ("event: backend allocation created with the order's limits",
+     b.get("sim_event-alloc", {}).get("limits") == {"cpu": 3, "mem": 3}, b.get("sim_event-alloc")),
+    ("event: the granted user added to every allocation of the project",
+     all("carol1" in b.get(a, {}).get("users", {}) for a in ALLOCATIONS),
+     {a: sorted(b.get(a, {}).get("users", {})) for a in ALLOCATIONS}),
+    ("event: the queue drained (ack:auto)", queue_messages() == 0, queue_messages()),
+    ("event: no 4xx/5xx answers", not errors, errors[:10]),
+]
+report(checks)
+PYEOF
+        EVENTS_OK=$?
+        set -e
+    else
+        echo "FAIL  event: the agent did not subscribe (log: $TMP/agent-event_process.log)"
+        tail -n 20 "$TMP/agent-event_process.log"
+        EVENTS_OK=1
+    fi
+    kill "$AGENT_PID" 2>/dev/null || true
+    wait "$AGENT_PID" 2>/dev/null || true
+    AGENT_PID=""
+    broker_cleanup
+else
+    echo "FAIL  event: RabbitMQ's management API does not answer at $MGMT_URL (start scripts/rabbitmq-setup.sh)"
+    EVENTS_OK=1
+fi
+exit $(( MODEL_OK || CHECKS_OK || EVENTS_OK ))
