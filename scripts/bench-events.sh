@@ -10,10 +10,10 @@
 # is not in the team yet. Per agent, on a fresh simulator and backend:
 #   1. the agent starts and subscribes; its start-up pass runs (nothing to do but reads)
 #   2. latency fault on: --latency ms per Waldur request (POST /__sim/faults)
-#   3. orders burst: --orders Create orders created `executing` (POST /__sim/orders; one
-#      `order` event each, published in a burst); wait until every order is done
-#   4. roles burst: --roles role grants (POST /__sim/roles; one `user_role` event each); wait
-#      until every newcomer is in their project's allocations
+#   3. orders burst: --orders Create orders created `executing` (`order_created` changes in
+#      one POST /__sim/changes; one `order` event each); wait until every order is done
+#   4. roles burst: --roles role grants (`role_granted` changes; one `user_role` event each);
+#      wait until every newcomer is in their project's allocations
 # and prints per burst: median and p99 latency from publish to done (see
 # scripts/lib/bench_events.py for how "done" is read), wall time from the first publish to the
 # last done, Waldur requests per event (simulator counters), RSS before and during the burst

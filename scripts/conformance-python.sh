@@ -286,11 +286,12 @@ if broker_available; then
     AGENT_PID=$!
     if python3 "$ROOT/scripts/lib/bench_events.py" ready "$ORIGIN" "$MGMT_USER|$MGMT_PASSWORD|$MGMT_URL" \
             "$BROKER_VHOST" "$AGENT_PID" 5 120; then
-        curl -sf -X POST -H 'Content-Type: application/json' "$ORIGIN/__sim/orders" -d '[{"type": "Create",
-            "state": "executing", "offering": "Feasibility Offering", "project": "proj-slug",
-            "resource_name": "event-alloc", "limits": {"cpu": 3, "mem": 3}}]' >/dev/null
-        curl -sf -X POST -H 'Content-Type: application/json' "$ORIGIN/__sim/roles" \
-            -d '[{"project": "proj-slug", "user": "carol@idp", "role": "PROJECT.MEMBER"}]' >/dev/null
+        curl -sf -X POST -H 'Content-Type: application/json' "$ORIGIN/__sim/changes" -d '[
+            {"kind": "order_created", "order": {"type": "Create", "state": "executing",
+             "offering": "Feasibility Offering", "project": "proj-slug",
+             "resource_name": "event-alloc", "limits": {"cpu": 3, "mem": 3}}},
+            {"kind": "role_granted", "project_uuid": "99999999999999999999999999999999",
+             "user_uuid": "44444444444444444444444444444403", "role": "PROJECT.MEMBER"}]' >/dev/null
         set +e
         PYTHONPATH="$ROOT/scripts/lib" "$PY" - "$ORIGIN" "$STATE/state.json" "$MGMT_USER" "$MGMT_PASSWORD" \
             "$MGMT_URL" <<'PYEOF'

@@ -5,9 +5,9 @@
         have been still for QUIET s (the agent's start-up pass is over); exit 1 on LIMIT s or
         when PID is gone.
     bench_events.py burst ORIGIN KIND COUNT STATE_DIR PID LIMIT OUT
-        KIND orders: COUNT Create orders, created `executing` (POST /__sim/orders, one `order`
-        event each); KIND roles: COUNT role grants (POST /__sim/roles, one `user_role` event
-        each). Waits until every event's work is done, samples the agent's RSS meanwhile, then
+        KIND orders: COUNT Create orders, created `executing` (`order_created` changes, one
+        `order` event each); KIND roles: COUNT role grants (`role_granted`, one `user_role`
+        event each); all in one POST /__sim/changes. Waits until every event's work is done, samples the agent's RSS meanwhile, then
         writes the figures to OUT (JSON).
     bench_events.py table OURS REF
         prints the comparison of two `burst` results (REF may be "-").
@@ -122,25 +122,28 @@ def percentile(values, q):
 
 
 def burst(origin, kind, count, state_dir, pid, limit, out):
-    seq0 = len(call(origin + "/__sim/events"))
+    before = call(origin + "/__sim/state")
+    if kind == "orders":
+        offering = next(iter(before["offerings"]))
+        changes = [
+            {"kind": "order_created", "order": {
+                "type": "Create", "state": "executing", "offering": offering,
+                "project": f"proj-{p}", "resource_name": f"new-{p}",
+                "limits": {"cpu": 10, "mem": 10}}}
+            for p in range(count)
+        ]
+    else:
+        projects = {x["name"]: uuid for uuid, x in before["projects"].items()}
+        users = {x["username"]: uuid for uuid, x in before["users"].items()}
+        changes = [{"kind": "role_granted", "project_uuid": projects[f"proj-{p}"],
+                    "user_uuid": users[f"user{p}-new@idp"], "role": "PROJECT.MEMBER"}
+                   for p in range(count)]
+    seq0 = len(before["published"])
     call(origin + "/__sim/reset", "POST")
     rss_before = memory_kb(pid, "VmRSS")
     done_key = "POST /api/marketplace-orders/{uuid}/set_state_done/"
     erred_key = "POST /api/marketplace-orders/{uuid}/set_state_erred/"
-    if kind == "orders":
-        offering = call(origin + "/__sim/state")["offerings"]
-        offering = next(iter(offering))
-        specs = [
-            {"type": "Create", "state": "executing", "offering": offering,
-             "project": f"proj-{p}", "resource_name": f"new-{p}",
-             "limits": {"cpu": 10, "mem": 10}}
-            for p in range(count)
-        ]
-        call(origin + "/__sim/orders", "POST", specs)
-    else:
-        changes = [{"project": f"proj-{p}", "user": f"user{p}-new@idp",
-                    "role": "PROJECT.MEMBER", "granted": True} for p in range(count)]
-        call(origin + "/__sim/roles", "POST", changes)
+    call(origin + "/__sim/changes", "POST", changes)
 
     def finished():
         if kind == "orders":

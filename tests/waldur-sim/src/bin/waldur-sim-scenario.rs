@@ -24,8 +24,8 @@
 //!   members plus one stale user `stale_I`: the agent adds 2 and removes 1 per resource.
 //! - `events` (scripts/bench-events.sh): as `report` without usage files, and each project
 //!   has one more user `userP-new@idp` with an `OK` offering user `uP_new` who is not in the
-//!   team yet: the benchmark grants them a role (`POST /__sim/roles`) and orders new
-//!   resources (`POST /__sim/orders`) while the agent listens for events.
+//!   team yet: the benchmark grants them a role and orders new resources (`role_granted`
+//!   and `order_created` through `POST /__sim/changes`) while the agent listens for events.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
