@@ -3,11 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Rounds to 2 decimals the way Python's `round(x, 2)` does (correctly rounded from the exact
-/// binary value, ties to even), which is also what Rust's `{:.2}` formatting does.
-pub fn round2(value: f64) -> f64 {
-    amount(value).parse().expect("a formatted float parses")
-}
+/// Python's `round(x, 2)`, as the plugins round (one home: the SDK).
+pub use waldur_plugin_abi::sdk::billing::round2;
 
 /// The decimal string Waldur receives (`f"{x:.2f}"`).
 pub fn amount(value: f64) -> String {

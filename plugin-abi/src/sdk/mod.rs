@@ -4,11 +4,13 @@
 //! A method left at its default answers NOT_IMPLEMENTED, which tells the agent to run the
 //! reference agent's generic algorithm (through the plugin's `client_*` methods and hooks).
 
+pub mod billing;
 mod context;
 #[doc(hidden)]
 pub mod export;
 #[doc(hidden)]
 pub mod logging;
+pub mod settings;
 #[doc(hidden)]
 pub mod shims;
 mod traits;

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::manifest::SettingSpec;
-use crate::wire::{BackendComponents, JsonMap};
+use crate::wire::{BackendComponents, JsonMap, WALDUR_COMPONENT_FIELDS};
 
 /// Core `backend_settings` keys the agent itself reads; never "unknown".
 const CORE_SETTINGS: &[&str] = &[
@@ -26,31 +26,6 @@ const CORE_SETTINGS: &[&str] = &[
     "target_api_token",
 ];
 
-/// Core `backend_components.<type>` keys (the reference's BackendComponent fields).
-const CORE_COMPONENT_KEYS: &[&str] = &[
-    "measured_unit",
-    "accounting_type",
-    "label",
-    "unit_factor",
-    "unit_factor_reporting",
-    "limit",
-    "description",
-    "article_code",
-    "min_value",
-    "max_value",
-    "max_available_limit",
-    "default_limit",
-    "limit_period",
-    "is_boolean",
-    "is_prepaid",
-    "min_prepaid_duration",
-    "max_prepaid_duration",
-    "prepaid_duration_step",
-    "min_renewal_duration",
-    "max_renewal_duration",
-    "renewal_duration_step",
-];
-
 /// Validates `settings` against `specs`. With no specs declared, everything is accepted.
 pub fn validate_settings(specs: &[SettingSpec], settings: &JsonMap) -> Result<Vec<String>> {
     check(specs, settings, CORE_SETTINGS, "backend_settings")
@@ -67,7 +42,8 @@ pub fn validate_component_extras(
         warnings.extend(check(
             specs,
             &component.extra,
-            CORE_COMPONENT_KEYS,
+            // The typed fields never reach `extra`; the optional Waldur ones may.
+            WALDUR_COMPONENT_FIELDS,
             &context,
         )?);
         if let Some(factor) = component.unit_factor {

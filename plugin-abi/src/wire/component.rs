@@ -46,5 +46,26 @@ impl BackendComponent {
     }
 }
 
+/// The optional Waldur component fields (`OfferingComponentRequest`, reference §8.4) a
+/// `backend_components.<type>` entry may carry in [`BackendComponent::extra`]: the agent's
+/// `load-components` sends them to Waldur, and no plugin setting may take their names.
+pub const WALDUR_COMPONENT_FIELDS: &[&str] = &[
+    "description",
+    "article_code",
+    "min_value",
+    "max_value",
+    "max_available_limit",
+    "default_limit",
+    "limit_period",
+    "is_boolean",
+    "is_prepaid",
+    "min_prepaid_duration",
+    "max_prepaid_duration",
+    "prepaid_duration_step",
+    "min_renewal_duration",
+    "max_renewal_duration",
+    "renewal_duration_step",
+];
+
 /// All components of an offering, keyed by component type.
 pub type BackendComponents = BTreeMap<String, BackendComponent>;

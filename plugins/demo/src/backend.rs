@@ -54,7 +54,7 @@ impl Demo {
             ),
             format!(
                 "usage months: {months:?}; current period {} ({})",
-                self.current_period().dir_name(),
+                self.current_period().to_string(),
                 self.timezone().iana_name().unwrap_or("UTC")
             ),
             format!("max_limits: {:?}; fail_methods: {:?}", s.max_limits, s.fail_methods),

@@ -8,7 +8,7 @@ use waldur_plugin_abi::{backend_impl, Client, Result};
 
 use crate::demo::Demo;
 use crate::state::Account;
-use crate::usage::{self, parse_timezone, Period};
+use crate::usage::{self, parse_timezone};
 
 fn client_resource(account: &Account) -> ClientResource {
     ClientResource {
@@ -167,7 +167,7 @@ impl Client for Demo {
         self.fail_point("client_get_usage_report")?;
         let period = match timezone.as_deref() {
             Some(tz) if !tz.trim().is_empty() => {
-                Period::containing(jiff::Timestamp::now(), &parse_timezone(tz)?)
+                usage::month_containing(jiff::Timestamp::now(), &parse_timezone(tz)?)
             }
             _ => self.current_period(),
         };

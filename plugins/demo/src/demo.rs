@@ -64,7 +64,7 @@ impl Demo {
 
     /// The current billing month in the offering's timezone.
     pub(crate) fn current_period(&self) -> Period {
-        Period::containing(Timestamp::now(), &self.timezone())
+        usage::month_containing(Timestamp::now(), &self.timezone())
     }
 
     pub(crate) fn usage_report(&self, ids: &[String], period: Period) -> Result<UsageReport> {

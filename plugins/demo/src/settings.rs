@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
+use waldur_plugin_abi::sdk::settings::string_list;
 use waldur_plugin_abi::wire::JsonMap;
 use waldur_plugin_abi::{Error, Result, SettingKind, SettingSpec};
 
@@ -171,23 +172,11 @@ fn max_limits(settings: &JsonMap) -> Result<Option<BTreeMap<String, f64>>> {
 }
 
 fn fail_methods(settings: &JsonMap) -> Result<Vec<String>> {
-    let list = match settings.get("fail_methods") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(other) => {
-            return Err(invalid(format!(
-                "backend_settings.fail_methods must be a list, got {other}"
-            )))
-        }
-    };
-    list.iter()
-        .map(|value| match value {
-            Value::String(name) => Ok(name.clone()),
-            other => Err(invalid(format!(
-                "backend_settings.fail_methods entries must be method names, got {other}"
-            ))),
-        })
-        .collect()
+    string_list(
+        settings.get("fail_methods"),
+        "backend_settings.fail_methods",
+    )
+    .map_err(invalid)
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ fn usage_reports_for_the_current_and_past_months() {
         ..Default::default()
     })
     .unwrap();
-    let current = demo.current_period().dir_name();
+    let current = demo.current_period().to_string();
     let write = |month: &str, account: &str, body: Value| {
         let path = dir.path().join("usage").join(month);
         fs::create_dir_all(&path).unwrap();

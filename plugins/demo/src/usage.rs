@@ -21,37 +21,14 @@ use crate::state::check_account_name;
 /// One usage file: backend-unit values by username, then by component.
 pub type UsageFile = BTreeMap<String, BTreeMap<String, f64>>;
 
-/// A billing month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub year: i32,
-    pub month: u32,
-}
+pub use waldur_plugin_abi::sdk::billing::{round2, Period};
 
-impl Period {
-    pub fn new(year: i32, month: u32) -> Result<Self> {
-        if !(1..=12).contains(&month) || !(1..=9999).contains(&year) {
-            return Err(Error::invalid_input(format!(
-                "demo: no billing period {year}-{month}"
-            )));
-        }
-        Ok(Self { year, month })
-    }
-
-    /// The month `now` falls in, in `tz`: a report run at 00:30 on the 1st in Europe/Tallinn
-    /// belongs to the new month even though it is still the previous one in UTC.
-    pub fn containing(now: Timestamp, tz: &TimeZone) -> Self {
-        let date = now.to_zoned(tz.clone()).date();
-        Self {
-            year: i32::from(date.year()),
-            month: date.month() as u32,
-        }
-    }
-
-    /// The directory name, `YYYY-MM`.
-    pub fn dir_name(self) -> String {
-        format!("{:04}-{:02}", self.year, self.month)
-    }
+/// The billing month `now` falls in, in `tz`: a report run at 00:30 on the 1st in
+/// Europe/Tallinn belongs to the new month even though it is still the previous one in UTC.
+pub fn month_containing(now: Timestamp, tz: &TimeZone) -> Period {
+    let date = now.to_zoned(tz.clone()).date();
+    let (year, month) = (i32::from(date.year()), date.month() as u32);
+    Period { year, month }
 }
 
 /// Parses the agent's `timezone` setting. Empty means UTC.
@@ -66,7 +43,7 @@ pub fn parse_timezone(name: &str) -> Result<TimeZone> {
 pub fn usage_path(usage_dir: &Path, period: Period, account: &str) -> Result<PathBuf> {
     check_account_name(account)?;
     Ok(usage_dir
-        .join(period.dir_name())
+        .join(period.to_string())
         .join(format!("{account}.json")))
 }
 
@@ -88,15 +65,6 @@ pub fn read_usage_file(path: &Path) -> Result<Option<UsageFile>> {
             path.display()
         ))
     })
-}
-
-/// Rounds to 2 decimals the way Python's `round(x, 2)` does (half to even on the exact binary
-/// value): Rust's `{:.2}` formatting rounds exactly like that, `(x * 100).round()` does not
-/// (0.125 would become 0.13 instead of 0.12).
-pub fn round2(value: f64) -> f64 {
-    let rounded: f64 = format!("{value:.2}").parse().unwrap_or(value);
-    // No "-0.0" in reports.
-    rounded + 0.0
 }
 
 /// One account's usage in Waldur units.
@@ -163,7 +131,7 @@ pub fn raw_records(
             records.push(serde_json::json!({
                 "account": account,
                 "user": user,
-                "period": period.dir_name(),
+                "period": period.to_string(),
                 "usage": usage,
             }));
         }
@@ -315,16 +283,15 @@ mod tests {
         // 2026-11-30T22:30Z is already December 1st in Tallinn (UTC+2).
         let now: Timestamp = "2026-11-30T22:30:00Z".parse().unwrap();
         assert_eq!(
-            Period::containing(now, &TimeZone::UTC),
+            month_containing(now, &TimeZone::UTC),
             Period::new(2026, 11).unwrap()
         );
         let tallinn = parse_timezone("Europe/Tallinn").unwrap();
         assert_eq!(
-            Period::containing(now, &tallinn),
+            month_containing(now, &tallinn),
             Period::new(2026, 12).unwrap()
         );
         assert_eq!(parse_timezone("").unwrap(), TimeZone::UTC);
         assert!(parse_timezone("Mars/Olympus").is_err());
-        assert_eq!(Period::new(2026, 3).unwrap().dir_name(), "2026-03");
     }
 }

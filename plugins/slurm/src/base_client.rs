@@ -9,7 +9,7 @@ use waldur_plugin_abi::wire::{Association, BackendLimits, ClientResource};
 use waldur_plugin_abi::{backend_impl, Client, Result};
 
 use crate::slurm::Slurm;
-use crate::usage::{parse_timezone, Period};
+use crate::usage::{month_containing, parse_timezone};
 
 #[backend_impl]
 impl Client for Slurm {
@@ -102,7 +102,7 @@ impl Client for Slurm {
     ) -> Result<Vec<serde_json::Value>> {
         let period = match timezone.as_deref().map(str::trim) {
             Some(zone) if !zone.is_empty() => {
-                Period::containing(jiff::Timestamp::now(), &parse_timezone(zone))
+                month_containing(jiff::Timestamp::now(), &parse_timezone(zone))
             }
             _ => self.current_period(),
         };

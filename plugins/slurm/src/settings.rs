@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use waldur_plugin_abi::sdk::settings::string_list;
 use waldur_plugin_abi::wire::JsonMap;
 use waldur_plugin_abi::{Error, Result, SettingKind, SettingSpec};
 
@@ -291,17 +292,7 @@ fn object<'a>(map: &'a JsonMap, key: &str) -> Result<Option<&'a JsonMap>> {
     }
 }
 
-/// Python truthiness of a value.
-pub(crate) fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-    }
-}
+pub(crate) use waldur_plugin_abi::sdk::settings::truthy;
 
 /// A string or an integer, as text (`max_wall: 120` and `max_wall: "2:00:00"`).
 pub(crate) fn text_or_number(map: &JsonMap, key: &str, context: &str) -> Result<Option<String>> {
@@ -363,25 +354,18 @@ fn qos_management(settings: &JsonMap) -> Result<Option<QosManagement>> {
         None => Some("DenyOnLimit,NoDecay".to_string()),
         Some(_) => opt_string(map, "flags", context)?,
     };
-    let additional_qos = match map.get("additional_qos") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(name) => crate::names::qos(name)
-                    .map(str::to_string)
-                    .map_err(|e| invalid(format!("{context}.additional_qos: {}", e.message))),
-                other => Err(invalid(format!(
-                    "{context}.additional_qos entries must be QoS names, got {other}"
-                ))),
-            })
-            .collect::<Result<_>>()?,
-        Some(other) => {
-            return Err(invalid(format!(
-                "{context}.additional_qos must be a list, got {other}"
-            )))
-        }
-    };
+    let additional_qos = string_list(
+        map.get("additional_qos"),
+        &format!("{context}.additional_qos"),
+    )
+    .map_err(invalid)?
+    .into_iter()
+    .map(|name| {
+        crate::names::qos(&name)
+            .map(str::to_string)
+            .map_err(|e| invalid(format!("{context}.additional_qos: {}", e.message)))
+    })
+    .collect::<Result<_>>()?;
     Ok(Some(QosManagement {
         spec: QosSpec {
             flags,

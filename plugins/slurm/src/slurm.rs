@@ -16,7 +16,7 @@ use crate::limits::ComponentMapper;
 use crate::names;
 use crate::runner::{ProcessRunner, Runner};
 use crate::settings::SlurmSettings;
-use crate::usage::{parse_timezone, Period};
+use crate::usage::{month_containing, parse_timezone, Period};
 
 /// What the agent tells the backend after construction.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ impl Slurm {
 
     /// The current billing month in the offering's time zone.
     pub(crate) fn current_period(&self) -> Period {
-        Period::containing(Timestamp::now(), &self.runtime().timezone)
+        month_containing(Timestamp::now(), &self.runtime().timezone)
     }
 
     /// QoS enforcement: only when the site opted in (`qos_enforcement_enabled`); then

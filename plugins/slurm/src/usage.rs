@@ -8,58 +8,17 @@ use jiff::Timestamp;
 use waldur_plugin_abi::wire::{
     BackendComponents, ComponentUsage, ResourceUsage, UsageReport, TOTAL_ACCOUNT_USAGE,
 };
-use waldur_plugin_abi::{Error, Result};
 
 use crate::limits::ComponentMapper;
 use crate::parser::ReportLine;
 
-/// A billing month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub year: i32,
-    pub month: u32,
-}
+pub use waldur_plugin_abi::sdk::billing::{round2, Period};
 
-impl Period {
-    pub fn new(year: i32, month: u32) -> Result<Self> {
-        if !(1..=12).contains(&month) || !(1..=9999).contains(&year) {
-            return Err(Error::invalid_input(format!(
-                "there is no billing month {year}-{month}"
-            )));
-        }
-        Ok(Self { year, month })
-    }
-
-    /// The month `now` falls in, in `tz`.
-    pub fn containing(now: Timestamp, tz: &TimeZone) -> Self {
-        let date = now.to_zoned(tz.clone()).date();
-        Self {
-            year: i32::from(date.year()),
-            month: date.month() as u32,
-        }
-    }
-
-    fn last_day(self) -> i8 {
-        // `new` checked the ranges, so the date exists.
-        jiff::civil::Date::new(self.year as i16, self.month as i8, 1)
-            .map(|d| d.days_in_month())
-            .unwrap_or(28)
-    }
-
-    /// `YYYY-MM-01T00:00:00` (naive local time, as sacct reads it).
-    pub fn start(self) -> String {
-        format!("{:04}-{:02}-01T00:00:00", self.year, self.month)
-    }
-
-    /// `YYYY-MM-<last day>T23:59:59`.
-    pub fn end(self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T23:59:59",
-            self.year,
-            self.month,
-            self.last_day()
-        )
-    }
+/// The billing month `now` falls in, in `tz`.
+pub fn month_containing(now: Timestamp, tz: &TimeZone) -> Period {
+    let date = now.to_zoned(tz.clone()).date();
+    let (year, month) = (i32::from(date.year()), date.month() as u32);
+    Period { year, month }
 }
 
 /// Parses the agent's `timezone`. Like the reference, an empty or unknown zone means the
@@ -73,13 +32,6 @@ pub fn parse_timezone(name: &str) -> TimeZone {
         log::warn!("unknown timezone {name:?} ({e}); billing months follow the system time zone");
         TimeZone::system()
     })
-}
-
-/// Python's `round(x, 2)`: to the nearest hundredth of the exact binary value, ties to even
-/// (formatting rounds exactly that way; `(x * 100).round() / 100` does not).
-pub fn round2(value: f64) -> f64 {
-    let rounded: f64 = format!("{value:.2}").parse().unwrap_or(value);
-    rounded + 0.0
 }
 
 /// Raw usage in SLURM units: account -> user -> TRES -> TRES·minutes, summed line by line.
@@ -184,41 +136,17 @@ mod tests {
     }
 
     #[test]
-    fn periods() {
-        let p = Period::new(2026, 11).unwrap();
-        assert_eq!(
-            (p.start().as_str(), p.end().as_str()),
-            ("2026-11-01T00:00:00", "2026-11-30T23:59:59")
-        );
-        assert_eq!(Period::new(2024, 2).unwrap().end(), "2024-02-29T23:59:59");
-        assert_eq!(Period::new(2026, 12).unwrap().end(), "2026-12-31T23:59:59");
-        assert!(Period::new(2026, 0).is_err());
-        assert!(Period::new(2026, 13).is_err());
+    fn the_month_follows_the_timezone() {
         let now: Timestamp = "2026-11-30T22:30:00Z".parse().unwrap();
         assert_eq!(
-            Period::containing(now, &TimeZone::UTC),
+            month_containing(now, &TimeZone::UTC),
             Period::new(2026, 11).unwrap()
         );
         let tallinn = parse_timezone("Europe/Tallinn");
         assert_eq!(
-            Period::containing(now, &tallinn),
+            month_containing(now, &tallinn),
             Period::new(2026, 12).unwrap()
         );
-    }
-
-    #[test]
-    fn round2_is_pythons_round() {
-        for (x, want) in [
-            (0.125, 0.12),
-            (0.375, 0.38),
-            (2.675, 2.67),
-            (1.005, 1.0),
-            (-0.001, 0.0),
-            (0.64, 0.64),
-        ] {
-            assert_eq!(round2(x), want, "{x}");
-        }
-        assert!(round2(-0.001).is_sign_positive());
     }
 
     #[test]

@@ -658,7 +658,7 @@ fn usage_of_real_jobs_batched_equals_single() {
     wait_for_jobs(&jobs);
 
     // Comma lists give the same rows as one query per account.
-    let period = waldur_plugin_slurm::usage::Period::containing(
+    let period = waldur_plugin_slurm::usage::month_containing(
         jiff::Timestamp::now(),
         &jiff::tz::TimeZone::UTC,
     );

@@ -3,29 +3,10 @@
 //! is updated (B10, with its uuid). `unit_factor` stays local.
 
 use serde_json::Value;
-use waldur_plugin_abi::wire::{AccountingType, BackendComponent, JsonMap};
+use waldur_plugin_abi::wire::{AccountingType, BackendComponent, JsonMap, WALDUR_COMPONENT_FIELDS};
 
 use super::{client, each_offering, one_line, ToolOutcome, ToolReport};
 use crate::modes::runtime::Agent;
-
-/// Optional `OfferingComponentRequest` fields sent when configured (reference §8.4).
-pub const OPTIONAL_FIELDS: &[&str] = &[
-    "description",
-    "article_code",
-    "min_value",
-    "max_value",
-    "max_available_limit",
-    "default_limit",
-    "limit_period",
-    "is_boolean",
-    "is_prepaid",
-    "min_prepaid_duration",
-    "max_prepaid_duration",
-    "prepaid_duration_step",
-    "min_renewal_duration",
-    "max_renewal_duration",
-    "renewal_duration_step",
-];
 
 /// What `load-components` did for one offering.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +38,7 @@ pub fn component_body(component_type: &str, component: &BackendComponent) -> Jso
         "limit_amount".into(),
         component.limit.map_or(Value::Null, Value::from),
     );
-    for key in OPTIONAL_FIELDS {
+    for key in WALDUR_COMPONENT_FIELDS {
         if let Some(value) = component.extra.get(*key).filter(|v| !v.is_null()) {
             body.insert((*key).into(), value.clone());
         }

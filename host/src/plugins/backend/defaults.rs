@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
+use waldur_plugin_abi::sdk::settings::truthy;
 use waldur_plugin_abi::wire::{
     BackendLimits, BackendResourceInfo, ComponentUsage, Limits, ResourceUsage, UserContext,
     UserOptions, WaldurResource, TOTAL_ACCOUNT_USAGE,
@@ -23,18 +24,6 @@ use crate::plugins::PluginError;
 /// `DuplicateResourceError`, plus not-ready (the same set the agent shows to Waldur users).
 fn is_backend_error(error: &PluginError) -> bool {
     error.is_backend_error()
-}
-
-/// Python truthiness of a settings value (`if backend_settings.get("soft_delete"):`).
-fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-    }
 }
 
 /// Python's `int(value * unit_factor)`: truncation toward zero. (`as` also saturates instead

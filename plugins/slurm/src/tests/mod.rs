@@ -119,7 +119,7 @@ pub(crate) fn agent(slurm: &Slurm) -> Agent<'_, Slurm> {
 
 /// The current month's sacct window, as the plugin computes it (UTC).
 pub(crate) fn month_window() -> (String, String) {
-    let period = crate::usage::Period::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC);
+    let period = crate::usage::month_containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC);
     (period.start(), period.end())
 }
 
