@@ -99,7 +99,7 @@ pub enum ConfigErrorKind {
 }
 
 /// A configuration error. Its `Display` is one line naming the file, the key path and the line:
-/// `/etc/waldur/agent.yaml: offerings[0].waldur_api_url (line 7): must start with http:// or https://`.
+/// `/etc/waldur/waldur-site-agent-config.yaml: offerings[0].waldur_api_url (line 7): must start with http:// or https://`.
 ///
 /// The key path or the line is left out when it is not known (a file that cannot be read, a key
 /// that is missing from a mapping the file does not have, ...).

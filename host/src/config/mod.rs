@@ -1,7 +1,7 @@
 //! The agent configuration: the reference agent's YAML file, accepted unchanged.
 //!
 //! ```no_run
-//! let loaded = waldur_agent::config::load("/etc/waldur/agent.yaml".as_ref())?;
+//! let loaded = waldur_agent::config::load("/etc/waldur/waldur-site-agent-config.yaml".as_ref())?;
 //! for warning in &loaded.warnings {
 //!     eprintln!("warning: {warning}");
 //! }
@@ -29,7 +29,7 @@
 //!
 //! # Errors
 //! A [`ConfigError`] prints as one line naming the file, the key path and the line:
-//! `/etc/waldur/agent.yaml: offerings[0].waldur_api_url (line 7): must start with http:// or
+//! `/etc/waldur/waldur-site-agent-config.yaml: offerings[0].waldur_api_url (line 7): must start with http:// or
 //! https://, got "ftp://x"`. YAML syntax errors, type errors and semantic errors (missing keys,
 //! ranges, URLs, time zones, log levels, credentials, component keys) all have this form.
 //! Messages never contain a token or secret.

@@ -4,7 +4,7 @@ use waldur_plugin_abi::wire::AccountingType;
 
 use super::*;
 
-const FILE: &str = "/etc/waldur/agent.yaml";
+const FILE: &str = "/etc/waldur/waldur-site-agent-config.yaml";
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
 const UUID: &str = "d629d5e45567425da9cdbdc1af67b32c";
 
@@ -410,7 +410,7 @@ fn bad_api_url_names_file_key_and_line() {
     ]));
     assert_eq!(
         e.to_string(),
-        "/etc/waldur/agent.yaml: offerings[0].waldur_api_url (line 7): must start with http:// \
+        "/etc/waldur/waldur-site-agent-config.yaml: offerings[0].waldur_api_url (line 7): must start with http:// \
          or https://, got \"ftp://waldur.example.com/api/\""
     );
     assert_eq!(e.kind(), ConfigErrorKind::Invalid);
@@ -482,7 +482,7 @@ fn type_errors_name_key_and_line() {
     let e = err(&offering_doc(&["    verify_ssl: \"sometimes\""]));
     assert_eq!(
         e.to_string(),
-        "/etc/waldur/agent.yaml: offerings[0].verify_ssl (line 7): invalid value: string \
+        "/etc/waldur/waldur-site-agent-config.yaml: offerings[0].verify_ssl (line 7): invalid value: string \
          \"sometimes\", expected a boolean (true or false)"
     );
     assert_eq!(e.kind(), ConfigErrorKind::Type);
@@ -506,7 +506,7 @@ fn type_errors_name_key_and_line() {
     ]));
     assert_eq!(
         e.to_string(),
-        "/etc/waldur/agent.yaml: reporting_periods (line 2): invalid value: string \"two\", \
+        "/etc/waldur/waldur-site-agent-config.yaml: reporting_periods (line 2): invalid value: string \"two\", \
          expected an integer"
     );
 
@@ -525,7 +525,7 @@ fn missing_required_keys() {
     let e = err(&doc(&["timezone: UTC"]));
     assert_eq!(
         e.to_string(),
-        "/etc/waldur/agent.yaml: offerings: required key is missing (the list of offerings \
+        "/etc/waldur/waldur-site-agent-config.yaml: offerings: required key is missing (the list of offerings \
          this agent serves)"
     );
 
@@ -539,7 +539,7 @@ fn missing_required_keys() {
     // A missing key has no line of its own: the line of its offering is given.
     assert_eq!(
         e.to_string(),
-        "/etc/waldur/agent.yaml: offerings[0].backend_type (line 2): required key is missing"
+        "/etc/waldur/waldur-site-agent-config.yaml: offerings[0].backend_type (line 2): required key is missing"
     );
 
     let e = err(&doc(&["offerings:", "  - name: \"\""]));
