@@ -299,6 +299,17 @@ impl Running {
     }
 }
 
+/// A test that fails before it stops its agent must not leave the agent running (it would
+/// go on talking to the broker and the simulator's port long after the test).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
