@@ -2,11 +2,11 @@
 //! the team. An account in state OK belongs on the project's resources, a Closed one does
 //! not. Built once here for membership sync, order post-processing and account events.
 
-use waldur_plugin_abi::wire::{UserOptions, WaldurResource};
+use waldur_plugin_abi::wire::UserOptions;
 
 use super::error::ModeError;
 use super::runtime::{blocking, Session};
-use crate::waldur::{ProjectAccount, ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS};
+use crate::waldur::ProjectAccount;
 
 /// Which kind of project account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +68,7 @@ impl Session<'_> {
                 )));
             }
         }
-        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
-            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
-        filter.project_uuid = Some(project);
-        let resources: Vec<WaldurResource> = self
-            .client
-            .list_provider_resources(&filter)
-            .await?
-            .into_iter()
-            .filter(|r| !r.backend_id.is_empty())
-            .collect();
+        let resources = self.project_backend_resources(&project, Vec::new()).await?;
         let mut changed = 0;
         for resource in resources {
             let users = vec![username.to_string()];

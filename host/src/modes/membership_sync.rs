@@ -9,7 +9,7 @@ use waldur_plugin_abi::wire::{
 };
 
 use super::error::ModeError;
-use super::membership::{limits_to_push, plan, user_limits_to_apply};
+use super::membership::{limits_to_push, plan, user_limits_to_apply, MembershipPlan};
 use super::offering_users::{
     CREATING, ERROR_CREATING, OK, PENDING_ACCOUNT_LINKING, PENDING_ADDITIONAL_VALIDATION, REQUESTED,
 };
@@ -291,26 +291,7 @@ impl Session<'_> {
             resource.restrict_member_access,
             Some(&umask),
         );
-        let (mut added, mut removed) = (Vec::new(), Vec::new());
-        if !diff.to_add.is_empty() {
-            let (r, users, options) = (
-                resource.clone(),
-                diff.to_add.iter().cloned().collect::<Vec<_>>(),
-                diff.options.clone(),
-            );
-            added = blocking(b, move |b| b.add_users_to_resource(&r, &users, &options)).await?;
-        }
-        if !diff.to_remove.is_empty() {
-            let (r, users, options) = (
-                resource.clone(),
-                diff.to_remove.iter().cloned().collect::<Vec<_>>(),
-                diff.options.clone(),
-            );
-            removed = blocking(b, move |b| {
-                b.remove_users_from_resource(&r, &users, &options)
-            })
-            .await?;
-        }
+        let (added, removed) = self.apply_user_changes(resource, &diff).await?;
         if !resource.restrict_member_access {
             let existing: Vec<String> = diff.existing.iter().cloned().collect();
             let list = existing.clone();
@@ -348,6 +329,59 @@ impl Session<'_> {
             self.client.set_resource_ok(&resource.uuid).await?;
         }
         Ok((added.len(), removed.len()))
+    }
+
+    /// Carries out a plan's additions and removals on the resource (one plugin call each, none
+    /// when there is nothing to do); answers the users the plugin says it added and removed.
+    pub(crate) async fn apply_user_changes(
+        &self,
+        resource: &WaldurResource,
+        diff: &MembershipPlan,
+    ) -> Result<(Vec<String>, Vec<String>), ModeError> {
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        if !diff.to_add.is_empty() {
+            let (r, users, options) = (
+                resource.clone(),
+                diff.to_add.iter().cloned().collect::<Vec<_>>(),
+                diff.options.clone(),
+            );
+            added = blocking(&self.backend, move |b| {
+                b.add_users_to_resource(&r, &users, &options)
+            })
+            .await?;
+        }
+        if !diff.to_remove.is_empty() {
+            let (r, users, options) = (
+                resource.clone(),
+                diff.to_remove.iter().cloned().collect::<Vec<_>>(),
+                diff.options.clone(),
+            );
+            removed = blocking(&self.backend, move |b| {
+                b.remove_users_from_resource(&r, &users, &options)
+            })
+            .await?;
+        }
+        Ok((added, removed))
+    }
+
+    /// The offering's resources of a project that have a backend id, with the membership
+    /// fields; only those in `states` when it is not empty.
+    pub(crate) async fn project_backend_resources(
+        &self,
+        project_uuid: &str,
+        states: Vec<String>,
+    ) -> Result<Vec<WaldurResource>, ModeError> {
+        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
+            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
+        filter.project_uuid = Some(project_uuid.to_string());
+        filter.states = states;
+        Ok(self
+            .client
+            .list_provider_resources(&filter)
+            .await?
+            .into_iter()
+            .filter(|r| !r.backend_id.is_empty())
+            .collect())
     }
 
     /// Paused, downscaled or normal, as Waldur says; then the metadata, always.

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use waldur_plugin_abi::wire::{OfferingUser, ProjectUser, WaldurResource};
+use waldur_plugin_abi::wire::{OfferingUser, ProjectUser};
 
 use super::error::ModeError;
 use super::membership::plan_for_user;
 use super::membership_sync::MembershipSummary;
-use super::runtime::{blocking, Session};
-use crate::waldur::{OfferingUserFilter, ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS};
+use super::runtime::Session;
+use crate::waldur::OfferingUserFilter;
 
 impl Session<'_> {
     /// Adds or removes one user on the project's resources, as the team now says.
@@ -29,17 +29,9 @@ impl Session<'_> {
             return Ok(MembershipSummary::default());
         };
         let caps = self.backend.capabilities().clone();
-        let mut filter = ResourceFilter::offering(&self.offering.waldur_offering_uuid)
-            .with_fields(MEMBERSHIP_RESOURCE_FIELDS);
-        filter.project_uuid = Some(project_uuid.to_string());
-        filter.states = caps.handled_resource_states.clone();
-        let resources: Vec<WaldurResource> = self
-            .client
-            .list_provider_resources(&filter)
-            .await?
-            .into_iter()
-            .filter(|r| !r.backend_id.is_empty())
-            .collect();
+        let resources = self
+            .project_backend_resources(project_uuid, caps.handled_resource_states.clone())
+            .await?;
         let pulled = self.pull_resources(&resources).await.resources;
         let umask = self.offering.homedir_umask.clone();
         let mut teams: BTreeMap<String, Vec<ProjectUser>> = BTreeMap::new();
@@ -66,39 +58,11 @@ impl Session<'_> {
                 Some(&umask),
             );
             summary.resources += 1;
-            let outcome = async {
-                let (mut added, mut removed) = (0, 0);
-                if !diff.to_add.is_empty() {
-                    let (r, users, options) = (
-                        resource.clone(),
-                        diff.to_add.iter().cloned().collect::<Vec<_>>(),
-                        diff.options.clone(),
-                    );
-                    added = blocking(&self.backend, move |b| {
-                        b.add_users_to_resource(&r, &users, &options)
-                    })
-                    .await?
-                    .len();
-                }
-                if !diff.to_remove.is_empty() {
-                    let (r, users, options) = (
-                        resource.clone(),
-                        diff.to_remove.iter().cloned().collect::<Vec<_>>(),
-                        diff.options.clone(),
-                    );
-                    removed = blocking(&self.backend, move |b| {
-                        b.remove_users_from_resource(&r, &users, &options)
-                    })
-                    .await?
-                    .len();
-                }
-                Ok::<_, ModeError>((added, removed))
-            }
-            .await;
+            let outcome = self.apply_user_changes(&resource, &diff).await;
             match outcome {
                 Ok((added, removed)) => {
-                    summary.users_added += added;
-                    summary.users_removed += removed;
+                    summary.users_added += added.len();
+                    summary.users_removed += removed.len();
                 }
                 // As the reference: one resource's failure is logged, the others go on.
                 Err(e) => {
