@@ -118,7 +118,7 @@ run_one() {
             "$STOMP_OFFERING_LINES"$'\n'"    stomp_subscription_flow: single_queue"
         WALDUR_SITE_AGENT_RECONCILIATION_PERIOD_MINUTES=100000 WALDUR_AGENT_PLUGIN_PATH= \
         WALDUR_AGENT_RUNTIME_DIR="$run/runtime" \
-            "$REL/waldur-agent" run -m event_process -c "$run/config.yaml" \
+            ${BENCH_AGENT_PREFIX:-} "$REL/waldur-agent" run -m event_process -c "$run/config.yaml" \
             --plugin-dir "$WORK/plugins" >"$run/agent.log" 2>&1 &
     else
         sim_demo_config "$run/config.yaml" sim-demo sim-demo "$run/state" "$STOMP_OFFERING_LINES"

@@ -3,6 +3,7 @@
 //! Data flows one way: [`config`] -> [`plugins`] -> (Waldur client, modes) -> [`events`] ->
 //! [`cli`].
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -92,7 +92,9 @@ pub fn plan(
         } else {
             user.username.as_deref()
         };
-        let Some(key) = key.filter(|k| !k.is_empty()) else {
+        // Only the users this resource's calls can name: its team and the backend's users.
+        // Every other offering user of the offering would cost a copy per resource.
+        let Some(key) = key.filter(|k| team_keys.contains(*k) || backend.contains(*k)) else {
             continue;
         };
         if !user.user_email.is_empty() {

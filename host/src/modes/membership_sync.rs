@@ -237,8 +237,9 @@ impl Session<'_> {
             let users: Vec<OfferingUser> = self
                 .offering_users()
                 .await?
-                .into_iter()
+                .iter()
                 .filter(|u| ACTIVE_STATES.contains(&u.state.as_str()))
+                .cloned()
                 .collect();
             Ok::<_, ModeError>(users)
         };

@@ -78,12 +78,12 @@ impl Session<'_> {
         let user_urls: Arc<BTreeMap<String, String>> = Arc::new(
             match self.offering_users().await {
                 Ok(users) => users
-                    .into_iter()
+                    .iter()
                     .filter_map(|u| {
                         u.username
                             .clone()
                             .filter(|n| !n.is_empty())
-                            .map(|n| (n, u.url))
+                            .map(|n| (n, u.url.clone()))
                     })
                     .collect(),
                 Err(e) => {

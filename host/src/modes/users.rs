@@ -37,8 +37,9 @@ impl Session<'_> {
         let offering_users: Vec<OfferingUser> = self
             .offering_users()
             .await?
-            .into_iter()
+            .iter()
             .filter(|u| members.contains(u.user_uuid.as_str()))
+            .cloned()
             .collect();
         let mut context = UserContext {
             team,
@@ -49,11 +50,12 @@ impl Session<'_> {
         Ok(context)
     }
 
-    /// The offering's unrestricted offering users, read once per cycle.
-    pub async fn offering_users(&self) -> Result<Vec<OfferingUser>, ModeError> {
+    /// The offering's unrestricted offering users, read once per cycle. Shared, not copied:
+    /// an offering has thousands and every order and resource looks a few of them up.
+    pub async fn offering_users(&self) -> Result<Arc<Vec<OfferingUser>>, ModeError> {
         let mut cache = self.offering_users_cache.lock().await;
         if let Some(users) = cache.as_ref() {
-            return Ok(users.as_ref().clone());
+            return Ok(Arc::clone(users));
         }
         let users = Arc::new(
             self.client
@@ -63,7 +65,7 @@ impl Session<'_> {
                 .await?,
         );
         *cache = Some(Arc::clone(&users));
-        Ok(users.as_ref().clone())
+        Ok(users)
     }
 
     /// Forgets the cached offering users (after the agent changed one, or before an event:
@@ -128,8 +130,9 @@ impl Session<'_> {
         let current: Vec<OfferingUser> = self
             .offering_users()
             .await?
-            .into_iter()
+            .iter()
             .filter(|u| wanted.contains(u.uuid.as_str()))
+            .cloned()
             .collect();
         let (mut changed, mut touched) = (false, false);
         for user in &current {

@@ -7,6 +7,7 @@
 //! carrying `null` there, is a decode error rather than a silently empty value.
 
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::call::Call;
@@ -23,23 +24,32 @@ pub(crate) fn decode_one<T: DeserializeOwned>(
 }
 
 /// Decodes a bare JSON array of objects that must each carry the `required` fields.
+///
+/// Item by item from the body: the whole list as one `Value` tree costs several times the
+/// body (an offering's users run to megabytes), while one item's tree is small.
 pub(crate) fn decode_list<T: DeserializeOwned>(
     call: &Call,
     body: &[u8],
     required: &[&str],
 ) -> Result<Vec<T>, WaldurError> {
-    match parse(call, body)? {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| decode_item(call, item, required, &format!("[{i}]")))
-            .collect(),
-        other => Err(error(
+    let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(body) else {
+        let other = parse(call, body)?;
+        return Err(error(
             call,
             "(body)".into(),
             format!("expected a JSON array, got {}", kind(&other)),
-        )),
-    }
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let prefix = format!("[{i}]");
+            let item = serde_json::from_str(raw.get())
+                .map_err(|e| error(call, prefix.clone(), format!("not valid JSON: {e}")))?;
+            decode_item(call, item, required, &prefix)
+        })
+        .collect()
 }
 
 /// The `required` fields that a `?field=` selection asks for: with a selection, Waldur sends

@@ -140,6 +140,10 @@ impl Serialize for UserContext {
 }
 
 /// The keyword arguments the reference agent passes to `add_user(s)` / `remove_user(s)`.
+/// The maps hold the users the call concerns (the resource's team and the users its backend
+/// has), not every offering user of the offering as the reference's do: a plugin looks up
+/// only users it was asked to add or remove, and a large offering would copy thousands of
+/// entries for each resource.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserOptions {

@@ -39,7 +39,7 @@ pub async fn sync_offering_users(agent: &Agent) -> ToolReport<OfferingUsersSumma
                 users: after.len(),
                 ..Default::default()
             };
-            for user in &after {
+            for user in after.iter() {
                 *summary.states.entry(user.state.clone()).or_default() += 1;
                 if was.get(user.uuid.as_str())
                     != Some(&(user.state.as_str(), user.username.as_deref()))
