@@ -7,11 +7,15 @@
 //! 3. `waldur-agent plugins list` over a directory of 20 plugins, against starting the agent
 //!    (`--version`) and listing one plugin;
 //! 4. the metrics endpoint's cost: the agent's `ping` on a dlopened plugin with and without
-//!    the latency recording.
+//!    the latency recording;
+//! 5. whole operations on the dlopened demo plugin (one create order, one terminate order, a
+//!    membership cycle of 100 resources): boundary crossings and time with the manifest's
+//!    list of implemented methods trusted, against every method crossing as before.
 //!
 //! Run with `cargo bench -p waldur-agent --bench plugin_abi` (or scripts/bench-plugins.sh);
-//! `-- calls`, `-- user_context`, `-- list` or `-- metrics` runs one section.
+//! `-- calls`, `-- user_context`, `-- list`, `-- metrics` or `-- workflows` runs one section.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +24,9 @@ use abi_stable::std_types::RStr;
 use waldur_agent::plugins::{Catalog, HostContext, Registry, SearchPath, TrustPolicy};
 use waldur_plugin_abi::host_side::BackendHandle;
 use waldur_plugin_abi::sdk::shims;
-use waldur_plugin_abi::wire::{JsonMap, OfferingUser, ProjectUser, UserContext, WaldurResource};
+use waldur_plugin_abi::wire::{
+    BackendComponents, JsonMap, OfferingUser, ProjectUser, UserContext, UserOptions, WaldurResource,
+};
 use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Client, Host, Result};
 use waldur_test_support::{agent_binary, workspace_plugin_built, PluginDir, Profile};
 
@@ -133,12 +139,12 @@ fn call_costs() {
     });
     let handle = in_process_handle();
     let v = per_iteration(7, 200_000, || {
-        black_box(handle.ping(black_box(&false)).unwrap());
+        black_box(handle.ping(black_box(false)).unwrap());
     });
     let (_plugins, registry) = panicky_registry();
     let backend = panicky_backend(&registry);
     let p = per_iteration(7, 200_000, || {
-        black_box(backend.handle().ping(black_box(&false)).unwrap());
+        black_box(backend.handle().ping(black_box(false)).unwrap());
     });
     let w = per_iteration(7, 200_000, || {
         black_box(backend.ping(black_box(false)).unwrap());
@@ -232,10 +238,16 @@ fn user_context_costs() {
     });
     let handle = in_process_handle();
     let resource = WaldurResource::default();
-    let some = Some(context.clone());
     let across = per_iteration(7, 50, || {
         handle
-            .pre_create_resource(black_box(&resource), black_box(&some))
+            .pre_create_resource(black_box(&resource), black_box(Some(&context)))
+            .unwrap();
+    });
+    // How the agent called before arguments were borrowed: a copy of the context per call.
+    let cloned = per_iteration(7, 50, || {
+        let copy = Some(black_box(&context).clone());
+        handle
+            .pre_create_resource(black_box(&resource), copy.as_ref())
             .unwrap();
     });
     println!(
@@ -250,6 +262,12 @@ fn user_context_costs() {
         "one call carrying it across the ABI    {:>9.1} us  ({:.2}x baseline)",
         ns(across) / 1e3,
         ns(across) / ns(serde)
+    );
+    println!(
+        "the same call copying it first (before) {:>8.1} us  ({:.2}x baseline; borrowed/copied {:.2})",
+        ns(cloned) / 1e3,
+        ns(cloned) / ns(serde),
+        ns(across) / ns(cloned)
     );
 }
 
@@ -311,6 +329,161 @@ fn list_costs() {
     );
 }
 
+/// The demo plugin's backend through the real loader, on a fresh state directory.
+fn demo_backend(plugins: &PluginDir, state: &std::path::Path) -> waldur_agent::plugins::Backend {
+    let registry = Registry::new(Catalog::scan(
+        &SearchPath::only([plugins.path().to_path_buf()]),
+        TrustPolicy::Strict,
+        None,
+    ));
+    let mut settings = JsonMap::new();
+    settings.insert("state_dir".into(), state.to_str().unwrap().into());
+    settings.insert("create_state_dir".into(), true.into());
+    let components: BackendComponents = serde_json::from_value(serde_json::json!({
+        "cpu": {"measured_unit": "k-Hours", "accounting_type": "limit", "label": "CPU"}
+    }))
+    .unwrap();
+    registry
+        .backend(
+            "demo",
+            &settings,
+            &components,
+            HostContext::new("demo", "bench"),
+        )
+        .expect("load the demo plugin")
+}
+
+fn demo_resource(i: usize) -> WaldurResource {
+    serde_json::from_value(serde_json::json!({
+        "uuid": format!("{i:032x}"),
+        "name": format!("Allocation {i}"),
+        "slug": format!("alloc-{i}"),
+        "project_slug": format!("project-{i}"),
+        "customer_slug": "customer",
+        "limits": {"cpu": 10},
+        "state": "OK",
+    }))
+    .unwrap()
+}
+
+/// The plugin calls of one create order, as `modes/create.rs` and `order_process.rs` make
+/// them: the backend id, the account with its limits and hooks, the team added.
+fn create_order(backend: &waldur_agent::plugins::Backend, i: usize, context: &UserContext) {
+    let mut resource = demo_resource(i);
+    let id = backend.get_resource_backend_id(&resource.slug).unwrap();
+    backend
+        .create_resource_with_id(&resource, &id, Some(context))
+        .unwrap();
+    resource.backend_id = id;
+    let team: Vec<String> = context.team.iter().map(|m| m.username.clone()).collect();
+    backend
+        .add_users_to_resource(&resource, &team, &UserOptions::default())
+        .unwrap();
+}
+
+/// The plugin calls of one terminate order (`order_process.rs`: `delete_resource`).
+fn terminate_order(backend: &waldur_agent::plugins::Backend, i: usize) {
+    let mut resource = demo_resource(i);
+    resource.backend_id = backend.get_resource_backend_id(&resource.slug).unwrap();
+    backend
+        .delete_resource(&resource, Some(&resource.project_slug))
+        .unwrap();
+}
+
+/// The plugin calls of one membership cycle (`membership_sync.rs`): one pull of every
+/// resource, then per resource the project and end-date syncs, the team diff and the
+/// existing users' hooks.
+fn membership_cycle(backend: &waldur_agent::plugins::Backend, resources: &[WaldurResource]) {
+    backend.pull_resources(resources).unwrap();
+    let existing = vec!["alice".to_string()];
+    let none = BTreeMap::new();
+    for resource in resources {
+        backend.sync_resource_project(resource, None).unwrap();
+        backend.sync_project_end_date(resource, None).unwrap();
+        backend
+            .add_users_to_resource(resource, &["bob".to_string()], &UserOptions::default())
+            .unwrap();
+        backend
+            .remove_users_from_resource(resource, &["carol".to_string()], &UserOptions::default())
+            .unwrap();
+        backend.process_existing_users(&existing).unwrap();
+        backend
+            .reconcile_existing_user_roles(resource, &existing, &none, &none)
+            .unwrap();
+        backend.sync_resource_end_date(resource).unwrap();
+        backend.sync_resource_effective_id(resource).unwrap();
+    }
+}
+
+fn workflow_costs() {
+    println!("== 5. boundary crossings of whole operations (the demo plugin, dlopened)");
+    println!("   every method: each call crosses, as before the manifest was trusted");
+    let plugins = PluginDir::new();
+    plugins.add(
+        &workspace_plugin_built("waldur-plugin-demo", Profile::Release),
+        "demo.so",
+    );
+    let context = team(3);
+    println!(
+        "{:<34} {:>9} {:>9} {:>11} {:>11} {:>7}",
+        "operation", "crossings", "(every)", "time, us", "(every)", "ratio"
+    );
+    type Operation = fn(&waldur_agent::plugins::Backend, &UserContext, usize);
+    let operations: [(&str, Operation); 3] = [
+        ("create order", |b, ctx, round| create_order(b, round, ctx)),
+        // The account to delete is made (uncounted) before each round; see below.
+        ("terminate order", |b, _ctx, round| {
+            terminate_order(b, round)
+        }),
+        ("membership cycle, 100 resources", |b, _ctx, round| {
+            let resources: Vec<WaldurResource> = (0..100)
+                .map(|i| {
+                    let mut r = demo_resource(round * 1000 + i);
+                    r.backend_id = format!("acc-{i}");
+                    r
+                })
+                .collect();
+            membership_cycle(b, &resources);
+        }),
+    ];
+    for (name, operation) in operations {
+        // Interleaved rounds on two fresh backends, so load changes hit both alike.
+        let (trusted_dir, every_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let trusted = demo_backend(&plugins, trusted_dir.path());
+        let mut every = demo_backend(&plugins, every_dir.path());
+        every.call_every_method();
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        let (mut crossed, mut crossed_every) = (0, 0);
+        for round in 0..15 {
+            for (backend, times, crossings) in [
+                (&trusted, &mut fast, &mut crossed),
+                (&every, &mut slow, &mut crossed_every),
+            ] {
+                if name == "terminate order" {
+                    create_order(backend, round, &context);
+                }
+                let before = backend.handle().crossings();
+                let start = Instant::now();
+                operation(backend, &context, round);
+                times.push(start.elapsed());
+                *crossings = backend.handle().crossings() - before;
+            }
+        }
+        fast.sort();
+        slow.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{:<34} {:>9} {:>9} {:>11.1} {:>11.1} {:>6.2}x",
+            name,
+            crossed,
+            crossed_every,
+            us(fast[7]),
+            us(slow[7]),
+            us(fast[7]) / us(slow[7])
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: both run
     // every section. Another argument picks one section.
@@ -318,11 +491,12 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let sections: [(&str, fn()); 4] = [
+    let sections: [(&str, fn()); 5] = [
         ("calls", call_costs),
         ("user_context", user_context_costs),
         ("list", list_costs),
         ("metrics", metrics_costs),
+        ("workflows", workflow_costs),
     ];
     for (name, run) in sections {
         if only.is_empty() || only.iter().any(|o| o == name) {

@@ -117,13 +117,23 @@ fn the_endpoint_serves_cycle_plugin_and_registry_series_during_a_run() {
         .unwrap()
         .as_secs_f64();
     assert!((now - stamp).abs() < 120.0, "{stamp} vs {now}");
-    // Each Create order reached the plugin's create_resource_with_id at least once.
+    // Each Create order reached the plugin's client_create_resource (through the agent's
+    // create default) at least once.
     let creates = value(
         &text,
-        r#"waldur_agent_plugin_call_duration_seconds_count{plugin="demo",method="create_resource_with_id"}"#,
+        r#"waldur_agent_plugin_call_duration_seconds_count{plugin="demo",method="client_create_resource"}"#,
     )
-    .expect("plugin latency of create_resource_with_id");
+    .expect("plugin latency of client_create_resource");
     assert!(creates >= 3.0, "{text}");
+    // A method the demo leaves to the agent is not a plugin call, so it has no series.
+    assert_eq!(
+        value(
+            &text,
+            r#"waldur_agent_plugin_call_duration_seconds_count{plugin="demo",method="create_resource_with_id"}"#,
+        ),
+        None,
+        "{text}"
+    );
     for state in ["compatible", "loaded"] {
         let series = format!(
             r#"waldur_agent_plugin_entry{{plugin="waldur-plugin-demo",kind="backend",entry="demo",state="{state}"}}"#

@@ -148,6 +148,30 @@ fn panics_in_a_method_the_constructor_and_drop_become_errors() {
     assert!(healthy.ping(false).unwrap());
 }
 
+#[test]
+fn methods_the_manifest_leaves_out_are_never_called() {
+    let dir = PluginDir::new();
+    dir.add(&workspace_plugin("waldur-plugin-panicky"), "panicky.so");
+    let registry = registry(dir.path());
+    let backend = registry
+        .backend("panicky", &settings(json!({})), &components(), context())
+        .unwrap();
+    let before = backend.handle().crossings();
+    // Written out by the plugin (it would panic) but not in its manifest's list.
+    let error = backend.downscale_resource("acc-1").unwrap_err();
+    assert!(error.is_not_implemented(), "{error}");
+    // A method with an agent default goes straight to the default.
+    backend.pre_delete_resource(&resource("gone")).unwrap();
+    assert_eq!(
+        backend.handle().crossings(),
+        before,
+        "no call crossed into the plugin"
+    );
+    // Listed methods still cross, once each.
+    assert!(backend.ping(false).unwrap());
+    assert_eq!(backend.handle().crossings(), before + 1);
+}
+
 fn resource(slug: &str) -> WaldurResource {
     WaldurResource {
         uuid: format!("{slug}-uuid"),

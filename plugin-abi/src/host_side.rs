@@ -1,10 +1,13 @@
 //! The agent's side of the vtables: owning, thread-safe handles with one typed method per slot.
 //!
-//! Arguments are encoded from borrowed values (`ArgsRef`), answers decoded into the wire types.
-//! Every method answers `Err` with kind NOT_IMPLEMENTED when the plugin leaves it to the
-//! agent's default; the agent's generic BaseBackend logic builds on that.
+//! Arguments are encoded from borrowed values (`ArgsRef`, [`crate::borrowed`]), answers
+//! decoded into the wire types. Every method answers `Err` with kind NOT_IMPLEMENTED when the
+//! plugin leaves it to the agent's default; the agent's generic BaseBackend logic builds on
+//! that. Given the manifest's list of implemented methods (`leave_to_agent`), a handle answers
+//! that without crossing into the plugin for every method the list does not name.
 
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::std_types::{RStr, RString};
 use serde::{de::DeserializeOwned, Serialize};
@@ -45,11 +48,23 @@ fn decode_answer<R: DeserializeOwned>(method: &str, answer: &RString) -> Result<
     })
 }
 
+/// `true` for a catalogue entry whose SDK trait method has a body of its own (`= { ... }` in
+/// `methods.rs`): such a method answers even when the plugin does not write it out.
+macro_rules! has_sdk_body {
+    () => {
+        false
+    };
+    ($body:block) => {
+        true
+    };
+}
+
 /// Generates the typed methods of one catalogue on a handle, a by-name slot lookup, and the
 /// list of method names.
 macro_rules! gen_calls {
     (
-        $handle:ident . $vtable:ident, $argmod:ident, $names:ident, $lookup:ident;
+        $handle:ident . $vtable:ident [$index:literal], $argmod:ident, $names:ident, $bodies:ident,
+        $lookup:ident;
         $(
             $(#[doc = $doc:literal])*
             fn $name:ident ( $( $arg:ident : $ty:ty ),* ) -> $ret:ty $(= $default:block)? ;
@@ -68,24 +83,88 @@ macro_rules! gen_calls {
 
             $(
                 $(#[doc = $doc])*
-                pub fn $name(&self, $($arg: &$ty),*) -> Result<$ret> {
+                // `'a` is unused by methods whose arguments all travel by value.
+                #[allow(clippy::extra_unused_lifetimes)]
+                pub fn $name<'a>(
+                    &self,
+                    $($arg: <$ty as crate::borrowed::Borrowed<'a>>::Ref),*
+                ) -> Result<$ret> {
+                    const SLOT: usize = position($names, stringify!($name));
+                    if self.left_to_agent[$index] & (1 << SLOT) != 0 {
+                        return Err(Error::not_implemented(stringify!($name)));
+                    }
                     let args = crate::args::$argmod::$name::ArgsRef {
                         $($arg,)*
                         _borrow: std::marker::PhantomData,
                     };
+                    self.crossed();
                     unsafe { call(self.raw.this, stringify!($name), self.raw.$vtable.$name(), &args) }
                 }
             )*
         }
+
+        /// Per slot of this vtable: whether the SDK trait gives the method a body of its
+        /// own, so that it answers even when the plugin does not write it out.
+        pub const $bodies: &[bool] = &[$(has_sdk_body!($($default)?)),*];
     };
+}
+
+/// The index of `name` in `names`, at compile time.
+const fn position(names: &[&str], name: &str) -> usize {
+    let mut i = 0;
+    while i < names.len() {
+        if eq(names[i].as_bytes(), name.as_bytes()) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a catalogue method")
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The slots of one vtable the plugin leaves to the agent, one bit per slot: the manifest
+/// lists the methods the plugin writes out, so the others answer NOT_IMPLEMENTED without a
+/// call. A vtable none of whose methods the manifest lists (a plugin built without
+/// `#[backend_impl]` on that `impl`, or a manifest without the list) is called slot by slot.
+fn left_to_agent(implemented: &[String], names: &[&str], sdk_bodies: &[bool]) -> u128 {
+    let listed = |name: &str| implemented.iter().any(|m| m == name);
+    if !names.iter().any(|name| listed(name)) {
+        return 0;
+    }
+    names
+        .iter()
+        .zip(sdk_bodies)
+        .enumerate()
+        .filter(|(_, (name, has_body))| !listed(name) && !**has_body)
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
 }
 
 /// The owning part shared by both handle types.
 macro_rules! gen_handle {
-    ($(#[$meta:meta])* $handle:ident($raw:ident), [$($lookup:ident),*]) => {
+    (
+        $(#[$meta:meta])* $handle:ident($raw:ident),
+        [$($lookup:ident),*], [$(($names:ident, $bodies:ident)),*]
+    ) => {
         $(#[$meta])*
         pub struct $handle {
             raw: $raw,
+            /// Per vtable (in the order of the catalogues above), the slots not to call.
+            left_to_agent: [u128; 2],
+            /// Calls that crossed into the plugin.
+            crossings: AtomicU64,
         }
 
         // SAFETY: the SDK only builds instances of `T: Send + Sync`, and the vtable functions
@@ -98,7 +177,44 @@ macro_rules! gen_handle {
             /// `raw` must come from a constructor of a loaded plugin, the library must stay
             /// loaded (the agent never unloads) and the host context given to it alive.
             pub unsafe fn from_raw(raw: $raw) -> Self {
-                Self { raw }
+                Self {
+                    raw,
+                    left_to_agent: [0; 2],
+                    crossings: AtomicU64::new(0),
+                }
+            }
+
+            /// Trusts the plugin's manifest: methods it does not list as implemented answer
+            /// NOT_IMPLEMENTED from here on without crossing into the plugin (the SDK's
+            /// answer for them would be the same). `implemented` is the manifest entry's list.
+            pub fn leave_to_agent(&mut self, implemented: &[String]) {
+                let catalogues: &[(&[&str], &[bool])] = &[$(($names, $bodies)),*];
+                for (mask, (names, bodies)) in self.left_to_agent.iter_mut().zip(catalogues) {
+                    *mask = left_to_agent(implemented, names, bodies);
+                }
+            }
+
+            /// Whether a call of `method` crosses into the plugin (false for a method the
+            /// manifest leaves to the agent). Unknown names go to `invoke`, which crosses.
+            pub fn crosses(&self, method: &str) -> bool {
+                let catalogues: &[&[&str]] = &[$($names),*];
+                catalogues
+                    .iter()
+                    .zip(self.left_to_agent)
+                    .find_map(|(names, mask)| {
+                        let slot = names.iter().position(|name| *name == method)?;
+                        Some(mask & (1 << slot) == 0)
+                    })
+                    .unwrap_or(true)
+            }
+
+            /// How many calls have crossed into the plugin so far.
+            pub fn crossings(&self) -> u64 {
+                self.crossings.load(Ordering::Relaxed)
+            }
+
+            fn crossed(&self) {
+                self.crossings.fetch_add(1, Ordering::Relaxed);
             }
 
             /// Drops the plugin state and answers whether its `Drop` panicked.
@@ -112,6 +228,7 @@ macro_rules! gen_handle {
             /// A method added after ABI 1.0, by name, with a JSON object of arguments.
             pub fn invoke(&self, method: &str, args: &Value) -> Result<Value> {
                 let json = args.to_string();
+                self.crossed();
                 let answer = unsafe {
                     (self.raw.vtable.invoke())(
                         self.raw.this,
@@ -128,6 +245,7 @@ macro_rules! gen_handle {
             pub fn call_json(&self, method: &str, args: &Value) -> Result<Value> {
                 $(
                     if let Some(slot) = self.$lookup(method) {
+                        self.crossed();
                         return unsafe { call(self.raw.this, method, slot, args) };
                     }
                 )*
@@ -148,28 +266,33 @@ macro_rules! gen_handle {
 gen_handle!(
     /// An owned backend instance (BaseBackend and BaseClient). Calls may come from any thread
     /// at the same time.
-    BackendHandle(RawBackend), [backend_slot, client_slot]
+    BackendHandle(RawBackend), [backend_slot, client_slot],
+    [(BACKEND_METHODS, BACKEND_SDK_BODIES), (CLIENT_METHODS, CLIENT_SDK_BODIES)]
 );
 with_backend_methods!(gen_calls!(
-    BackendHandle.vtable,
+    BackendHandle.vtable[0],
     backend,
     BACKEND_METHODS,
+    BACKEND_SDK_BODIES,
     backend_slot
 ));
 with_client_methods!(gen_calls!(
-    BackendHandle.client,
+    BackendHandle.client[1],
     client,
     CLIENT_METHODS,
+    CLIENT_SDK_BODIES,
     client_slot
 ));
 
 gen_handle!(
     /// An owned username-management backend instance.
-    UsernameHandle(RawUsernameBackend), [username_slot]
+    UsernameHandle(RawUsernameBackend), [username_slot],
+    [(USERNAME_METHODS, USERNAME_SDK_BODIES)]
 );
 with_username_methods!(gen_calls!(
-    UsernameHandle.vtable,
+    UsernameHandle.vtable[0],
     username,
     USERNAME_METHODS,
+    USERNAME_SDK_BODIES,
     username_slot
 ));

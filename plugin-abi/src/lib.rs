@@ -12,6 +12,7 @@
 #[macro_use]
 mod methods;
 
+pub mod borrowed;
 pub mod error;
 pub mod ffi;
 pub mod host_side;

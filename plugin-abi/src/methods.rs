@@ -272,10 +272,11 @@ macro_rules! gen_args {
                     $( pub $arg: $ty, )*
                 }
 
-                /// Arguments as the host sends them.
-                #[derive(Debug, Serialize)]
+                /// Arguments as the host sends them: each in its borrowed form
+                /// ([`crate::borrowed`]), which encodes to the same JSON as `Args`.
+                #[derive(Serialize)]
                 pub struct ArgsRef<'a> {
-                    $( pub $arg: &'a $ty, )*
+                    $( pub $arg: <$ty as crate::borrowed::Borrowed<'a>>::Ref, )*
                     #[serde(skip)]
                     pub _borrow: std::marker::PhantomData<&'a ()>,
                 }

@@ -178,6 +178,15 @@ impl LoadedPlugin {
         &self.manifest
     }
 
+    /// The methods the manifest says `entry` implements (empty when it does not say).
+    fn implemented(&self, kind: EntryKind, entry: &str) -> &[String] {
+        self.manifest
+            .entries
+            .iter()
+            .find(|e| e.name == entry && e.kind == kind.name())
+            .map_or(&[], |e| e.implemented.as_slice())
+    }
+
     fn has_entry(&self, kind: EntryKind, entry: &str) -> bool {
         self.manifest
             .entries
@@ -240,7 +249,8 @@ impl LoadedPlugin {
         .map_err(|e| PluginError::new(entry, "new_backend", AbiError::from_raw(e)))?;
         // SAFETY: `raw` comes from this loaded plugin's constructor; the library is never
         // unloaded, and `Backend` keeps the binding alive for as long as the instance.
-        let handle = unsafe { waldur_plugin_abi::host_side::BackendHandle::from_raw(raw) };
+        let mut handle = unsafe { waldur_plugin_abi::host_side::BackendHandle::from_raw(raw) };
+        handle.leave_to_agent(self.implemented(EntryKind::BACKEND, entry));
         Ok(Backend::new(
             handle,
             binding,
@@ -276,7 +286,8 @@ impl LoadedPlugin {
         .into_result()
         .map_err(|e| PluginError::new(entry, "new_username_backend", AbiError::from_raw(e)))?;
         // SAFETY: as in `new_backend`.
-        let handle = unsafe { waldur_plugin_abi::host_side::UsernameHandle::from_raw(raw) };
+        let mut handle = unsafe { waldur_plugin_abi::host_side::UsernameHandle::from_raw(raw) };
+        handle.leave_to_agent(self.implemented(EntryKind::USERNAME, entry));
         Ok(UsernameBackend::new(handle, binding, entry.to_string()))
     }
 }

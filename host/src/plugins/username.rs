@@ -44,6 +44,15 @@ impl UsernameBackend {
         &self.handle
     }
 
+    /// As `Backend::timed`: only calls that cross into the plugin are timed.
+    fn timed<T>(&self, method: &'static str, call: impl FnOnce() -> T) -> T {
+        if self.handle.crosses(method) {
+            self.calls.time(method, call)
+        } else {
+            call()
+        }
+    }
+
     fn wrap<T>(
         &self,
         method: &'static str,
@@ -55,30 +64,25 @@ impl UsernameBackend {
     pub fn generate_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
         self.wrap(
             "generate_username",
-            self.calls
-                .time("generate_username", || self.handle.generate_username(user)),
+            self.timed("generate_username", || self.handle.generate_username(user)),
         )
     }
 
     pub fn get_username(&self, user: &OfferingUser) -> Result<Option<String>, PluginError> {
         self.wrap(
             "get_username",
-            self.calls
-                .time("get_username", || self.handle.get_username(user)),
+            self.timed("get_username", || self.handle.get_username(user)),
         )
     }
 
     /// The plugin's own answer, or else the reference default: the existing username, or a
     /// newly generated one. A plugin without `get_username` has no existing names to find.
     pub fn get_or_create_username(&self, user: &OfferingUser) -> Result<String, PluginError> {
-        match self.calls.time("get_or_create_username", || {
+        match self.timed("get_or_create_username", || {
             self.handle.get_or_create_username(user)
         }) {
             Err(e) if e.is_not_implemented() => {
-                let existing = match self
-                    .calls
-                    .time("get_username", || self.handle.get_username(user))
-                {
+                let existing = match self.timed("get_username", || self.handle.get_username(user)) {
                     Err(e) if e.is_not_implemented() => None,
                     other => self.wrap("get_username", other)?,
                 };
@@ -93,8 +97,8 @@ impl UsernameBackend {
 
     /// A no-op when the plugin does not implement it.
     pub fn sync_user_profiles(&self, users: &[OfferingUser]) -> Result<(), PluginError> {
-        match self.calls.time("sync_user_profiles", || {
-            self.handle.sync_user_profiles(&users.to_vec())
+        match self.timed("sync_user_profiles", || {
+            self.handle.sync_user_profiles(users)
         }) {
             Err(e) if e.is_not_implemented() => Ok(()),
             other => self.wrap("sync_user_profiles", other),
@@ -103,8 +107,8 @@ impl UsernameBackend {
 
     /// A no-op when the plugin does not implement it.
     pub fn deactivate_users(&self, usernames: &[String]) -> Result<(), PluginError> {
-        match self.calls.time("deactivate_users", || {
-            self.handle.deactivate_users(&usernames.to_vec())
+        match self.timed("deactivate_users", || {
+            self.handle.deactivate_users(usernames)
         }) {
             Err(e) if e.is_not_implemented() => Ok(()),
             other => self.wrap("deactivate_users", other),
