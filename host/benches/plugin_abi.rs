@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RStr;
 use waldur_agent::plugins::{Catalog, HostContext, Registry, SearchPath, TrustPolicy};
-use waldur_plugin_abi::host_side::BackendHandle;
 use waldur_plugin_abi::sdk::shims;
 use waldur_plugin_abi::wire::{
     BackendComponents, JsonMap, OfferingUser, ProjectUser, UserContext, UserOptions, WaldurResource,
 };
 use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Client, Host, Result};
+use waldur_plugin_host::handle::BackendHandle;
 use waldur_test_support::{agent_binary, workspace_plugin_built, PluginDir, Profile};
 
 /// The same trivial backend, called directly and through the vtable.

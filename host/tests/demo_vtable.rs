@@ -12,13 +12,13 @@ use std::path::Path;
 use serde_json::{json, Value};
 use waldur_agent::plugins::{Backend, Catalog, HostContext, Registry, SearchPath, TrustPolicy};
 use waldur_plugin_abi::ffi::EntryKind;
-use waldur_plugin_abi::host_side::{BACKEND_METHODS, CLIENT_METHODS};
 use waldur_plugin_abi::wire::{
     BackendComponents, BackendLimits, CapabilitySet, ClientResource, ComponentUsage, JsonMap,
     Limits, Order, PendingOrderDecision, ResourceUsage, RuntimeContext, UserOptions,
     WaldurResource, TOTAL_ACCOUNT_USAGE,
 };
 use waldur_plugin_abi::ErrorKind;
+use waldur_plugin_host::handle::{BACKEND_METHODS, CLIENT_METHODS};
 use waldur_test_support::{workspace_plugin, workspace_root, PluginDir};
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //! - [`wire`]: the serde types that cross the boundary as JSON.
 //! - [`sdk`]: what a plugin vendor uses: [`Backend`], [`UsernameBackend`],
 //!   [`backend_impl`] and [`export_plugin!`].
-//! - [`host_side`]: what the agent uses to call plugin instances.
+//! - the vtable catalogue macros and [`args`], which the agent's half of the contract
+//!   (`waldur-plugin-host`, not linked into plugins) builds its typed handles from.
 //!
 //! See `examples/plugin-template` in the agent's repository for a complete plugin.
 #![allow(non_camel_case_types, non_local_definitions)]
@@ -15,7 +16,6 @@ mod methods;
 pub mod borrowed;
 pub mod error;
 pub mod ffi;
-pub mod host_side;
 pub mod manifest;
 pub mod sdk;
 pub mod wire;

@@ -9,6 +9,8 @@
 //! ORDER AND NAMES ARE FROZEN FOR 1.x. New methods go through `invoke` until 2.0.
 
 /// Calls `$gen!` with every BaseBackend method, in vtable order.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! with_backend_methods {
     ($gen:ident!($($header:tt)*)) => {
         $gen! {
@@ -189,6 +191,8 @@ macro_rules! with_backend_methods {
 
 /// Calls `$gen!` with every BaseClient method, in vtable order. The `client_` prefix keeps
 /// them apart from the BaseBackend methods of the same name on the vendor's type.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! with_client_methods {
     ($gen:ident!($($header:tt)*)) => {
         $gen! {
@@ -234,6 +238,8 @@ macro_rules! with_client_methods {
 }
 
 /// Calls `$gen!` with every username-management backend method, in vtable order.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! with_username_methods {
     ($gen:ident!($($header:tt)*)) => {
         $gen! {

@@ -105,11 +105,9 @@ impl Agent {
     }
 
     /// The latency recorder for the calls into one plugin entry's instances.
-    pub(crate) fn plugin_calls(&self, entry: &str) -> PluginCalls {
-        self.metrics
-            .as_ref()
-            .map(|m| m.plugin_calls(entry))
-            .unwrap_or_default()
+    /// `None` without a metrics endpoint: nothing is timed then.
+    pub(crate) fn plugin_calls(&self, entry: &str) -> Option<PluginCalls> {
+        self.metrics.as_ref().map(|m| m.plugin_calls(entry))
     }
 
     /// Replaces the per-attempt Waldur request timeout (default 600 s, as the reference) for
@@ -369,7 +367,9 @@ pub(crate) async fn backend_for(
             .registry
             .backend(&registry_entry, &settings, &components, context)
     })?;
-    backend.record_calls(agent.plugin_calls(entry));
+    if let Some(calls) = agent.plugin_calls(entry) {
+        backend.record_calls(calls);
+    }
     for warning in settings_warnings(agent, offering) {
         tracing::warn!(offering = %offering.name, "{warning}");
     }

@@ -96,7 +96,9 @@ impl Session<'_> {
                         .registry
                         .username_backend(&entry, &settings, &offering, context)
                 })?;
-                backend.record_calls(self.agent.plugin_calls(&entry));
+                if let Some(calls) = self.agent.plugin_calls(&entry) {
+                    backend.record_calls(calls);
+                }
                 Ok::<_, ModeError>(Arc::new(backend))
             })
             .await

@@ -249,7 +249,7 @@ impl LoadedPlugin {
         .map_err(|e| PluginError::new(entry, "new_backend", AbiError::from_raw(e)))?;
         // SAFETY: `raw` comes from this loaded plugin's constructor; the library is never
         // unloaded, and `Backend` keeps the binding alive for as long as the instance.
-        let mut handle = unsafe { waldur_plugin_abi::host_side::BackendHandle::from_raw(raw) };
+        let mut handle = unsafe { waldur_plugin_host::handle::BackendHandle::from_raw(raw) };
         handle.leave_to_agent(self.implemented(EntryKind::BACKEND, entry));
         Ok(Backend::new(
             handle,
@@ -286,7 +286,7 @@ impl LoadedPlugin {
         .into_result()
         .map_err(|e| PluginError::new(entry, "new_username_backend", AbiError::from_raw(e)))?;
         // SAFETY: as in `new_backend`.
-        let mut handle = unsafe { waldur_plugin_abi::host_side::UsernameHandle::from_raw(raw) };
+        let mut handle = unsafe { waldur_plugin_host::handle::UsernameHandle::from_raw(raw) };
         handle.leave_to_agent(self.implemented(EntryKind::USERNAME, entry));
         Ok(UsernameBackend::new(handle, binding, entry.to_string()))
     }

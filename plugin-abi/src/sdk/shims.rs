@@ -201,13 +201,19 @@ pub fn new_backend<T: Backend>(
             components,
             host: Host::new(host),
         })?;
-        let instance = Box::new(Instance { value, host });
-        Ok(RawBackend {
-            this: Box::into_raw(instance) as *mut ErasedObject,
-            vtable: BackendVT_Ref(BackendShims::<T>::VT.as_prefix()),
-            client: ClientVT_Ref(ClientShims::<T>::VT.as_prefix()),
-        })
+        Ok(wrap_backend(value, host))
     })
+}
+
+/// The vtables over an instance built already: what [`new_backend`] answers, and what a test
+/// harness uses for an instance the test built itself (with a recording command runner, say).
+pub fn wrap_backend<T: Backend>(value: T, host: HostHandle) -> RawBackend {
+    let instance = Box::new(Instance { value, host });
+    RawBackend {
+        this: Box::into_raw(instance) as *mut ErasedObject,
+        vtable: BackendVT_Ref(BackendShims::<T>::VT.as_prefix()),
+        client: ClientVT_Ref(ClientShims::<T>::VT.as_prefix()),
+    }
 }
 
 /// Builds a username backend `T` for the agent.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use serde_json::json;
-use waldur_plugin_abi::host_side::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_METHODS};
 use waldur_plugin_abi::manifest::{Manifest, ManifestEntry};
+use waldur_plugin_host::handle::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_METHODS};
 
 use super::{PluginSource, PluginsCommand};
 use crate::config::{runtime_dir, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS};

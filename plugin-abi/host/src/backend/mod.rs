@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::handle::BackendHandle;
 use serde_json::Value;
-use waldur_plugin_abi::host_side::BackendHandle;
 use waldur_plugin_abi::wire::{
     Association, BackendComponents, BackendLimits, BackendResourceInfo, CapabilitySet,
     ClientResource, CollectedLimits, JsonMap, Limits, Order, PendingOrderDecision,
@@ -36,8 +36,8 @@ use waldur_plugin_abi::wire::{
 };
 use waldur_plugin_abi::Error as AbiError;
 
-use super::{HostBinding, PluginError};
-use crate::metrics::PluginCalls;
+use crate::calls::{CallObserver, Observed};
+use crate::{HostBinding, PluginError};
 
 /// The `invoke` method that receives the messages of a plugin's target subscriptions.
 pub const TARGET_EVENT_METHOD: &str = "handle_target_event";
@@ -63,7 +63,7 @@ pub struct Backend {
     /// Bound on every command run by the host's `client_execute_command` default.
     command_timeout: Duration,
     /// Every call into the plugin goes through this (latency per method, when metrics are on).
-    calls: PluginCalls,
+    calls: Observed,
 }
 
 impl fmt::Debug for Backend {
@@ -128,13 +128,13 @@ impl Backend {
             components,
             capabilities,
             command_timeout,
-            calls: PluginCalls::default(),
+            calls: Observed::default(),
         }
     }
 
     /// Records the latency of every later call into the plugin (`run --metrics-address`).
-    pub fn record_calls(&mut self, calls: PluginCalls) {
-        self.calls = calls;
+    pub fn record_calls(&mut self, observer: impl CallObserver + 'static) {
+        self.calls = Observed::new(observer);
     }
 
     /// Drops the plugin instance now and reports a panic in its `Drop`.

@@ -1,17 +1,15 @@
-//! The default algorithms against a real `BackendHandle` built in-process from the SDK's
-//! shims (no dlopen): `Memory` is an in-memory BaseClient that records every call. Its
+//! The default algorithms against a real `BackendHandle` built in-process by the test harness
+//! ([`crate::testing`], no dlopen): `Memory` is an in-memory BaseClient that records every call. Its
 //! BaseBackend-level methods answer NOT_IMPLEMENTED unless a test lists them in the
 //! `implements` setting, which is exactly what an SDK plugin leaving them out answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use abi_stable::std_types::RStr;
 use serde_json::{json, Value};
 use waldur_plugin_abi as abi;
-use waldur_plugin_abi::host_side::BackendHandle;
 use waldur_plugin_abi::wire::{
     Association, BackendComponents, BackendLimits, BackendResourceInfo, CapabilitySet,
     ClientResource, CollectedLimits, JsonMap, Limits, Order, PendingOrderDecision, UsageReport,
@@ -20,7 +18,7 @@ use waldur_plugin_abi::wire::{
 use waldur_plugin_abi::{Capabilities, ErrorKind};
 
 use super::{Backend, DEFAULT_COMMAND_TIMEOUT};
-use crate::plugins::{HostBinding, HostContext, PluginError};
+use crate::PluginError;
 
 // ---------------------------------------------------------------------------------------------
 // The test plugin
@@ -419,19 +417,6 @@ impl abi::Backend for Memory {
 /// keeps that call's host handle forever as the fallback log target. In-process, the SDK's
 /// copy of `log` and of the panic hook are the test binary's own: give it a binding that
 /// lives forever, and put the harness's panic hook back so failing tests keep their messages.
-fn install_sdk_logging_once() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let binding: &'static HostBinding = Box::leak(Box::new(HostBinding::new(
-            HostContext::new("memory", "tests"),
-        )));
-        let harness_hook = std::panic::take_hook();
-        waldur_plugin_abi::sdk::logging::install(binding.handle());
-        drop(std::panic::take_hook());
-        std::panic::set_hook(harness_hook);
-    });
-}
-
 fn components() -> Value {
     json!({
         "cpu": {"measured_unit": "k-Hours", "accounting_type": "limit", "label": "CPU", "unit_factor": 60},
@@ -440,29 +425,12 @@ fn components() -> Value {
 }
 
 fn build_with(settings: Value, components: Value) -> Backend {
-    install_sdk_logging_once();
-    let binding = HostBinding::new(HostContext::new("memory", "test-offering"));
-    let settings_json = settings.to_string();
-    let components_json = components.to_string();
-    let raw = waldur_plugin_abi::sdk::shims::new_backend::<Memory>(
-        RStr::from("memory"),
-        RStr::from_str(&settings_json),
-        RStr::from_str(&components_json),
-        binding.handle(),
-    )
-    .into_result()
-    .map_err(abi::Error::from_raw)
-    .expect("the test plugin builds");
-    // SAFETY: `raw` comes from the in-process constructor above; `Backend` keeps `binding`
-    // alive for as long as the instance.
-    let handle = unsafe { BackendHandle::from_raw(raw) };
-    Backend::new(
-        handle,
-        binding,
-        "memory".to_string(),
-        serde_json::from_value(settings).unwrap(),
-        serde_json::from_value(components).unwrap(),
-    )
+    crate::testing::Harness::new("memory")
+        .offering("test-offering")
+        .settings(settings)
+        .components(components)
+        .backend::<Memory>()
+        .expect("the test plugin builds")
 }
 
 fn build(settings: Value) -> Backend {

@@ -1,11 +1,11 @@
 //! The agent's side of a username-management backend, with the reference's default for
 //! `get_or_create_username`.
 
-use waldur_plugin_abi::host_side::UsernameHandle;
+use crate::handle::UsernameHandle;
 use waldur_plugin_abi::wire::OfferingUser;
 
-use super::{HostBinding, PluginError};
-use crate::metrics::PluginCalls;
+use crate::calls::{CallObserver, Observed};
+use crate::{HostBinding, PluginError};
 
 /// A username-management backend instance for one offering.
 pub struct UsernameBackend {
@@ -14,7 +14,7 @@ pub struct UsernameBackend {
     binding: HostBinding,
     entry: String,
     /// Every call into the plugin goes through this (latency per method, when metrics are on).
-    calls: PluginCalls,
+    calls: Observed,
 }
 
 impl UsernameBackend {
@@ -23,13 +23,13 @@ impl UsernameBackend {
             handle,
             binding,
             entry,
-            calls: PluginCalls::default(),
+            calls: Observed::default(),
         }
     }
 
     /// Records the latency of every later call into the plugin (`run --metrics-address`).
-    pub fn record_calls(&mut self, calls: PluginCalls) {
-        self.calls = calls;
+    pub fn record_calls(&mut self, observer: impl CallObserver + 'static) {
+        self.calls = Observed::new(observer);
     }
 
     pub fn entry(&self) -> &str {

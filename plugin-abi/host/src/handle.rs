@@ -1,6 +1,6 @@
 //! The agent's side of the vtables: owning, thread-safe handles with one typed method per slot.
 //!
-//! Arguments are encoded from borrowed values (`ArgsRef`, [`crate::borrowed`]), answers
+//! Arguments are encoded from borrowed values (`ArgsRef`, [`waldur_plugin_abi::borrowed`]), answers
 //! decoded into the wire types. Every method answers `Err` with kind NOT_IMPLEMENTED when the
 //! plugin leaves it to the agent's default; the agent's generic BaseBackend logic builds on
 //! that. Given the manifest's list of implemented methods (`leave_to_agent`), a handle answers
@@ -13,11 +13,11 @@ use abi_stable::std_types::{RStr, RString};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::ffi::{ErrorKind, PResult, RawBackend, RawUsernameBackend};
-#[allow(unused_imports)]
-use crate::wire::*;
 use abi_stable::marker_type::ErasedObject;
+use waldur_plugin_abi::ffi::{ErrorKind, PResult, RawBackend, RawUsernameBackend};
+#[allow(unused_imports)]
+use waldur_plugin_abi::wire::*;
+use waldur_plugin_abi::{Error, Result};
 
 type Slot = unsafe extern "C" fn(*const ErasedObject, RStr<'_>) -> PResult<RString>;
 
@@ -87,13 +87,13 @@ macro_rules! gen_calls {
                 #[allow(clippy::extra_unused_lifetimes)]
                 pub fn $name<'a>(
                     &self,
-                    $($arg: <$ty as crate::borrowed::Borrowed<'a>>::Ref),*
+                    $($arg: <$ty as waldur_plugin_abi::borrowed::Borrowed<'a>>::Ref),*
                 ) -> Result<$ret> {
                     const SLOT: usize = position($names, stringify!($name));
                     if self.left_to_agent[$index] & (1 << SLOT) != 0 {
                         return Err(Error::not_implemented(stringify!($name)));
                     }
-                    let args = crate::args::$argmod::$name::ArgsRef {
+                    let args = waldur_plugin_abi::args::$argmod::$name::ArgsRef {
                         $($arg,)*
                         _borrow: std::marker::PhantomData,
                     };
@@ -269,14 +269,14 @@ gen_handle!(
     BackendHandle(RawBackend), [backend_slot, client_slot],
     [(BACKEND_METHODS, BACKEND_SDK_BODIES), (CLIENT_METHODS, CLIENT_SDK_BODIES)]
 );
-with_backend_methods!(gen_calls!(
+waldur_plugin_abi::with_backend_methods!(gen_calls!(
     BackendHandle.vtable[0],
     backend,
     BACKEND_METHODS,
     BACKEND_SDK_BODIES,
     backend_slot
 ));
-with_client_methods!(gen_calls!(
+waldur_plugin_abi::with_client_methods!(gen_calls!(
     BackendHandle.client[1],
     client,
     CLIENT_METHODS,
@@ -289,7 +289,7 @@ gen_handle!(
     UsernameHandle(RawUsernameBackend), [username_slot],
     [(USERNAME_METHODS, USERNAME_SDK_BODIES)]
 );
-with_username_methods!(gen_calls!(
+waldur_plugin_abi::with_username_methods!(gen_calls!(
     UsernameHandle.vtable[0],
     username,
     USERNAME_METHODS,

@@ -18,7 +18,7 @@ use waldur_plugin_abi::wire::{
 use waldur_plugin_abi::Error as AbiError;
 
 use super::{Backend, NeededBy};
-use crate::plugins::PluginError;
+use crate::PluginError;
 
 /// What the reference's `except BackendError` catches: `BackendError` and its subclass
 /// `DuplicateResourceError`, plus not-ready (the same set the agent shows to Waldur users).
