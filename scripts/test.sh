@@ -48,6 +48,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # The production binary (the Debian package's) is built without the demo feature.
 cargo clippy -p waldur-agent --no-default-features --lib --bins -- -D warnings
+cargo clippy --manifest-path examples/plugin-template/Cargo.toml --all-targets -- -D warnings
 echo "== cargo deny (licenses, bans, sources: deny.toml)"
 if ! cargo deny --version >/dev/null 2>&1; then
     echo "== installing cargo-deny (cargo install --locked cargo-deny)"
@@ -75,5 +76,7 @@ for c in "${COMPONENTS[@]}"; do
 done
 echo "== cargo test"
 cargo test --workspace
+echo "== cargo test (examples/plugin-template: a vendor's crate, with the plugin test harness)"
+cargo test --manifest-path examples/plugin-template/Cargo.toml
 echo "== Debian package (scripts/package-test.sh)"
 scripts/package-test.sh

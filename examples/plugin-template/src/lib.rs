@@ -328,6 +328,9 @@ impl Backend for TemplateBackend {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 // Registers the plugin: its description and the entry names `backend_type` can use. One
 // library may register several backends and username-management backends.
 waldur_plugin_abi::export_plugin! {

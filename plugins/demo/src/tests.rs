@@ -1,5 +1,5 @@
-//! The plugin through its trait methods, the way the agent drives it (the agent's generic
-//! create algorithm is replayed by hand from the reference).
+//! The plugin through its trait methods, and through the agent's real default algorithms
+//! (create, add and remove users, delete) with the test harness of `waldur-plugin-host`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,9 +7,11 @@ use std::fs;
 use serde_json::{json, Value};
 use waldur_plugin_abi::wire::{
     AccountingType, BackendComponent, BackendComponents, Limits, Order, PendingOrderDecision,
-    RuntimeContext, WaldurResource, TOTAL_ACCOUNT_USAGE,
+    RuntimeContext, UserOptions, WaldurResource, TOTAL_ACCOUNT_USAGE,
 };
 use waldur_plugin_abi::{Backend, Client, ErrorKind, Result};
+use waldur_plugin_host::testing::Harness;
+use waldur_plugin_host::{Backend as Agent, PluginError};
 
 use crate::Demo;
 
@@ -26,7 +28,7 @@ fn components() -> BackendComponents {
     ])
 }
 
-fn demo_with(dir: &tempfile::TempDir, extra: Value) -> Result<Demo> {
+fn settings(dir: &tempfile::TempDir, extra: Value) -> Value {
     let mut settings = json!({
         "state_dir": dir.path(),
         "customer_prefix": "c_",
@@ -37,7 +39,20 @@ fn demo_with(dir: &tempfile::TempDir, extra: Value) -> Result<Demo> {
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    Demo::open(settings.as_object().unwrap(), components())
+    settings
+}
+
+fn demo_with(dir: &tempfile::TempDir, extra: Value) -> Result<Demo> {
+    Demo::open(settings(dir, extra).as_object().unwrap(), components())
+}
+
+/// The plugin as the agent runs it: the agent's defaults over a `Demo` on `dir`'s state.
+fn agent_with(dir: &tempfile::TempDir, extra: Value) -> Agent {
+    Harness::new("demo")
+        .settings(settings(dir, extra))
+        .components(serde_json::to_value(components()).unwrap())
+        .backend::<Demo>()
+        .unwrap()
 }
 
 fn demo(dir: &tempfile::TempDir) -> Demo {
@@ -58,22 +73,29 @@ fn resource() -> WaldurResource {
     }
 }
 
-/// The agent's default `create_resource_with_id` (reference §10.3), step by step.
-fn create(demo: &Demo, res: &WaldurResource, id: &str) -> Result<Limits> {
-    demo.pre_create_resource(res.clone(), None)?;
-    let project = format!("p_{}", res.project_slug);
-    assert!(demo.client_get_resource(id.into())?.is_none());
-    demo.client_create_resource(id.into(), res.name.clone(), project.clone(), Some(project))?;
-    let collected = demo.collect_resource_limits(res.clone())?;
-    demo.client_set_resource_limits(id.into(), collected.backend_limits)?;
-    Ok(collected.waldur_limits)
+/// The agent's create order: its default `create_resource_with_id` (pre-create hook, the
+/// account unless it exists, limits), answering the Waldur limits.
+fn create(
+    agent: &Agent,
+    res: &WaldurResource,
+    id: &str,
+) -> std::result::Result<Limits, PluginError> {
+    Ok(agent.create_resource_with_id(res, id, None)?.limits)
+}
+
+fn with_id(res: WaldurResource, id: &str) -> WaldurResource {
+    WaldurResource {
+        backend_id: id.into(),
+        ..res
+    }
 }
 
 #[test]
 fn lifecycle_through_the_agent_defaults() {
     let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(&dir, json!({}));
     let demo = demo(&dir);
-    let waldur_limits = create(&demo, &resource(), "a_alloc-1").unwrap();
+    let waldur_limits = create(&agent, &resource(), "a_alloc-1").unwrap();
     assert_eq!(
         waldur_limits,
         Limits::from([("cpu".into(), 10.0), ("gpu".into(), 5.0)])
@@ -100,14 +122,19 @@ fn lifecycle_through_the_agent_defaults() {
         BTreeMap::from([("cpu".into(), 10), ("gpu".into(), 5)])
     );
 
-    // Users (agent default add_user: association check, then create).
-    assert!(demo
-        .client_get_association("alice".into(), "a_alloc-1".into())
-        .unwrap()
-        .is_none());
-    demo.client_create_association("alice".into(), "a_alloc-1".into(), None)
+    // Users, through the agent's default add_user (association check, then create).
+    let allocation = with_id(resource(), "a_alloc-1");
+    let added = agent
+        .add_users_to_resource(
+            &allocation,
+            &["alice".into(), "bob".into()],
+            &UserOptions::default(),
+        )
         .unwrap();
-    demo.client_create_association("bob".into(), "a_alloc-1".into(), Some("x".into()))
+    assert_eq!(added, ["alice", "bob"]);
+    // Adding again finds the associations and creates nothing.
+    agent
+        .add_users_to_resource(&allocation, &["alice".into()], &UserOptions::default())
         .unwrap();
     let association = demo
         .client_get_association("alice".into(), "a_alloc-1".into())
@@ -132,7 +159,8 @@ fn lifecycle_through_the_agent_defaults() {
             .unwrap()["alice"]["gpu"],
         60
     );
-    demo.client_delete_association("bob".into(), "a_alloc-1".into())
+    agent
+        .remove_users_from_resource(&allocation, &["bob".into()], &UserOptions::default())
         .unwrap();
     demo.client_delete_association("bob".into(), "missing".into())
         .unwrap();
@@ -166,15 +194,20 @@ fn lifecycle_through_the_agent_defaults() {
         ["alice"]
     );
 
-    // The agent's delete: the allocation, then the project without allocations left.
+    // A project with an allocation in it cannot go.
     assert!(demo.client_delete_resource("p_proj-1".into()).is_err());
-    demo.client_delete_resource("a_alloc-1".into()).unwrap();
-    demo.client_delete_resource("p_proj-1".into()).unwrap();
-    demo.client_delete_resource("p_proj-1".into()).unwrap();
-    assert!(demo
-        .client_get_resource("a_alloc-1".into())
+    // The agent's delete: the allocation, then the project without allocations left.
+    agent.delete_resource(&allocation, Some("proj-1")).unwrap();
+    let names: Vec<_> = demo
+        .client_list_resources()
         .unwrap()
-        .is_none());
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["c_cust-1"]);
+    // Deleting what is gone is a no-op.
+    agent.delete_resource(&allocation, Some("proj-1")).unwrap();
+    demo.client_delete_resource("p_proj-1".into()).unwrap();
 }
 
 #[test]
@@ -276,7 +309,7 @@ fn capabilities_follow_the_settings() {
 fn resource_keys_are_kept_in_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let demo = demo_with(&dir, json!({"resource_api_keys": true})).unwrap();
-    create(&demo, &resource(), "a_alloc-1").unwrap();
+    create(&agent_with(&dir, json!({})), &resource(), "a_alloc-1").unwrap();
     let keys = demo.generate_resource_keys("a_alloc-1".into(), 2).unwrap();
     assert_eq!(keys.len(), 2);
     let rotated = demo
@@ -517,9 +550,13 @@ fn every_implemented_method_honours_fail_methods() {
     let one = demo_with(&dir, json!({"fail_methods": ["client_create_resource"]})).unwrap();
     assert!(one.client_list_resources().is_ok());
     assert!(one.pre_create_resource(resource(), None).is_ok());
-    let err = create(&one, &resource(), "a_alloc-1").unwrap_err();
+    let agent = agent_with(&dir, json!({"fail_methods": ["client_create_resource"]}));
+    let err = create(&agent, &resource(), "a_alloc-1").unwrap_err();
     assert_eq!(
-        err.message,
-        "demo: injected failure in client_create_resource"
+        (err.method, err.message()),
+        (
+            "client_create_resource",
+            "demo: injected failure in client_create_resource"
+        )
     );
 }

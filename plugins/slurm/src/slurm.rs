@@ -83,6 +83,20 @@ impl Slurm {
         })
     }
 
+    /// A second instance on the same settings, commands (runner) and runtime context, as a
+    /// second agent process has: tests wrap it in the agent's defaults and call this one too.
+    #[cfg(test)]
+    pub(crate) fn twin(&self) -> Self {
+        Self {
+            settings: self.settings.clone(),
+            components: self.components.clone(),
+            mapper: ComponentMapper::new(&self.components).expect("built from these once"),
+            client: self.client.clone(),
+            runtime: RwLock::new(self.runtime()),
+            last_qos: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The parsed settings.
     pub fn settings(&self) -> &SlurmSettings {
         &self.settings

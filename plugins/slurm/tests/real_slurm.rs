@@ -5,20 +5,18 @@
 //! under its own account-name prefix and removes everything under it when it ends, failed
 //! or not, so the tests run in parallel.
 
-#[path = "common/agent.rs"]
-mod agent;
-
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::Agent;
 use serde_json::{json, Value};
 use waldur_plugin_abi::wire::{
     BackendComponents, BackendLimits, BackendResourceInfo, JsonMap, Limits, RuntimeContext,
     UserOptions, WaldurResource, TOTAL_ACCOUNT_USAGE,
 };
 use waldur_plugin_abi::{Backend, Client, ErrorKind};
+use waldur_plugin_host::testing::Harness;
+use waldur_plugin_host::Backend as Agent;
 use waldur_plugin_slurm::runner::{ProcessRunner, RunError, Runner};
 use waldur_plugin_slurm::Slurm;
 use waldur_test_support::slurm::{require_real_slurm, sacctmgr_rows, AccountGuard};
@@ -76,30 +74,37 @@ impl Counting {
     }
 }
 
-fn backend(settings: JsonMap) -> (Arc<Counting>, Slurm) {
+/// The plugin on `settings` with real, recorded commands: one instance to call directly,
+/// and a second one on the same settings and runner as the agent runs it, inside the agent's
+/// real default algorithms (`waldur_plugin_host::testing`). SLURM holds the state, so both
+/// see the same accounts.
+fn backend(settings: JsonMap) -> (Arc<Counting>, Slurm, Agent) {
     let runner = Arc::new(Counting::default());
-    let slurm = Slurm::with_runner(&settings, components(), runner.clone()).unwrap();
-    slurm
-        .set_runtime_context(RuntimeContext {
-            timezone: "UTC".into(),
-            runtime_dir: Some(
-                waldur_test_support::slurm::runtime_dir()
-                    .display()
-                    .to_string(),
-            ),
-            ..Default::default()
-        })
-        .unwrap();
-    (runner, slurm)
+    let instance = |runner: Arc<Counting>| {
+        let slurm = Slurm::with_runner(&settings, components(), runner).unwrap();
+        slurm
+            .set_runtime_context(RuntimeContext {
+                timezone: "UTC".into(),
+                runtime_dir: Some(
+                    waldur_test_support::slurm::runtime_dir()
+                        .display()
+                        .to_string(),
+                ),
+                ..Default::default()
+            })
+            .unwrap();
+        slurm
+    };
+    let agent = Harness::new("slurm")
+        .settings(Value::Object(settings.clone()))
+        .components(serde_json::to_value(components()).unwrap())
+        .backend_of(instance(runner.clone()));
+    (runner.clone(), instance(runner), agent)
 }
 
-fn agent(slurm: &Slurm) -> Agent<'_, Slurm> {
-    Agent {
-        backend: slurm,
-        soft_delete: false,
-        project_prefix: slurm.settings().project_prefix.clone(),
-        components: components().keys().cloned().collect(),
-    }
+/// Usernames as the agent passes them.
+fn names(users: &[&str]) -> Vec<String> {
+    users.iter().map(|u| u.to_string()).collect()
 }
 
 fn resource(slug: &str, customer: &str, project: &str) -> WaldurResource {
@@ -244,8 +249,7 @@ fn hierarchy_limits_reparenting_and_delete() {
     };
     let p = prefix("h");
     let _cleanup = AccountGuard::new(&p);
-    let (_, slurm) = backend(settings(&p, json!({})));
-    let agent = agent(&slurm);
+    let (_, slurm, agent) = backend(settings(&p, json!({})));
     let (cust, proj, alloc1, alloc2) = (
         format!("{p}cust"),
         format!("{p}proj"),
@@ -276,7 +280,7 @@ fn hierarchy_limits_reparenting_and_delete() {
     let err = agent
         .create_resource_with_id(&r1, &alloc1, None)
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::DUPLICATE_RESOURCE);
+    assert_eq!(err.kind(), ErrorKind::DUPLICATE_RESOURCE);
 
     // Limits: read back in Waldur units; set in Waldur units.
     assert_eq!(
@@ -310,18 +314,11 @@ fn hierarchy_limits_reparenting_and_delete() {
         backend_id: alloc2.clone(),
         ..r2
     };
-    let soft = Agent {
-        soft_delete: true,
-        ..agent
-    };
+    let (_, _, soft) = backend(settings(&p, json!({"soft_delete": true})));
     soft.delete_resource(&r2, Some("proj")).unwrap();
     assert_eq!(account_row(&alloc2).unwrap()[3], "cpu=0,gres/gpu=0,mem=0");
 
     // Deleting alloc1 keeps the project (alloc2 is in it); deleting alloc2 removes it too.
-    let agent = Agent {
-        soft_delete: false,
-        ..soft
-    };
     let r1 = WaldurResource {
         backend_id: alloc1.clone(),
         ..r1
@@ -347,7 +344,7 @@ fn associations_policies_partitions_and_user_limits() {
     let p = prefix("u");
     let _cleanup = AccountGuard::new(&p);
     let default = format!("{p}def");
-    let (commands, common) = backend(settings(
+    let (commands, common, agent) = backend(settings(
         &p,
         json!({"default_account_policy": "common", "default_account": default, "root_account": "root"}),
     ));
@@ -361,7 +358,6 @@ fn associations_policies_partitions_and_user_limits() {
         .unwrap();
     // Plain accounts (the create flow has its own test): one sacctmgr call each.
     let a1 = format!("{p}a1");
-    let agent = agent(&common);
     common
         .client_create_resource(a1.clone(), "a1".into(), a1.clone(), Some("root".into()))
         .unwrap();
@@ -415,7 +411,13 @@ fn associations_policies_partitions_and_user_limits() {
 
     // Removing a user: the job check runs (id, sacct), then the association goes.
     assert_eq!(
-        agent.remove_users(&r1, &["wa-bob", "nobody-here"]).unwrap(),
+        agent
+            .remove_users_from_resource(
+                &r1,
+                &names(&["wa-bob", "nobody-here"]),
+                &UserOptions::default()
+            )
+            .unwrap(),
         vec!["wa-bob", "nobody-here"]
     );
     assert_eq!(users_of(&a1), vec!["wa-alice"]);
@@ -440,7 +442,9 @@ fn associations_policies_partitions_and_user_limits() {
         |calls: Vec<String>| calls.into_iter().filter(|c| c.contains("sacctmgr")).count();
     assert_eq!(sacctmgr_calls(commands.take()), 2, "one listing, one add");
     assert_eq!(
-        agent.remove_users(&r1, &[&x1, &x2]).unwrap(),
+        agent
+            .remove_users_from_resource(&r1, &names(&[&x1, &x2]), &UserOptions::default())
+            .unwrap(),
         vec![x1.clone(), x2.clone()]
     );
     assert_eq!(
@@ -452,7 +456,7 @@ fn associations_policies_partitions_and_user_limits() {
 
     // Policy individual, default partition, enforced offering partitions, QoS grants.
     let a2 = format!("{p}a2");
-    let (_, individual) = backend(settings(&p, json!({"default_partition": "debug"})));
+    let (_, individual, _) = backend(settings(&p, json!({"default_partition": "debug"})));
     let r2 = WaldurResource {
         backend_id: a2.clone(),
         ..resource("a2", "c", "pr")
@@ -468,7 +472,7 @@ fn associations_policies_partitions_and_user_limits() {
     let users = sacctmgr_rows(&["list", "user", "wa-carol", "format=user,defaultaccount"]);
     assert_eq!(users[0][1], a2, "DefaultAccount is the allocation's own");
 
-    let (_, enforced) = backend(settings(
+    let (_, enforced, _) = backend(settings(
         &p,
         json!({"enforce_offering_partitions": true, "qos_enforcement_enabled": true}),
     ));
@@ -510,7 +514,7 @@ fn qos_swap_enforcement_and_per_account_qos() {
     let p = prefix("q");
     let _cleanup = AccountGuard::new(&p);
     // With cluster_name: every sacctmgr and sacct call carries the cluster filter.
-    let (runner, slurm) = backend(settings(
+    let (runner, slurm, agent) = backend(settings(
         &p,
         json!({
             "cluster_name": real.cluster,
@@ -519,7 +523,6 @@ fn qos_swap_enforcement_and_per_account_qos() {
     ));
     // The account exists, then the agent's post-create hook attaches its QoS (bug 1 fixed).
     let a = format!("{p}a");
-    let agent = agent(&slurm);
     slurm
         .client_create_resource(a.clone(), "a".into(), a.clone(), Some("root".into()))
         .unwrap();
@@ -562,7 +565,7 @@ fn qos_swap_enforcement_and_per_account_qos() {
     assert!(qos_of(&a, "").contains(&a));
 
     // The enforcement model pauses by GrpSubmitJobs and leaves the QoS alone.
-    let (_, enforced) = backend(settings(
+    let (_, enforced, _) = backend(settings(
         &p,
         json!({"cluster_name": real.cluster, "qos_enforcement_enabled": true,
                "enforce_offering_qos": true, "qos_paused": null, "qos_downscaled": null}),
@@ -575,7 +578,7 @@ fn qos_swap_enforcement_and_per_account_qos() {
     assert!(qos_of(&a, "wa-alice").contains(&a));
 
     // The classic QoS swap, on an account without a per-account QoS: account and users.
-    let (_, classic) = backend(settings(&p, json!({"cluster_name": real.cluster})));
+    let (_, classic, _) = backend(settings(&p, json!({"cluster_name": real.cluster})));
     let b = format!("{p}b");
     classic
         .client_create_resource(b.clone(), "b".into(), b.clone(), Some("root".into()))
@@ -626,8 +629,7 @@ fn usage_of_real_jobs_batched_equals_single() {
     };
     let p = prefix("j");
     let _cleanup = AccountGuard::new(&p);
-    let (runner, slurm) = backend(settings(&p, json!({})));
-    let agent = agent(&slurm);
+    let (runner, slurm, agent) = backend(settings(&p, json!({})));
     let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| format!("{p}{s}")).collect();
     // Plain accounts (the create flow has its own test): one sacctmgr call each.
     for id in &ids {
@@ -740,7 +742,9 @@ fn usage_of_real_jobs_batched_equals_single() {
 
     // Removing a user with finished jobs: sacct lists them, scancel has nothing to do.
     let ra = r(&ids[0]);
-    assert!(agent.remove_user(&ra, "wa-bob").unwrap());
+    assert!(agent
+        .remove_user(&ra, "wa-bob", &UserOptions::default())
+        .unwrap());
     assert_eq!(users_of(&ids[0]), vec!["wa-alice"]);
 }
 
@@ -751,14 +755,14 @@ fn diagnostics_ping_and_periodic_settings() {
     };
     let p = prefix("d");
     let _cleanup = AccountGuard::new(&p);
-    let (_, slurm) = backend(settings(&p, json!({"cluster_name": real.cluster})));
+    let (_, slurm, _) = backend(settings(&p, json!({"cluster_name": real.cluster})));
     assert!(slurm.ping(true).unwrap());
     assert!(slurm.diagnostics().unwrap());
     let components = slurm.list_components().unwrap();
     assert!(components.contains(&"cpu".to_string()), "{components:?}");
 
     // Periodic settings, production mode.
-    let (_, periodic) = backend(settings(&p, json!({"periodic_limits": {"enabled": true}})));
+    let (_, periodic, _) = backend(settings(&p, json!({"periodic_limits": {"enabled": true}})));
     let a = format!("{p}a");
     periodic
         .client_create_resource(a.clone(), "a".into(), a.clone(), Some("root".into()))
@@ -794,7 +798,7 @@ fn a_broken_sacctmgr_fails_with_its_message() {
     let Some(_slurm) = require_real_slurm() else {
         return;
     };
-    let (_, slurm) = backend(settings(
+    let (_, slurm, _) = backend(settings(
         "wrsbroken_",
         json!({"slurm_bin_path": "/nonexistent"}),
     ));
@@ -802,7 +806,7 @@ fn a_broken_sacctmgr_fails_with_its_message() {
     assert_eq!(err.message, "/nonexistent/sacctmgr: not found");
     assert!(!slurm.diagnostics().unwrap());
     // Real sacctmgr: adding an existing account is an error naming sacctmgr's reason.
-    let (_, slurm) = backend(settings("wrsbroken_", json!({})));
+    let (_, slurm, _) = backend(settings("wrsbroken_", json!({})));
     let err = slurm
         .client_create_resource("root".into(), "x".into(), "root".into(), None)
         .unwrap_err();
@@ -828,8 +832,7 @@ fn hostile_names_touch_nothing_and_good_names_in_the_same_batch_land() {
     };
     let p = prefix("x");
     let _cleanup = AccountGuard::new(&p);
-    let (runner, slurm) = backend(settings(&p, json!({})));
-    let agent = agent(&slurm);
+    let (runner, slurm, agent) = backend(settings(&p, json!({})));
     let (proj, alloc, victim) = (
         format!("{p}proj"),
         format!("{p}alloc"),
@@ -871,7 +874,8 @@ fn hostile_names_touch_nothing_and_good_names_in_the_same_batch_land() {
             slurm.client_delete_resource(id.clone()).unwrap_err(),
             agent
                 .delete_resource(&with_id(id), Some("proj"))
-                .unwrap_err(),
+                .unwrap_err()
+                .error,
             slurm
                 .set_resource_limits(id.clone(), Limits::from([("cpu".into(), 0.0)]))
                 .unwrap_err(),
@@ -903,9 +907,9 @@ fn hostile_names_touch_nothing_and_good_names_in_the_same_batch_land() {
         .create_resource_with_id(&hostile_project, &format!("{p}alloc2"), None)
         .unwrap_err();
     assert!(
-        err.message.contains(&format!("\"{p}p,root\"")),
+        err.message().contains(&format!("\"{p}p,root\"")),
         "{}",
-        err.message
+        err.message()
     );
     assert!(runner.take().is_empty());
 

@@ -397,9 +397,7 @@ fn a_moved_project_is_reparented() {
 fn soft_delete_zeroes_the_limits() {
     let (runner, slurm) = setup(golden_settings(), golden_components());
     runner.reply("show account hpc_alloc-1", "hpc_alloc-1|a|hpc_proj-1\n");
-    let mut agent = agent(&slurm);
-    agent.soft_delete = true;
-    agent
+    agent_with(&slurm, json!({"soft_delete": true}))
         .delete_resource(&with_backend_id("hpc_alloc-1"), Some("proj-1"))
         .unwrap();
     assert_calls(

@@ -7,6 +7,7 @@ use waldur_plugin_abi::wire::{WaldurResource, TOTAL_ACCOUNT_USAGE};
 use waldur_plugin_abi::{Backend, ErrorKind};
 
 use super::*;
+use waldur_plugin_abi::wire::UserOptions;
 
 /// Bug 1: the reference attaches the per-account QoS in the pre-create hook, before the
 /// allocation account exists (sacctmgr: "Nothing modified", swallowed, attach lost) and under
@@ -149,7 +150,9 @@ fn bug3_user_existence_check_answers_false_or_a_backend_error_never_a_crash() {
         ..Default::default()
     };
     runner.take_calls();
-    assert!(!agent(&slurm).remove_user(&resource, "broken").unwrap());
+    assert!(!agent(&slurm)
+        .remove_user(&resource, "broken", &UserOptions::default())
+        .unwrap());
     let calls = runner.take_calls();
     assert!(
         !calls.iter().any(|c| c.contains("remove user")),

@@ -52,7 +52,7 @@ fn golden_create_of_an_existing_account_is_a_duplicate() {
     let err = agent(&slurm)
         .create_resource_with_id(&golden_resource(), "hpc_alloc-1", None)
         .unwrap_err();
-    assert_eq!(err.kind, waldur_plugin_abi::ErrorKind::DUPLICATE_RESOURCE);
+    assert_eq!(err.kind(), waldur_plugin_abi::ErrorKind::DUPLICATE_RESOURCE);
     assert_calls(
         &runner,
         &[
@@ -72,7 +72,9 @@ fn golden_add_users_to_resource() {
     };
     // The reference's trace, user by user, is this plugin's for one user; two or more are
     // batched (tests/batching.rs).
-    let added = agent(&slurm).add_users(&resource, &["alice"]).unwrap();
+    let added = agent(&slurm)
+        .add_users_to_resource(&resource, &names(&["alice"]), &UserOptions::default())
+        .unwrap();
     assert_eq!(added, vec!["alice"]);
     assert_calls(
         &runner,
@@ -255,7 +257,9 @@ fn golden_remove_users_from_resource() {
         ..golden_resource()
     };
     assert_eq!(
-        agent(&slurm).remove_users(&resource, &["bob"]).unwrap(),
+        agent(&slurm)
+            .remove_users_from_resource(&resource, &names(&["bob"]), &UserOptions::default())
+            .unwrap(),
         vec!["bob"]
     );
     assert_calls(
@@ -270,11 +274,15 @@ fn golden_remove_users_from_resource() {
     );
     // Without jobs, nothing is cancelled; an unknown Linux user skips the job check.
     runner.reply("--user=bob", "");
-    agent(&slurm).remove_users(&resource, &["bob"]).unwrap();
+    agent(&slurm)
+        .remove_users_from_resource(&resource, &names(&["bob"]), &UserOptions::default())
+        .unwrap();
     let calls = runner.take_calls();
     assert!(!calls.iter().any(|c| c.contains("scancel")), "{calls:?}");
     runner.fail("id -u bob", 1, "id: 'bob': no such user\n");
-    agent(&slurm).remove_users(&resource, &["bob"]).unwrap();
+    agent(&slurm)
+        .remove_users_from_resource(&resource, &names(&["bob"]), &UserOptions::default())
+        .unwrap();
     assert_calls(
         &runner,
         &[

@@ -340,9 +340,11 @@ fn hostile_slugs_refuse_the_create_before_any_command() {
                 _ => resource.project_slug = bad.clone(),
             }
             // The agent's create: the id from the slug, then create_resource_with_id.
-            let answer = slurm
-                .get_resource_backend_id(resource.slug.clone())
-                .and_then(|id| agent(&slurm).create_resource_with_id(&resource, &id, None));
+            let agent = agent(&slurm);
+            let answer = agent
+                .get_resource_backend_id(&resource.slug)
+                .and_then(|id| agent.create_resource_with_id(&resource, &id, None))
+                .map_err(|e| e.error);
             let err = answer.expect_err(field);
             if bad.is_empty() {
                 // Blank slugs keep the reference's refusal (and message).

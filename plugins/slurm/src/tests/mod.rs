@@ -2,9 +2,6 @@
 //! golden traces, argv of every client method, parsers on recorded real output, the fixed
 //! reference bugs, batching, timeouts.
 
-#[path = "../../tests/common/agent.rs"]
-mod agent;
-
 mod argv;
 mod batching;
 mod behaviour;
@@ -23,7 +20,11 @@ use waldur_plugin_abi::Backend;
 
 use crate::runner::{RecordingRunner, Runner};
 use crate::Slurm;
-pub(crate) use agent::Agent;
+use waldur_plugin_host::testing::Harness;
+
+/// The plugin as the agent runs it: the agent's real default algorithms around it (the
+/// plugin test harness of `waldur-plugin-host`).
+pub(crate) type Agent = waldur_plugin_host::Backend;
 
 /// `sacctmgr` with the flags of every non-limit command, from the default bin path.
 pub(crate) const S: &str = "/usr/bin/sacctmgr --parsable2 --noheader --immediate";
@@ -108,13 +109,31 @@ pub(crate) fn slurm_on(
     slurm
 }
 
-pub(crate) fn agent(slurm: &Slurm) -> Agent<'_, Slurm> {
-    Agent {
-        backend: slurm,
-        soft_delete: false,
-        project_prefix: slurm.settings().project_prefix.clone(),
-        components: slurm.components.keys().cloned().collect(),
-    }
+/// `slurm` as the agent runs it: a twin instance (same settings, runner and runtime context)
+/// inside the agent's defaults, with the backend settings those defaults read.
+pub(crate) fn agent(slurm: &Slurm) -> Agent {
+    agent_with(slurm, json!({}))
+}
+
+/// [`agent`] with more backend settings for the agent's defaults (`soft_delete`, ...).
+pub(crate) fn agent_with(slurm: &Slurm, extra: Value) -> Agent {
+    let s = slurm.settings();
+    let mut settings = json!({
+        "customer_prefix": s.customer_prefix,
+        "project_prefix": s.project_prefix,
+        "allocation_prefix": s.allocation_prefix,
+        "default_account": s.default_account,
+    });
+    settings.as_object_mut().unwrap().extend(map(extra));
+    Harness::new("slurm")
+        .settings(settings)
+        .components(serde_json::to_value(&slurm.components).unwrap())
+        .backend_of(slurm.twin())
+}
+
+/// Usernames as the agent passes them.
+pub(crate) fn names(users: &[&str]) -> Vec<String> {
+    users.iter().map(|u| u.to_string()).collect()
 }
 
 /// The current month's sacct window, as the plugin computes it (UTC).

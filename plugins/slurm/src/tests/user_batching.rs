@@ -6,6 +6,7 @@
 use waldur_plugin_abi::wire::WaldurResource;
 
 use super::*;
+use waldur_plugin_abi::wire::UserOptions;
 
 fn resource() -> WaldurResource {
     WaldurResource {
@@ -35,7 +36,11 @@ fn missing_users_are_created_with_one_command() {
         &associations_of(&["bob"]),
     );
     let added = agent(&slurm)
-        .add_users(&resource(), &["alice", "bob", "carol", "alice", ""])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bob", "carol", "alice", ""]),
+            &UserOptions::default(),
+        )
         .unwrap();
     // bob was there already: associated, as the reference answers.
     assert_eq!(added, vec!["alice", "bob", "carol"]);
@@ -56,7 +61,11 @@ fn one_missing_user_is_created_as_the_reference_does() {
         &associations_of(&["BOB"]),
     );
     let added = agent(&slurm)
-        .add_users(&resource(), &["alice", "bob"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bob"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_eq!(
         added,
@@ -75,7 +84,11 @@ fn one_missing_user_is_created_as_the_reference_does() {
         &associations_of(&["alice", "bob"]),
     );
     agent(&slurm)
-        .add_users(&resource(), &["alice", "bob"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bob"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_calls(&runner, &[LIST]);
 }
@@ -95,7 +108,11 @@ fn a_failing_batch_add_goes_user_by_user_and_keeps_the_good_users() {
         " Error with request: Unknown partition\n",
     );
     let added = agent(&slurm)
-        .add_users(&resource(), &["alice", "bad", "carol"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bad", "carol"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_eq!(added, vec!["alice", "carol"]);
     assert_calls(
@@ -116,7 +133,11 @@ fn names_that_would_change_a_name_list_are_refused_and_a_failing_listing_goes_us
     // `x,y` would name two users: refused alone (see hostile.rs); alice is one user, as the
     // reference sends it.
     let added = agent(&slurm)
-        .add_users(&resource(), &["alice", "x,y"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "x,y"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_eq!(added, vec!["alice"]);
     assert_calls(
@@ -132,7 +153,11 @@ fn names_that_would_change_a_name_list_are_refused_and_a_failing_listing_goes_us
         "sacctmgr: error: Problem talking to the database\n",
     );
     let added = agent(&slurm)
-        .add_users(&resource(), &["alice", "bob"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bob"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_eq!(added, vec!["alice", "bob"]);
     assert_calls(
@@ -154,7 +179,11 @@ fn the_batch_keeps_the_association_form_of_the_settings() {
     settings["default_account_policy"] = json!("individual");
     let (runner, slurm) = setup(settings, golden_components());
     agent(&slurm)
-        .add_users(&resource(), &["alice", "bob"])
+        .add_users_to_resource(
+            &resource(),
+            &names(&["alice", "bob"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_calls(
         &runner,
@@ -178,7 +207,11 @@ fn present_users_lose_their_jobs_then_their_associations_in_one_command() {
         "7|wrap|debug|hpc_alloc-1|bob|RUNNING|00:00:02|UNLIMITED|vm\n",
     );
     let removed = agent(&slurm)
-        .remove_users(&resource(), &["alice", "bob", "carol"])
+        .remove_users_from_resource(
+            &resource(),
+            &names(&["alice", "bob", "carol"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     // carol had no association: nothing to remove counts as removed, as in the reference.
     assert_eq!(removed, vec!["alice", "bob", "carol"]);
@@ -225,7 +258,11 @@ fn a_failing_batch_removal_goes_user_by_user() {
         "sacctmgr: error: Problem talking to the database\n",
     );
     let removed = agent(&slurm)
-        .remove_users(&resource(), &["alice", "bob"])
+        .remove_users_from_resource(
+            &resource(),
+            &names(&["alice", "bob"]),
+            &UserOptions::default(),
+        )
         .unwrap();
     assert_eq!(removed, vec!["alice"]);
     assert_calls(
