@@ -121,3 +121,83 @@ orders: [{uuid: 77777777777777777777777777777701, type: Create, state: executing
         "{stderr}"
     );
 }
+
+/// Every command that takes `-c` reads the file once and passes it down (the plugin scan
+/// used to read it again): the kernel sees one open, and the config's missing plugin
+/// directory is warned about once.
+#[test]
+fn each_command_reads_its_config_file_once() {
+    let scenario = Scenario::from_yaml_str(
+        r#"
+tokens: ["once-token"]
+customers: [{uuid: 55555555555555555555555555555555, name: C, slug: c, service_provider_uuid: 66666666666666666666666666666666}]
+offerings:
+  - uuid: 0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01
+    name: O
+    customer: c
+    components: [{type: cpu, name: CPU, measured_unit: h, billing_type: limit, unit_factor: 1}]
+"#,
+    )
+    .unwrap();
+    let sim = Simulator::start(scenario).unwrap();
+    let plugins = plugins();
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("no-such-plugins");
+    let config = work.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dirs: [{}]\nofferings:\n  - name: O\n    waldur_api_url: {}\n    \
+             waldur_api_token: once-token\n    \
+             waldur_offering_uuid: 0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01\n    backend_type: demo\n    \
+             backend_settings: {{state_dir: {}}}\n    backend_components:\n      \
+             cpu: {{measured_unit: h, accounting_type: limit, label: CPU}}\n",
+            missing.display(),
+            sim.url(),
+            work.path().display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let plugin_dir = plugins.path().to_str().unwrap();
+    let warning = format!("plugin directory {} does not exist", missing.display());
+    // Whether the command scans plugins (and so warns); healthz reads the heartbeat `run`
+    // wrote and asks Waldur.
+    let commands: [(&[&str], bool); 7] = [
+        (&["run", "-m", "order_process", "--once"], true),
+        (&["diagnostics"], true),
+        (&["sync-resource-limits"], true),
+        (&["plugins", "check", "demo"], true),
+        (&["plugins", "list"], true),
+        (&["config", "check"], true),
+        (&["healthz"], false),
+    ];
+    for (command, scans) in commands {
+        let opens = waldur_test_support::opens::OpenCounter::watch(&config);
+        let mut agent = agent();
+        agent.args(command).args(["-c", config_arg]);
+        if scans {
+            agent.args(["--plugin-dir", plugin_dir]);
+        }
+        let output = agent
+            .env("WALDUR_AGENT_RUNTIME_DIR", work.path().join("run"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{command:?}: {text}");
+        assert_eq!(
+            opens.opens(),
+            1,
+            "{command:?} opened the config file: {text}"
+        );
+        assert_eq!(
+            text.matches(&warning).count(),
+            usize::from(scans),
+            "{command:?} warned about the missing directory: {text}"
+        );
+    }
+}

@@ -71,12 +71,8 @@ struct EntryFindings {
     error: Option<String>,
 }
 
-pub fn run(mut args: ConfigCheckArgs) -> ExitCode {
-    let path = args
-        .source
-        .config
-        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
-        .clone();
+pub fn run(args: ConfigCheckArgs) -> ExitCode {
+    let path = args.source.config_file();
     let findings = match check(&path, &args.source) {
         Ok(findings) => findings,
         Err(message) => {
@@ -116,7 +112,7 @@ fn check(path: &Path, source: &PluginSource) -> Result<Findings, String> {
     findings
         .warnings
         .extend(exposed_secrets_warning(path, &loaded.config));
-    let registry = Registry::new(scan(source)?);
+    let registry = Registry::new(scan(source, Some(&loaded.config))?);
     findings.warnings.extend(
         registry
             .catalog()

@@ -100,6 +100,15 @@ pub struct PluginSource {
     pub no_probe_cache: bool,
 }
 
+impl PluginSource {
+    /// The config file this command reads: `-c`, else [`crate::config::DEFAULT_CONFIG_FILE`].
+    pub fn config_file(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validates the file, prints every warning, and says which plugin serves each entry of

@@ -1,6 +1,5 @@
 //! `waldur-agent run -m MODE -c CONFIG [--once]`: the agent's main job.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -72,12 +71,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
-    let config_path = args
-        .source
-        .config
-        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
-        .clone();
+fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
+    let config_path = args.source.config_file();
     let loaded = crate::config::load(&config_path).map_err(|e| e.to_string())?;
     let logging = crate::logging::init_for_run(&loaded.config, args.log_format);
     for warning in &loaded.warnings {
@@ -105,7 +100,7 @@ fn run_inner(mut args: RunArgs) -> Result<ExitCode, String> {
             config_path.display()
         ));
     }
-    let registry = Registry::new(scan(&args.source)?);
+    let registry = Registry::new(scan(&args.source, Some(&loaded.config))?);
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
     }

@@ -15,6 +15,7 @@
 //! so inside CI these are up-to-date checks.
 
 mod generated;
+pub mod opens;
 pub mod rabbitmq;
 pub mod slurm;
 mod standalone;

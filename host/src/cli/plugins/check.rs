@@ -28,7 +28,7 @@ pub fn run(entry: &str, source: &PluginSource, only: Option<&str>) -> Result<Exi
                 .unwrap_or_default()
         ));
     }
-    let registry = Registry::new(scan(source)?);
+    let registry = Registry::new(scan(source, Some(&loaded.config))?);
     let mut failures = 0;
     for offering in offerings {
         println!("Offering '{}', plugin entry '{entry}':", offering.name);

@@ -10,7 +10,7 @@ use waldur_plugin_abi::manifest::{Manifest, ManifestEntry};
 use waldur_plugin_host::handle::{BACKEND_METHODS, CLIENT_METHODS, USERNAME_METHODS};
 
 use super::{PluginSource, PluginsCommand};
-use crate::config::{runtime_dir, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS};
+use crate::config::{runtime_dir, Config, DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS};
 use crate::plugins::discover::{SearchPath, PLUGIN_PATH_ENV};
 use crate::plugins::probe::{serve_probe_requests, Prober};
 use crate::plugins::probe_cache::CACHE_FILE_NAME;
@@ -47,22 +47,18 @@ pub(super) struct ScanSetup {
     pub runtime_dir: PathBuf,
 }
 
-/// The search path, trust policy and probe timeout from the standard places, the config and
-/// the flags (a flag wins over the config).
-pub(super) fn search_setup(source: &PluginSource) -> Result<ScanSetup, String> {
-    let mut config_dirs: Vec<PathBuf> = Vec::new();
-    let mut allow_insecure = source.allow_insecure_plugin_permissions;
-    let mut probe_timeout_seconds = DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS;
-    let mut configured_runtime_dir = None;
-    if let Some(path) = &source.config {
-        let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
-        config_dirs = loaded.config.plugin_dirs.clone();
-        allow_insecure |= loaded.config.allow_insecure_plugin_permissions;
-        probe_timeout_seconds = loaded.config.plugin_probe_timeout_seconds;
-        configured_runtime_dir = loaded.config.runtime_dir;
-    }
+/// The search path, trust policy and probe timeout from the standard places, the config the
+/// command already loaded (if any) and the flags (a flag wins over the config).
+pub(super) fn search_setup(source: &PluginSource, config: Option<&Config>) -> ScanSetup {
+    let config_dirs: &[PathBuf] = config.map_or(&[], |c| &c.plugin_dirs);
+    let allow_insecure = source.allow_insecure_plugin_permissions
+        || config.is_some_and(|c| c.allow_insecure_plugin_permissions);
+    let probe_timeout_seconds = config.map_or(DEFAULT_PLUGIN_PROBE_TIMEOUT_SECONDS, |c| {
+        c.plugin_probe_timeout_seconds
+    });
+    let configured_runtime_dir = config.and_then(|c| c.runtime_dir.as_deref());
     let env = std::env::var(PLUGIN_PATH_ENV).ok();
-    let search = SearchPath::standard(env.as_deref(), &config_dirs, &source.plugin_dirs);
+    let search = SearchPath::standard(env.as_deref(), config_dirs, &source.plugin_dirs);
     // The packaged directory may legitimately be absent; a directory someone named may not.
     for dir in search.dirs().iter().skip(1) {
         if !dir.is_dir() {
@@ -74,18 +70,20 @@ pub(super) fn search_setup(source: &PluginSource) -> Result<ScanSetup, String> {
     } else {
         TrustPolicy::Strict
     };
-    Ok(ScanSetup {
+    ScanSetup {
         search,
         policy,
         probe_timeout: Duration::from_secs(source.probe_timeout.unwrap_or(probe_timeout_seconds)),
-        runtime_dir: runtime_dir(configured_runtime_dir.as_deref()),
-    })
+        runtime_dir: runtime_dir(configured_runtime_dir),
+    }
 }
 
 /// Scans with a child-process prober, so a crashing plugin cannot take this command down,
 /// remembering its refusals in the runtime directory so a hanging one costs the timeout once.
-pub(super) fn scan(source: &PluginSource) -> Result<Catalog, String> {
-    let setup = search_setup(source)?;
+/// `config` is the configuration the command loaded: it is read once per command and passed
+/// down, never read again here.
+pub(super) fn scan(source: &PluginSource, config: Option<&Config>) -> Result<Catalog, String> {
+    let setup = search_setup(source, config);
     let prober = Prober::current_exe()
         .map_err(|e| format!("cannot find this executable: {e}"))?
         .with_timeout(setup.probe_timeout)
@@ -127,8 +125,17 @@ fn status_text(record: &PluginRecord) -> String {
     }
 }
 
+/// For the commands whose `-c` is optional: the configuration when one was named.
+fn scan_with_named_config(source: &PluginSource) -> Result<Catalog, String> {
+    let loaded = match &source.config {
+        Some(path) => Some(crate::config::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    scan(source, loaded.as_ref().map(|l| &l.config))
+}
+
 fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
-    let catalog = scan(source)?;
+    let catalog = scan_with_named_config(source)?;
     if as_json {
         let plugins: Vec<_> = catalog
             .records
@@ -186,7 +193,7 @@ fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
 }
 
 fn inspect(name: &str, source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
-    let catalog = scan(source)?;
+    let catalog = scan_with_named_config(source)?;
     let record = catalog
         .find(name)
         .ok_or_else(|| format!("no plugin or entry named '{name}' on the plugin search path"))?;

@@ -22,15 +22,6 @@ Without --liveness-only, the agent is also ready only if Waldur answers \
 GET /api/users/me/?field=uuid for at least one offering of the configuration. \
 Exit codes: 0 = healthy; 1 = unhealthy (one line on stdout says why).";
 
-/// The runtime directory `run` uses with this config: its `runtime_dir` when the file loads,
-/// else the default (a liveness probe needs no readable config).
-fn runtime_dir_of(config: &std::path::Path) -> PathBuf {
-    let configured = crate::config::load(config)
-        .ok()
-        .and_then(|loaded| loaded.config.runtime_dir);
-    crate::config::runtime_dir(configured.as_deref())
-}
-
 #[derive(Debug, Args)]
 pub struct HealthzArgs {
     /// The agent configuration (readiness check only).
@@ -62,16 +53,27 @@ pub fn run(args: HealthzArgs) -> ExitCode {
 }
 
 fn check(args: &HealthzArgs) -> Result<String, String> {
+    // Read once, and only when needed: for the heartbeat's runtime directory and for readiness.
+    let loaded = (args.heartbeat_file.is_none() || !args.liveness_only)
+        .then(|| crate::config::load(&args.config));
     let path = match &args.heartbeat_file {
         Some(path) => path.clone(),
-        None => liveness_path(&runtime_dir_of(&args.config)),
+        // The runtime directory `run` uses with this config: its `runtime_dir` when the file
+        // loads, else the default (a liveness probe needs no readable config).
+        None => {
+            let configured = loaded
+                .as_ref()
+                .and_then(|l| l.as_ref().ok())
+                .and_then(|l| l.config.runtime_dir.as_deref());
+            liveness_path(&crate::config::runtime_dir(configured))
+        }
     };
     let age = check_liveness(&path, Duration::from_secs(args.max_age), SystemTime::now())?;
     let alive = format!("alive: heartbeat {}s old", age.as_secs());
-    if args.liveness_only {
+    let Some(loaded) = loaded.filter(|_| !args.liveness_only) else {
         return Ok(alive);
-    }
-    let loaded = crate::config::load(&args.config).map_err(|e| one_line(&e))?;
+    };
+    let loaded = loaded.map_err(|e| one_line(&e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,7 +10,6 @@ pub mod homedirs;
 pub mod limits;
 pub mod offering_users;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -39,19 +38,12 @@ pub struct ToolArgs {
 
 /// Loads the configuration and the plugins and runs `work` on a multi-thread runtime
 /// (plugin calls run on its blocking threads). `Err` is a one-line setup error.
-fn with_agent<T>(
-    mut source: PluginSource,
-    work: impl AsyncFnOnce(&Agent) -> T,
-) -> Result<T, String> {
-    let path = source
-        .config
-        .get_or_insert_with(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE))
-        .clone();
-    let loaded = crate::config::load(&path).map_err(|e| one_line(&e))?;
+fn with_agent<T>(source: PluginSource, work: impl AsyncFnOnce(&Agent) -> T) -> Result<T, String> {
+    let loaded = crate::config::load(&source.config_file()).map_err(|e| one_line(&e))?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let registry = Registry::new(scan(&source)?);
+    let registry = Registry::new(scan(&source, Some(&loaded.config))?);
     for clash in &registry.catalog().clashes {
         tracing::warn!("{clash}");
     }
