@@ -6,6 +6,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use waldur_agent::plugins::Refusal;
 use waldur_test_support::{
     external_plugin, generated_plugin, system_library, workspace_plugin, AbiVariant, PluginDir,
 };
@@ -122,18 +123,35 @@ fn by_file<'a>(list: &'a Value, file: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{file} is not listed: {list:#}"))
 }
 
-fn assert_refused(list: &Value, file: &str, reason_part: &str) {
+/// The typed refusal `plugins list --json` gives for `file`; its `reason` is that
+/// refusal's one line.
+fn refusal(list: &Value, file: &str) -> Refusal {
     let plugin = by_file(list, file);
     assert_eq!(plugin["status"], "refused", "{file}: {plugin:#}");
+    let refusal: Refusal = serde_json::from_value(plugin["refusal"].clone())
+        .unwrap_or_else(|e| panic!("{file}: {e}: {plugin:#}"));
     let reason = plugin["reason"].as_str().unwrap();
     assert!(
-        reason.contains(reason_part),
-        "{file}: reason {reason:?} lacks {reason_part:?}"
+        reason.starts_with(&refusal.to_string()),
+        "{file}: reason {reason:?} is not {refusal}"
     );
     assert!(
         !reason.contains('\n'),
         "{file}: reason is not one line: {reason:?}"
     );
+    refusal
+}
+
+/// Asserts that `file` is refused for the reason `pattern` matches.
+macro_rules! assert_refused {
+    ($list:expr, $file:expr, $pattern:pat $(if $guard:expr)?) => {{
+        let refusal = refusal(&$list, $file);
+        assert!(
+            matches!(&refusal, $pattern $(if $guard)?),
+            "{}: refused with {refusal:?}",
+            $file
+        );
+    }};
 }
 
 #[test]
@@ -155,28 +173,44 @@ fn bad_files_are_refused_with_one_line_reasons_and_the_rest_still_listed() {
         "abort.so",
     );
     dir.add(&workspace_plugin("waldur-plugin-crash-on-load"), "crash.so");
+    // The demo plugin as if built for another machine: ELF's e_machine (2 bytes at 18).
+    let mut foreign = bytes.clone();
+    let other: u16 = if cfg!(target_arch = "aarch64") {
+        62
+    } else {
+        183
+    };
+    foreign[18..20].copy_from_slice(&other.to_le_bytes());
+    dir.write("foreign.so", &foreign);
 
     let list = list_json(&[dir.path()], &[]);
 
     assert_eq!(by_file(&list, "demo.so")["status"], "ok", "{list:#}");
     assert_eq!(by_file(&list, "demo.so")["entries"][0]["name"], "demo");
-    assert_refused(&list, "libz.so", "not a waldur-agent plugin");
-    assert_refused(&list, "truncated.so", "corrupt or truncated");
-    assert_refused(&list, "notes.so", "not a shared library");
-    assert_refused(
-        &list,
+    assert_eq!(by_file(&list, "demo.so")["refusal"], Value::Null);
+    assert_refused!(list, "libz.so", Refusal::ForeignLibrary);
+    assert_refused!(list, "truncated.so", Refusal::CorruptElf { .. });
+    assert_refused!(list, "notes.so", Refusal::NotElf);
+    assert_refused!(
+        list,
         "abi2.so",
-        "built against plugin ABI 2.0.0, this agent speaks ABI 1.x",
+        Refusal::AbiMismatch { plugin, agent } if plugin == "2.0.0" && agent == "1.x"
     );
     // The layout check names the path to the field that differs.
-    assert_refused(
-        &list,
+    assert_refused!(
+        list,
         "layout.so",
-        "layout mismatch: PluginRoot > new_backend",
+        Refusal::LayoutMismatch { first }
+            if first.starts_with("PluginRoot > new_backend") && first.contains("LogLevel")
     );
-    assert_refused(&list, "layout.so", "LogLevel");
-    assert_refused(&list, "abort.so", "panic = \"abort\"");
-    assert_refused(&list, "crash.so", "crashed the process (signal 6)");
+    assert_refused!(list, "abort.so", Refusal::PanicAbort);
+    assert_refused!(list, "crash.so", Refusal::Crashed { signal: 6 });
+    assert_refused!(
+        list,
+        "foreign.so",
+        Refusal::ForeignArchitecture { found, expected }
+            if found != expected && expected == std::env::consts::ARCH
+    );
 }
 
 #[test]
@@ -202,7 +236,7 @@ fn a_world_writable_plugin_directory_is_refused_unless_allowed() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
 
     let strict = list_json(&[dir.path()], &[]);
-    assert_refused(&strict, "demo.so", "world-writable");
+    assert_refused!(strict, "demo.so", Refusal::Writable { who, .. } if who == "world");
 
     let relaxed = list_json(&[dir.path()], &["--allow-insecure-plugin-permissions"]);
     assert_eq!(by_file(&relaxed, "demo.so")["status"], "ok");
@@ -349,10 +383,15 @@ fn a_missing_plugin_directory_is_reported() {
     );
 }
 
-fn reason<'a>(list: &'a Value, file: &str) -> &'a str {
-    by_file(list, file)["reason"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{file} is not refused: {list:#}"))
+/// Why `file` is refused, and whether an earlier probe found that (`cached`, and the
+/// reason's ` (cached)` suffix kept for older scripts).
+fn verdict(list: &Value, file: &str) -> (Refusal, bool) {
+    let refused = refusal(list, file);
+    let plugin = by_file(list, file);
+    let cached = plugin["cached"].as_bool().unwrap();
+    let suffix = if cached { " (cached)" } else { "" };
+    assert_eq!(plugin["reason"], format!("{refused}{suffix}"), "{plugin:#}");
+    (refused, cached)
 }
 
 /// Gives `path` a new modification time, as an upgrade in place would.
@@ -370,43 +409,43 @@ fn a_refused_verdict_is_remembered_until_the_file_changes() {
     let runtime = tempfile::tempdir().unwrap();
     let cache = runtime.path().join(PROBE_CACHE);
     let list = |extra: &[&str]| list_json_in(runtime.path(), &[dir.path()], extra);
-    const CRASHED: &str = "loading it crashed the process (signal 6)";
+    const CRASHED: Refusal = Refusal::Crashed { signal: 6 };
 
     let first = list(&[]);
-    assert_eq!(reason(&first, "crash.so"), CRASHED);
+    assert_eq!(verdict(&first, "crash.so"), (CRASHED, false));
     assert!(cache.is_file(), "no probe cache at {}", cache.display());
     let second = list(&[]);
-    assert_eq!(reason(&second, "crash.so"), format!("{CRASHED} (cached)"));
+    assert_eq!(verdict(&second, "crash.so"), (CRASHED, true));
     assert_eq!(by_file(&second, "demo.so")["status"], "ok", "{second:#}");
 
     // Forcing a re-probe.
-    assert_eq!(reason(&list(&["--no-probe-cache"]), "crash.so"), CRASHED);
-    assert_eq!(reason(&list(&["--no-cache"]), "crash.so"), CRASHED);
+    assert_eq!(
+        verdict(&list(&["--no-probe-cache"]), "crash.so"),
+        (CRASHED, false)
+    );
+    assert_eq!(
+        verdict(&list(&["--no-cache"]), "crash.so"),
+        (CRASHED, false)
+    );
 
     // A changed file is probed again, then remembered again.
     touch(&crash);
-    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
-    assert_eq!(
-        reason(&list(&[]), "crash.so"),
-        format!("{CRASHED} (cached)")
-    );
+    assert_eq!(verdict(&list(&[]), "crash.so"), (CRASHED, false));
+    assert_eq!(verdict(&list(&[]), "crash.so"), (CRASHED, true));
 
     // A corrupt cache is ignored and rewritten.
     std::fs::write(&cache, b"{\"format\": 1, \"entries\": [tru").unwrap();
-    assert_eq!(reason(&list(&[]), "crash.so"), CRASHED);
+    assert_eq!(verdict(&list(&[]), "crash.so"), (CRASHED, false));
     let rewritten: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap())
         .expect("the corrupt cache was rewritten as JSON");
     assert!(rewritten.is_object(), "{rewritten:#}");
-    assert_eq!(
-        reason(&list(&[]), "crash.so"),
-        format!("{CRASHED} (cached)")
-    );
+    assert_eq!(verdict(&list(&[]), "crash.so"), (CRASHED, true));
 
     // A cache that cannot be written (the runtime directory cannot be created) fails nothing.
     let blocker = runtime.path().join("not-a-directory");
     std::fs::write(&blocker, b"").unwrap();
     let unwritable = list_json_in(&blocker.join("runtime"), &[dir.path()], &[]);
-    assert_eq!(reason(&unwritable, "crash.so"), CRASHED);
+    assert_eq!(verdict(&unwritable, "crash.so"), (CRASHED, false));
     assert_eq!(by_file(&unwritable, "demo.so")["status"], "ok");
 }
 
@@ -418,20 +457,14 @@ fn a_hanging_plugin_costs_the_probe_timeout_once() {
     let timed = |timeout: &str| {
         let started = Instant::now();
         let list = list_json_in(runtime.path(), &[dir.path()], &["--probe-timeout", timeout]);
-        (reason(&list, "hang.so").to_string(), started.elapsed())
+        (verdict(&list, "hang.so"), started.elapsed())
     };
 
     let (first, took) = timed("1");
-    assert_eq!(
-        first,
-        "loading did not finish within 1 s (hung initializer?)"
-    );
+    assert_eq!(first, (Refusal::Hung { seconds: 1 }, false));
     assert!(took >= Duration::from_secs(1), "{took:?}");
     let (second, took) = timed("1");
-    assert_eq!(
-        second,
-        "loading did not finish within 1 s (hung initializer?) (cached)"
-    );
+    assert_eq!(second, (Refusal::Hung { seconds: 1 }, true));
     assert!(
         took < Duration::from_secs(1),
         "the cached run took {took:?}"
@@ -439,16 +472,10 @@ fn a_hanging_plugin_costs_the_probe_timeout_once() {
 
     // A hang found with a shorter timeout says nothing about a longer one.
     let (longer, took) = timed("2");
-    assert_eq!(
-        longer,
-        "loading did not finish within 2 s (hung initializer?)"
-    );
+    assert_eq!(longer, (Refusal::Hung { seconds: 2 }, false));
     assert!(took >= Duration::from_secs(2), "{took:?}");
     let (shorter, _) = timed("1");
-    assert_eq!(
-        shorter,
-        "loading did not finish within 2 s (hung initializer?) (cached)"
-    );
+    assert_eq!(shorter, (Refusal::Hung { seconds: 2 }, true));
 
     let bad = agent_in(runtime.path(), &["plugins", "list", "--probe-timeout", "0"]);
     assert_eq!(bad.status.code(), Some(2));
@@ -481,8 +508,8 @@ fn the_config_sets_the_probe_timeout_and_the_runtime_directory() {
         &["plugins", "list", "--json", "-c", &config_arg],
     ));
     assert_eq!(
-        reason(&list, "hang.so"),
-        "loading did not finish within 1 s (hung initializer?)"
+        verdict(&list, "hang.so"),
+        (Refusal::Hung { seconds: 1 }, false)
     );
     assert!(work.path().join("run").join(PROBE_CACHE).is_file());
     assert!(!elsewhere.path().join(PROBE_CACHE).exists());
@@ -525,10 +552,7 @@ fn a_sparse_2_gb_file_costs_a_few_bytes_of_reading() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (output, max_rss_kib) = agent_measured(runtime.path(), &args);
     let list = parse_list(&output);
-    assert_eq!(
-        reason(&list, "sparse.so"),
-        "not a shared library (no ELF header)"
-    );
+    assert_eq!(verdict(&list, "sparse.so"), (Refusal::NotElf, false));
     assert_eq!(by_file(&list, "padded.so")["status"], "ok", "{list:#}");
     assert!(
         max_rss_kib < 200 * 1024,
@@ -556,15 +580,31 @@ fn special_files_named_so_are_refused_and_a_fifo_is_never_opened() {
     std::os::unix::fs::symlink(&demo, dir.path().join("linked.so")).unwrap();
 
     let list = list_json(&[dir.path()], &[]);
-    assert_refused(&list, "fifo.so", "not a regular file (a FIFO)");
-    assert_refused(&list, "directory.so", "not a regular file (a directory)");
-    assert_refused(
-        &list,
-        "dangling.so",
-        "dangling symbolic link to /nonexistent/target.so",
+    assert_refused!(
+        list,
+        "fifo.so",
+        Refusal::NotRegularFile { what, link_target: None } if what == "a FIFO"
     );
-    assert_refused(&list, "to-dir.so", "not a regular file (a directory");
-    assert_refused(&list, "socket.so", "not a regular file (a socket)");
+    assert_refused!(
+        list,
+        "directory.so",
+        Refusal::NotRegularFile { what, link_target: None } if what == "a directory"
+    );
+    assert_refused!(
+        list,
+        "dangling.so",
+        Refusal::DanglingLink { target } if target == "/nonexistent/target.so"
+    );
+    assert_refused!(
+        list,
+        "to-dir.so",
+        Refusal::NotRegularFile { what, link_target: Some(_) } if what == "a directory"
+    );
+    assert_refused!(
+        list,
+        "socket.so",
+        Refusal::NotRegularFile { what, link_target: None } if what == "a socket"
+    );
     // A symbolic link to a plugin is a plugin.
     assert_eq!(by_file(&list, "linked.so")["status"], "ok", "{list:#}");
 }

@@ -5,6 +5,8 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use super::Refusal;
+
 /// The packaged plugin directory, searched first.
 pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/waldur-agent/plugins";
 
@@ -84,16 +86,21 @@ pub fn plugin_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `Ok` when `path` is a regular file or a symbolic link to one; `Err` is a one-line reason.
+/// `Ok` when `path` is a regular file or a symbolic link to one.
 ///
 /// Only the file's metadata is looked at: a FIFO must never be opened for reading (that
 /// blocks until someone writes to it), and a device could have side effects when opened.
-pub fn check_regular_file(path: &Path) -> Result<(), String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+pub fn check_regular_file(path: &Path) -> Result<(), Refusal> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Refusal::Unreadable {
+        error: e.to_string(),
+    })?;
     if !meta.file_type().is_symlink() {
         return match describe_type(meta.file_type()) {
             None => Ok(()),
-            Some(what) => Err(format!("not a regular file ({what})")),
+            Some(what) => Err(Refusal::NotRegularFile {
+                what: what.to_string(),
+                link_target: None,
+            }),
         };
     }
     let target = std::fs::read_link(path)
@@ -102,19 +109,21 @@ pub fn check_regular_file(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(meta) => match describe_type(meta.file_type()) {
             None => Ok(()),
-            Some(what) => Err(format!(
-                "not a regular file ({what}, through the symbolic link to {target})"
-            )),
+            Some(what) => Err(Refusal::NotRegularFile {
+                what: what.to_string(),
+                link_target: Some(target),
+            }),
         },
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            Err(format!("dangling symbolic link to {target}"))
-        }
-        Err(e) => Err(format!("symbolic link to {target} cannot be followed: {e}")),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(Refusal::DanglingLink { target }),
+        Err(e) => Err(Refusal::BrokenLink {
+            target,
+            error: e.to_string(),
+        }),
     }
 }
 
 /// `None` for a regular file, otherwise what it is, for a reason text.
-fn describe_type(file_type: FileType) -> Option<&'static str> {
+pub(super) fn describe_type(file_type: FileType) -> Option<&'static str> {
     if file_type.is_file() {
         None
     } else if file_type.is_dir() {
@@ -188,23 +197,29 @@ mod tests {
         let link = dir.path().join("link.so");
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(check_regular_file(&link), Ok(()));
+        let not_regular = |what: &str| Refusal::NotRegularFile {
+            what: what.to_string(),
+            link_target: None,
+        };
         assert_eq!(
             check_regular_file(dir.path()),
-            Err("not a regular file (a directory)".to_string())
+            Err(not_regular("a directory"))
         );
         let dangling = dir.path().join("dangling.so");
         std::os::unix::fs::symlink("gone\nfile.so", &dangling).unwrap();
         assert_eq!(
             check_regular_file(&dangling),
-            Err("dangling symbolic link to gone\\nfile.so".to_string())
+            Err(Refusal::DanglingLink {
+                target: "gone\\nfile.so".to_string()
+            })
         );
         let looping = dir.path().join("loop.so");
         std::os::unix::fs::symlink(&looping, &looping).unwrap();
-        let reason = check_regular_file(&looping).unwrap_err();
-        assert!(reason.contains("cannot be followed"), "{reason}");
+        let refusal = check_regular_file(&looping).unwrap_err();
+        assert!(matches!(refusal, Refusal::BrokenLink { .. }), "{refusal:?}");
         assert_eq!(
             check_regular_file(Path::new("/dev/null")),
-            Err("not a regular file (a character device)".to_string())
+            Err(not_regular("a character device"))
         );
     }
 }

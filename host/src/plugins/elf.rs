@@ -7,14 +7,20 @@
 
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use object::elf::{FileHeader32, FileHeader64, ELFCLASS32, ELFCLASS64, ET_DYN, SHT_DYNSYM};
+use object::elf::{
+    FileHeader32, FileHeader64, ELFCLASS32, ELFCLASS64, EM_386, EM_AARCH64, EM_ARM, EM_PPC64,
+    EM_RISCV, EM_S390, EM_X86_64, ET_DYN, SHT_DYNSYM,
+};
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::{Endianness, ReadCache, ReadRef};
 use waldur_plugin_abi::ffi::{MANIFEST_SECTION, ROOT_MODULE_SYMBOL};
 use waldur_plugin_abi::manifest::Manifest;
+
+use super::discover::describe_type;
+use super::Refusal;
 
 /// A manifest is a few KiB of JSON; a section claiming more is not one we will read.
 const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -22,64 +28,114 @@ const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// The ELF identification bytes: the magic number, then the class (32 or 64 bits).
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
-/// Reads and parses the manifest. `Err` is a one-line reason the file is not a usable plugin.
-pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
+/// The ELF machine and class (64-bit or not) this agent's own code has: a plugin built for
+/// another is refused before the dynamic loader sees it. `None` on an architecture not named
+/// here: the dynamic loader then refuses such a plugin itself.
+const HOST_MACHINE: Option<(u16, bool)> = if cfg!(target_arch = "x86_64") {
+    Some((EM_X86_64, true))
+} else if cfg!(target_arch = "aarch64") {
+    Some((EM_AARCH64, true))
+} else if cfg!(target_arch = "riscv64") {
+    Some((EM_RISCV, true))
+} else if cfg!(target_arch = "powerpc64") {
+    Some((EM_PPC64, true))
+} else if cfg!(target_arch = "s390x") {
+    Some((EM_S390, true))
+} else {
+    None
+};
+
+/// An ELF machine as operators name it.
+fn machine_name(machine: u16, is_64: bool) -> String {
+    let name = match (machine, is_64) {
+        (EM_X86_64, true) => "x86_64",
+        (EM_X86_64, false) => "x32",
+        (EM_386, _) => "i386",
+        (EM_AARCH64, true) => "aarch64",
+        (EM_ARM, _) => "32-bit arm",
+        (EM_RISCV, true) => "riscv64",
+        (EM_RISCV, false) => "riscv32",
+        (EM_PPC64, _) => "ppc64",
+        (EM_S390, true) => "s390x",
+        _ => {
+            let bits = if is_64 { 64 } else { 32 };
+            return format!("ELF machine {machine} ({bits}-bit)");
+        }
+    };
+    name.to_string()
+}
+
+/// Reads and parses the manifest; `Err` is why the file is not a usable plugin.
+pub fn read_manifest(path: &Path) -> Result<Manifest, Refusal> {
     read_manifest_from(open_regular(path)?)
 }
 
 /// Opens `path` for reading only if it is a regular file. `O_NONBLOCK` keeps the open itself
 /// from blocking should the file have been replaced by a FIFO since it was checked; the type
 /// is then checked on the open descriptor, which cannot change any more.
-fn open_regular(path: &Path) -> Result<File, String> {
+fn open_regular(path: &Path) -> Result<File, Refusal> {
+    let unreadable = |e: std::io::Error| Refusal::Unreadable {
+        error: e.to_string(),
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let file_type = file
-        .metadata()
-        .map_err(|e| format!("cannot read: {e}"))?
-        .file_type();
-    if file_type.is_file() {
-        Ok(file)
-    } else if file_type.is_fifo() {
-        Err("not a regular file (a FIFO)".to_string())
-    } else {
-        Err("not a regular file".to_string())
+        .map_err(unreadable)?;
+    let file_type = file.metadata().map_err(unreadable)?.file_type();
+    match describe_type(file_type) {
+        None => Ok(file),
+        Some(what) => Err(Refusal::NotRegularFile {
+            what: what.to_string(),
+            link_target: None,
+        }),
     }
 }
 
 /// The manifest from any seekable reader (a file, or a counting reader in tests).
-pub fn read_manifest_from<R: Read + Seek>(reader: R) -> Result<Manifest, String> {
+pub fn read_manifest_from<R: Read + Seek>(reader: R) -> Result<Manifest, Refusal> {
     let cache = ReadCache::new(reader);
     let data = &cache;
-    let not_elf = || "not a shared library (no ELF header)".to_string();
-    let len = data
-        .len()
-        .map_err(|()| "cannot read: cannot seek".to_string())?;
+    let unreadable = |error: &str| Refusal::Unreadable {
+        error: error.to_string(),
+    };
+    let len = data.len().map_err(|()| unreadable("cannot seek"))?;
     let ident = data
         .read_bytes_at(0, len.min(5))
-        .map_err(|()| "cannot read the ELF header".to_string())?;
+        .map_err(|()| unreadable("the ELF header"))?;
     if !ident.starts_with(ELF_MAGIC) {
-        return Err(not_elf());
+        return Err(Refusal::NotElf);
     }
     match ident.get(4) {
-        Some(&ELFCLASS64) => manifest_of::<FileHeader64<Endianness>, _>(data),
-        Some(&ELFCLASS32) => manifest_of::<FileHeader32<Endianness>, _>(data),
-        _ => Err("corrupt or truncated ELF file (unknown ELF class)".to_string()),
+        Some(&ELFCLASS64) => manifest_of::<FileHeader64<Endianness>, _>(data, true),
+        Some(&ELFCLASS32) => manifest_of::<FileHeader32<Endianness>, _>(data, false),
+        _ => Err(Refusal::CorruptElf {
+            detail: "unknown ELF class".to_string(),
+        }),
     }
 }
 
-fn manifest_of<'data, Elf, R>(data: R) -> Result<Manifest, String>
+fn manifest_of<'data, Elf, R>(data: R, is_64: bool) -> Result<Manifest, Refusal>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
 {
-    let corrupt = |e: object::Error| format!("corrupt or truncated ELF file ({e})");
+    let corrupt = |e: object::Error| Refusal::CorruptElf {
+        detail: e.to_string(),
+    };
     let header = Elf::parse(data).map_err(corrupt)?;
     let endian = header.endian().map_err(corrupt)?;
     if header.e_type(endian) != ET_DYN {
-        return Err("an ELF file but not a shared library".to_string());
+        return Err(Refusal::NotSharedLibrary);
+    }
+    let machine = header.e_machine(endian);
+    if let Some((host, host_64)) = HOST_MACHINE {
+        if (machine, is_64) != (host, host_64) {
+            return Err(Refusal::ForeignArchitecture {
+                found: machine_name(machine, is_64),
+                expected: machine_name(host, host_64),
+            });
+        }
     }
     let sections = header.sections(endian, data).map_err(corrupt)?;
     let Some((_, section)) = sections.section_by_name(endian, MANIFEST_SECTION.as_bytes()) else {
@@ -93,21 +149,23 @@ where
             })
             .unwrap_or(false);
         return Err(if is_abi_stable {
-            "an abi_stable library but not a waldur-agent plugin (no plugin manifest)".to_string()
+            Refusal::NoManifest
         } else {
-            "not a waldur-agent plugin (no plugin manifest; a foreign shared library?)".to_string()
+            Refusal::ForeignLibrary
         });
     };
     let size: u64 = section.sh_size(endian).into();
     if size > MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "invalid plugin manifest: its section claims {size} bytes (at most {MAX_MANIFEST_BYTES})"
-        ));
+        return Err(Refusal::ManifestInvalid {
+            detail: format!("its section claims {size} bytes (at most {MAX_MANIFEST_BYTES})"),
+        });
     }
     let bytes = section
         .data(endian, data)
-        .map_err(|e| format!("corrupt or truncated ELF file: manifest unreadable ({e})"))?;
-    Manifest::parse(bytes).map_err(|e| format!("invalid plugin manifest: {e}"))
+        .map_err(|e| Refusal::CorruptElf {
+            detail: format!("manifest unreadable: {e}"),
+        })?;
+    Manifest::parse(bytes).map_err(|detail| Refusal::ManifestInvalid { detail })
 }
 
 #[cfg(test)]
@@ -135,7 +193,7 @@ mod tests {
         }
     }
 
-    fn bytes_read_for(path: &Path) -> (Result<Manifest, String>, u64) {
+    fn bytes_read_for(path: &Path) -> (Result<Manifest, Refusal>, u64) {
         let mut counting = Counting {
             inner: File::open(path).unwrap(),
             read: 0,
@@ -150,7 +208,7 @@ mod tests {
         let path = dir.path().join("sparse.so");
         File::create(&path).unwrap().set_len(2 << 30).unwrap();
         let (result, read) = bytes_read_for(&path);
-        assert_eq!(result.unwrap_err(), "not a shared library (no ELF header)");
+        assert_eq!(result.unwrap_err(), Refusal::NotElf);
         assert!(read <= 64, "{read} bytes read");
     }
 
@@ -162,27 +220,21 @@ mod tests {
             std::fs::write(&path, bytes).unwrap();
             assert_eq!(
                 read_manifest(&path).unwrap_err(),
-                "not a shared library (no ELF header)",
+                Refusal::NotElf,
                 "{bytes:?}"
             );
         }
         let path = dir.path().join("header-only.so");
         std::fs::write(&path, b"\x7fELF\x02\x01\x01").unwrap();
-        let reason = read_manifest(&path).unwrap_err();
-        assert!(
-            reason.starts_with("corrupt or truncated ELF file"),
-            "{reason}"
-        );
+        let refusal = read_manifest(&path).unwrap_err();
+        assert!(matches!(refusal, Refusal::CorruptElf { .. }), "{refusal:?}");
     }
 
     #[test]
     fn a_foreign_library_is_told_apart_reading_a_part_of_it() {
         let library = waldur_test_support::system_library();
         let (result, read) = bytes_read_for(&library);
-        assert_eq!(
-            result.unwrap_err(),
-            "not a waldur-agent plugin (no plugin manifest; a foreign shared library?)"
-        );
+        assert_eq!(result.unwrap_err(), Refusal::ForeignLibrary);
         let len = std::fs::metadata(&library).unwrap().len();
         assert!(read < len / 2, "{read} of {len} bytes read");
     }
@@ -197,7 +249,10 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
         assert_eq!(
             read_manifest(&path).unwrap_err(),
-            "not a regular file (a FIFO)"
+            Refusal::NotRegularFile {
+                what: "a FIFO".to_string(),
+                link_target: None
+            }
         );
     }
 }

@@ -16,7 +16,7 @@ use waldur_plugin_abi::Error as AbiError;
 
 use super::abi_errors::summarize_layout_error;
 use super::elf::read_manifest;
-use super::{Backend, HostBinding, PluginError, UsernameBackend};
+use super::{Backend, HostBinding, PluginError, Refusal, UsernameBackend};
 
 /// A plugin library loaded into the agent.
 #[derive(Clone)]
@@ -37,27 +37,24 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 /// Checks what can be checked without running any plugin code: manifest, panic strategy and
-/// ABI major version. `Err` is a one-line reason.
-pub fn precheck(path: &Path) -> Result<Manifest, String> {
+/// ABI major version.
+pub fn precheck(path: &Path) -> Result<Manifest, Refusal> {
     let manifest = read_manifest(path)?;
     check_manifest(&manifest)?;
     Ok(manifest)
 }
 
 /// The checks of [`precheck`] on a manifest already read.
-pub fn check_manifest(manifest: &Manifest) -> Result<(), String> {
+pub fn check_manifest(manifest: &Manifest) -> Result<(), Refusal> {
     if !manifest.panic_unwind {
-        return Err(
-            "built with panic = \"abort\": a panic in it would kill the agent; rebuild with panic = \"unwind\""
-                .to_string(),
-        );
+        return Err(Refusal::PanicAbort);
     }
     let ours = major(ABI_VERSION);
     if major(&manifest.abi_version) != ours {
-        return Err(format!(
-            "built against plugin ABI {}, this agent speaks ABI {ours}.x",
-            manifest.abi_version
-        ));
+        return Err(Refusal::AbiMismatch {
+            plugin: manifest.abi_version.clone(),
+            agent: format!("{ours}.x"),
+        });
     }
     Ok(())
 }
@@ -66,8 +63,8 @@ fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
 
-/// Loads `path` into this process. `Err` is a one-line reason.
-pub fn load_library(path: &Path) -> Result<LoadedPlugin, String> {
+/// Loads `path` into this process.
+pub fn load_library(path: &Path) -> Result<LoadedPlugin, Refusal> {
     let manifest = precheck(path)?;
     let header = lib_header_from_path(path).map_err(|e| describe(&e))?;
     let root = header
@@ -83,11 +80,13 @@ pub fn load_library(path: &Path) -> Result<LoadedPlugin, String> {
 
 /// The manifest is read without loading; the root module is what really runs. A plugin whose
 /// two descriptions disagree was tampered with or mis-built.
-fn cross_check(manifest: &Manifest, root: PluginRoot_Ref) -> Result<(), String> {
+fn cross_check(manifest: &Manifest, root: PluginRoot_Ref) -> Result<(), Refusal> {
     let mismatch = |what: &str, section: &str, root: &str| {
-        Err(format!(
-            "manifest and root module disagree on {what} ('{section}' vs '{root}')"
-        ))
+        Err(Refusal::ManifestMismatch {
+            what: what.to_string(),
+            section: section.to_string(),
+            root: root.to_string(),
+        })
     };
     if root.name().as_str() != manifest.name {
         return mismatch("the name", &manifest.name, root.name().as_str());
@@ -103,12 +102,13 @@ fn cross_check(manifest: &Manifest, root: PluginRoot_Ref) -> Result<(), String> 
         );
     }
     if !root.panic_unwind() {
-        return Err("built with panic = \"abort\" (root module)".to_string());
+        // The manifest said unwind (or `precheck` had refused it).
+        return mismatch("the panic strategy", "unwind", "abort");
     }
     let root_manifest = Manifest::parse(root.manifest_json().as_str().as_bytes())
-        .map_err(|e| format!("root module manifest: {e}"))?;
+        .map_err(|detail| Refusal::RootManifestInvalid { detail })?;
     if &root_manifest != manifest {
-        return Err("manifest section and root module manifest differ".to_string());
+        return Err(Refusal::RootManifestDiffers);
     }
     let entries = root.entries();
     if entries.len() != manifest.entries.len()
@@ -117,45 +117,45 @@ fn cross_check(manifest: &Manifest, root: PluginRoot_Ref) -> Result<(), String> 
             .zip(&manifest.entries)
             .any(|(e, m)| e.name.as_str() != m.name || e.kind.name() != m.kind)
     {
-        return Err("the root module registers other entries than its manifest lists".to_string());
+        return Err(Refusal::EntriesDiffer);
     }
     Ok(())
 }
 
-/// One line for each abi_stable loading error.
-fn describe(error: &LibraryError) -> String {
+/// The refusal for each abi_stable loading error, its texts made one line.
+fn describe(error: &LibraryError) -> Refusal {
     match error {
-        LibraryError::OpenError { err, .. } => {
-            format!("cannot be loaded: {}", one_line(&err.to_string()))
-        }
-        LibraryError::GetSymbolError { .. } => {
-            "not a waldur-agent plugin (no abi_stable root module)".to_string()
-        }
-        LibraryError::InvalidAbiHeader(header) => format!(
-            "built with abi_stable ABI {}.{}, this agent uses 0.11",
-            header.abi_major, header.abi_minor
-        ),
+        LibraryError::OpenError { err, .. } => Refusal::DlopenFailed {
+            error: one_line(&err.to_string()),
+        },
+        LibraryError::GetSymbolError { .. } => Refusal::MissingRootSymbol,
+        LibraryError::InvalidAbiHeader(header) => Refusal::AbiStableMismatch {
+            major: header.abi_major,
+            minor: header.abi_minor,
+        },
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
             ..
-        } => format!(
-            "built against plugin ABI {actual_version}, this agent speaks ABI {expected_version}"
-        ),
+        } => Refusal::AbiMismatch {
+            plugin: actual_version.to_string(),
+            agent: expected_version.to_string(),
+        },
         LibraryError::AbiInstability(_) => {
             let text = error.to_string();
-            match summarize_layout_error(&text).first() {
-                Some(first) => format!("plugin ABI layout mismatch: {first}"),
-                None => format!("plugin ABI layout mismatch: {}", one_line(&text)),
+            Refusal::LayoutMismatch {
+                first: summarize_layout_error(&text)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| one_line(&text)),
             }
         }
-        LibraryError::RootModule { err, .. } => {
-            format!(
-                "its root module failed to initialise: {}",
-                one_line(&err.to_string())
-            )
-        }
-        other => one_line(&other.to_string()),
+        LibraryError::RootModule { err, .. } => Refusal::RootModuleFailed {
+            error: one_line(&err.to_string()),
+        },
+        other => Refusal::LoadFailed {
+            error: one_line(&other.to_string()),
+        },
     }
 }
 

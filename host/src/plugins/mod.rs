@@ -8,6 +8,7 @@ pub mod load;
 pub mod permissions;
 pub mod probe;
 pub mod probe_cache;
+pub mod refusal;
 pub mod registry;
 
 pub use discover::SearchPath;
@@ -15,7 +16,8 @@ pub use discover::SearchPath;
 // plugin authors' tests reach it too.
 pub use load::LoadedPlugin;
 pub use permissions::TrustPolicy;
-pub use probe::{Probed, Prober, Refusal, RefusalKind};
+pub use probe::{Probed, Prober};
+pub use refusal::Refusal;
 pub use registry::{Catalog, PluginRecord, Registry, RegistryError};
 pub use waldur_plugin_host::{
     backend, host_api, Backend, HostBinding, HostContext, PluginError, UsernameBackend,

@@ -4,6 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use super::Refusal;
+
 /// Whether insecure permissions are refused (production) or only tolerated (development).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrustPolicy {
@@ -17,16 +19,14 @@ const GROUP_WRITE: u32 = 0o020;
 const OTHER_WRITE: u32 = 0o002;
 const STICKY: u32 = 0o1000;
 
-/// Checks the file and every directory above it. `Err` is a one-line reason.
-pub fn check_trusted(path: &Path, policy: TrustPolicy) -> Result<(), String> {
+/// Checks the file and every directory above it.
+pub fn check_trusted(path: &Path, policy: TrustPolicy) -> Result<(), Refusal> {
     if policy == TrustPolicy::AllowInsecure {
         return Ok(());
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let agent_uid = unsafe { libc::geteuid() };
-    let path = path
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let path = path.canonicalize().map_err(|e| unknown(path, &e))?;
     check_one(&path, agent_uid, false)?;
     let mut dir = path.parent();
     let mut is_plugin_dir = true;
@@ -41,17 +41,17 @@ pub fn check_trusted(path: &Path, policy: TrustPolicy) -> Result<(), String> {
 /// `ancestor_sticky_ok`: a sticky world-writable ancestor such as /tmp is fine, because other
 /// users cannot rename or replace what they do not own inside it. The plugin's own directory
 /// gets no such exemption: anyone could add a plugin to it.
-fn check_one(path: &Path, agent_uid: u32, ancestor_sticky_ok: bool) -> Result<(), String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+fn check_one(path: &Path, agent_uid: u32, ancestor_sticky_ok: bool) -> Result<(), Refusal> {
+    let meta = std::fs::metadata(path).map_err(|e| unknown(path, &e))?;
     let mode = meta.mode();
-    let what = if meta.is_dir() { "directory" } else { "file" };
+    let what = if meta.is_dir() { "directory" } else { "file" }.to_string();
     if meta.uid() != 0 && meta.uid() != agent_uid {
-        return Err(format!(
-            "{what} {} is owned by uid {}, not by root or the agent's user (uid {agent_uid})",
-            path.display(),
-            meta.uid()
-        ));
+        return Err(Refusal::ForeignOwner {
+            what,
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            agent_uid,
+        });
     }
     if mode & (GROUP_WRITE | OTHER_WRITE) != 0 {
         if ancestor_sticky_ok && meta.is_dir() && mode & STICKY != 0 {
@@ -62,13 +62,21 @@ fn check_one(path: &Path, agent_uid: u32, ancestor_sticky_ok: bool) -> Result<()
         } else {
             "group"
         };
-        return Err(format!(
-            "{what} {} is {who}-writable (mode {:o}); fix with chmod go-w or allow insecure plugin permissions for development",
-            path.display(),
-            mode & 0o7777
-        ));
+        return Err(Refusal::Writable {
+            what,
+            path: path.to_path_buf(),
+            who: who.to_string(),
+            mode: mode & 0o7777,
+        });
     }
     Ok(())
+}
+
+fn unknown(path: &Path, error: &std::io::Error) -> Refusal {
+    Refusal::PermissionsUnknown {
+        path: path.to_path_buf(),
+        error: error.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -96,8 +104,10 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         chmod(dir.path(), 0o1777);
         let err = check_trusted(&file, TrustPolicy::Strict).unwrap_err();
-        assert!(err.contains("world-writable"), "{err}");
-        assert!(!err.contains('\n'));
+        assert!(
+            matches!(&err, Refusal::Writable { who, mode: 0o1777, .. } if who == "world"),
+            "{err:?}"
+        );
         assert_eq!(check_trusted(&file, TrustPolicy::AllowInsecure), Ok(()));
     }
 
@@ -108,7 +118,10 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         chmod(&file, 0o775);
         let err = check_trusted(&file, TrustPolicy::Strict).unwrap_err();
-        assert!(err.contains("group-writable"), "{err}");
+        assert!(
+            matches!(&err, Refusal::Writable { who, mode: 0o775, .. } if who == "group"),
+            "{err:?}"
+        );
     }
 
     #[test]

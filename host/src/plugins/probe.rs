@@ -21,6 +21,7 @@ use waldur_plugin_abi::manifest::Manifest;
 
 use super::load::load_library;
 use super::probe_cache::{FileIdentity, ProbeCache};
+use super::Refusal;
 
 /// The hidden subcommand the child runs.
 pub const PROBE_ARGS: [&str; 2] = ["plugins", "probe"];
@@ -42,7 +43,7 @@ pub struct ProbeAnswer {
     #[serde(with = "wire_path")]
     pub path: PathBuf,
     /// `Ok(manifest)` when the library loaded and matched its manifest.
-    pub result: Result<Manifest, String>,
+    pub result: Result<Manifest, Refusal>,
 }
 
 /// Child side: loads each file requested on stdin, answers on stdout, one JSON line each.
@@ -90,54 +91,25 @@ pub(crate) mod wire_path {
     }
 }
 
-/// Why the prober refused a file, and so whether that is worth remembering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalKind {
-    /// The child tried and the loader refused it (an abi_stable error, a manifest mismatch).
-    LoadError,
-    /// Loading it ended the child (a signal, an exit).
-    Crash,
-    /// The child did not answer within the timeout.
-    Hang,
-    /// The prober itself failed (it could not start, it answered garbage): nothing is known
-    /// about the file.
-    Prober,
-}
-
-impl RefusalKind {
-    /// Whether the verdict is about the file (and may be remembered while it is unchanged).
-    pub fn is_about_the_file(self) -> bool {
-        self != RefusalKind::Prober
-    }
-}
-
-/// A file the prober refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub kind: RefusalKind,
-    /// One line.
-    pub reason: String,
-    /// Remembered from an earlier probe of the same file ([`ProbeCache`]); not probed now.
-    pub cached: bool,
-}
-
-impl Refusal {
-    fn new(kind: RefusalKind, reason: String) -> Self {
-        Self {
-            kind,
-            reason,
-            cached: false,
-        }
-    }
-}
-
 /// The prober's verdict on one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probed {
     pub path: PathBuf,
     /// `Ok(manifest)` when the library loaded and matched its manifest.
     pub result: Result<Manifest, Refusal>,
+    /// The refusal was remembered from an earlier probe of the same file ([`ProbeCache`]);
+    /// the file was not probed now.
+    pub cached: bool,
+}
+
+impl Probed {
+    fn new(path: PathBuf, result: Result<Manifest, Refusal>) -> Self {
+        Self {
+            path,
+            result,
+            cached: false,
+        }
+    }
 }
 
 /// Parent side: probes `paths` with `prober` (the agent executable), in order.
@@ -210,6 +182,7 @@ impl Prober {
                     verdicts[index] = Some(Probed {
                         path: path.clone(),
                         result: Err(refusal),
+                        cached: true,
                     });
                 }
                 None => to_probe.push((index, identity)),
@@ -224,7 +197,7 @@ impl Prober {
                     // Only what the file was when probed: one replaced meanwhile is probed
                     // again next time.
                     Err(refusal)
-                        if refusal.kind.is_about_the_file()
+                        if refusal.is_about_the_file()
                             && FileIdentity::of(&probed.path).ok().as_ref() == Some(&before) =>
                     {
                         cache.remember(before, refusal, self.timeout)
@@ -264,10 +237,7 @@ impl Prober {
         while verdicts.len() < paths.len() {
             if let Err(refusal) = self.run_child(&paths[verdicts.len()..], &mut verdicts) {
                 // The child died or hung on the first unanswered file: mark it, go on.
-                verdicts.push(Probed {
-                    path: paths[verdicts.len()].clone(),
-                    result: Err(refusal),
-                });
+                verdicts.push(Probed::new(paths[verdicts.len()].clone(), Err(refusal)));
             }
         }
         verdicts
@@ -281,14 +251,9 @@ impl Prober {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                Refusal::new(
-                    RefusalKind::Prober,
-                    format!(
-                        "cannot start the plugin prober {}: {e}",
-                        self.executable.display()
-                    ),
-                )
+            .map_err(|e| Refusal::ProberUnavailable {
+                executable: self.executable.clone(),
+                error: e.to_string(),
             })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let mut input = Vec::new();
@@ -307,30 +272,20 @@ impl Prober {
         for expected in rest {
             match lines.recv_timeout(self.timeout) {
                 Ok(Some(line)) => match serde_json::from_str::<ProbeAnswer>(&line) {
-                    Ok(answer) if answer.path == *expected => verdicts.push(Probed {
-                        path: answer.path,
-                        result: answer
-                            .result
-                            .map_err(|reason| Refusal::new(RefusalKind::LoadError, reason)),
-                    }),
+                    Ok(answer) if answer.path == *expected => {
+                        verdicts.push(Probed::new(answer.path, answer.result))
+                    }
                     _ => {
                         kill(&mut child);
-                        return Err(Refusal::new(
-                            RefusalKind::Prober,
-                            "the plugin prober answered garbage".to_string(),
-                        ));
+                        return Err(Refusal::ProberGarbage);
                     }
                 },
-                Ok(None) => return Err(Refusal::new(RefusalKind::Crash, death_reason(&mut child))),
+                Ok(None) => return Err(death_reason(&mut child)),
                 Err(_) => {
                     kill(&mut child);
-                    return Err(Refusal::new(
-                        RefusalKind::Hang,
-                        format!(
-                            "loading did not finish within {} s (hung initializer?)",
-                            self.timeout.as_secs()
-                        ),
-                    ));
+                    return Err(Refusal::Hung {
+                        seconds: self.timeout.as_secs(),
+                    });
                 }
             }
         }
@@ -363,27 +318,28 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn death_reason(child: &mut Child) -> String {
+fn death_reason(child: &mut Child) -> Refusal {
     use std::os::unix::process::ExitStatusExt;
     match child.wait() {
         Ok(status) => match status.signal() {
-            Some(signal) => format!("loading it crashed the process (signal {signal})"),
-            None => format!(
-                "loading it ended the process (exit code {})",
-                status.code().unwrap_or(-1)
-            ),
+            Some(signal) => Refusal::Crashed { signal },
+            None => Refusal::Exited {
+                code: status.code().unwrap_or(-1),
+            },
         },
-        Err(e) => format!("loading it ended the process ({e})"),
+        Err(e) => Refusal::ChildLost {
+            error: e.to_string(),
+        },
     }
 }
 
 /// Probes a single file; convenient for the agent before it loads a plugin in-process.
-pub fn probe_one(prober: &Prober, path: &Path) -> Result<Manifest, String> {
+pub fn probe_one(prober: &Prober, path: &Path) -> Result<Manifest, Refusal> {
     prober
         .probe(&[path.to_path_buf()])
         .pop()
-        .map(|probed| probed.result.map_err(|refusal| refusal.reason))
-        .unwrap_or_else(|| Err("the plugin prober gave no answer".to_string()))
+        .map(|probed| probed.result)
+        .unwrap_or(Err(Refusal::ProberSilent))
 }
 
 #[cfg(test)]

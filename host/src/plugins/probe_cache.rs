@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::probe::{wire_path, Refusal, RefusalKind};
+use super::probe::wire_path;
+use super::Refusal;
 
 /// The cache's file name in the runtime directory.
 pub const CACHE_FILE_NAME: &str = "plugin-probe-cache.json";
 
 /// Bumped when the layout changes; a cache of another format is ignored and rewritten.
-const FORMAT: u32 = 1;
+/// 2: the refusal is stored typed (its `kind` and fields), not as its text.
+const FORMAT: u32 = 2;
 
 /// What a file is, as far as its verdict goes: a file with another identity is probed again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +64,7 @@ struct Entry {
     file: FileIdentity,
     /// The agent that judged (see `Prober::identity`).
     agent: String,
-    kind: RefusalKind,
-    reason: String,
+    refusal: Refusal,
     /// For a hang, the timeout it was found with: a longer timeout might see the load finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
@@ -142,22 +143,17 @@ impl ProbeCache {
         let entry = self.entries.get(&file.path)?;
         let holds = entry.file == *file
             && entry.agent == self.agent
-            && (entry.kind != RefusalKind::Hang
+            && (!is_hang(&entry.refusal)
                 || entry.timeout_ms.is_some_and(|ms| ms >= millis(timeout)));
-        holds.then(|| Refusal {
-            kind: entry.kind,
-            reason: entry.reason.clone(),
-            cached: true,
-        })
+        holds.then(|| entry.refusal.clone())
     }
 
     /// Records that `file` was refused; `timeout` is the one the prober used.
     pub fn remember(&mut self, file: FileIdentity, refusal: &Refusal, timeout: Duration) {
         let entry = Entry {
             agent: self.agent.clone(),
-            kind: refusal.kind,
-            reason: refusal.reason.clone(),
-            timeout_ms: (refusal.kind == RefusalKind::Hang).then(|| millis(timeout)),
+            refusal: refusal.clone(),
+            timeout_ms: is_hang(refusal).then(|| millis(timeout)),
             file,
         };
         if self.entries.get(&entry.file.path) != Some(&entry) {
@@ -210,6 +206,10 @@ impl ProbeCache {
     }
 }
 
+fn is_hang(refusal: &Refusal) -> bool {
+    matches!(refusal, Refusal::Hung { .. })
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -218,16 +218,9 @@ fn millis(duration: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn refusal(kind: RefusalKind, reason: &str) -> Refusal {
-        Refusal {
-            kind,
-            reason: reason.to_string(),
-            cached: false,
-        }
-    }
-
     const AGENT: &str = "waldur-agent test";
     const TIMEOUT: Duration = Duration::from_secs(20);
+    const CRASHED: Refusal = Refusal::Crashed { signal: 6 };
 
     #[test]
     fn a_refusal_is_remembered_across_loads_until_the_file_changes() {
@@ -239,23 +232,12 @@ mod tests {
         let mut cache = ProbeCache::load(&file, AGENT);
         let identity = FileIdentity::of(&plugin).unwrap();
         assert_eq!(cache.lookup(&identity, TIMEOUT), None);
-        cache.remember(
-            identity.clone(),
-            &refusal(RefusalKind::Crash, "crashed"),
-            TIMEOUT,
-        );
+        cache.remember(identity.clone(), &CRASHED, TIMEOUT);
         cache.save();
         assert!(file.is_file(), "the runtime directory is created");
 
         let cache = ProbeCache::load(&file, AGENT);
-        assert_eq!(
-            cache.lookup(&identity, TIMEOUT),
-            Some(Refusal {
-                kind: RefusalKind::Crash,
-                reason: "crashed".to_string(),
-                cached: true
-            })
-        );
+        assert_eq!(cache.lookup(&identity, TIMEOUT), Some(CRASHED));
         assert!(!cache.dirty, "an unchanged cache is not rewritten");
         // Another agent judges afresh.
         let other = ProbeCache::load(&file, "waldur-agent other");
@@ -281,7 +263,7 @@ mod tests {
         let mut cache = ProbeCache::load(&dir.path().join(CACHE_FILE_NAME), AGENT);
         cache.remember(
             identity.clone(),
-            &refusal(RefusalKind::Hang, "hung"),
+            &Refusal::Hung { seconds: 5 },
             Duration::from_secs(5),
         );
         assert!(cache.lookup(&identity, Duration::from_secs(5)).is_some());
@@ -296,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(CACHE_FILE_NAME);
         for bytes in [
-            &b"{\"format\": 1, \"entr"[..],
+            &b"{\"format\": 2, \"entr"[..],
             b"[]",
             b"{\"format\": 99, \"entries\": []}",
         ] {
@@ -319,7 +301,7 @@ mod tests {
         let mut cache = ProbeCache::load(&blocker.join("run").join(CACHE_FILE_NAME), AGENT);
         cache.remember(
             FileIdentity::of(&plugin).unwrap(),
-            &refusal(RefusalKind::LoadError, "no"),
+            &Refusal::NotElf,
             TIMEOUT,
         );
         cache.save();
@@ -337,11 +319,7 @@ mod tests {
         let identity = FileIdentity::of(&plugin).unwrap();
         let file = dir.path().join(CACHE_FILE_NAME);
         let mut cache = ProbeCache::load(&file, AGENT);
-        cache.remember(
-            identity.clone(),
-            &refusal(RefusalKind::Crash, "crashed"),
-            TIMEOUT,
-        );
+        cache.remember(identity.clone(), &CRASHED, TIMEOUT);
         cache.save();
         assert!(ProbeCache::load(&file, AGENT)
             .lookup(&identity, TIMEOUT)

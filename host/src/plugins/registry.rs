@@ -17,8 +17,8 @@ use super::discover::{check_regular_file, SearchPath};
 use super::elf::read_manifest;
 use super::load::{check_manifest, load_library, LoadedPlugin};
 use super::permissions::{check_trusted, TrustPolicy};
-use super::probe::Prober;
-use super::{Backend, HostBinding, HostContext, PluginError, UsernameBackend};
+use super::probe::{Probed, Prober};
+use super::{Backend, HostBinding, HostContext, PluginError, Refusal, UsernameBackend};
 
 /// One file found on the search path.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,13 +26,26 @@ pub struct PluginRecord {
     pub path: PathBuf,
     /// The manifest, when the file has a readable one (even if it was refused later).
     pub manifest: Option<Manifest>,
-    /// `Err` is the one-line reason the plugin is refused.
-    pub status: Result<(), String>,
+    /// `Err` is why the plugin is refused.
+    pub status: Result<(), Refusal>,
+    /// The refusal was remembered from an earlier probe of the same file, not found now.
+    pub cached: bool,
 }
 
 impl PluginRecord {
     pub fn is_ok(&self) -> bool {
         self.status.is_ok()
+    }
+
+    /// The one line the operator sees for a refused plugin: its reason, and whether an
+    /// earlier probe found it.
+    pub fn refusal_text(&self) -> Option<String> {
+        let refusal = self.status.as_ref().err()?;
+        Some(if self.cached {
+            format!("{refusal} (cached)")
+        } else {
+            refusal.to_string()
+        })
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -88,12 +101,14 @@ impl Catalog {
                 .collect();
             let mut verdicts = prober.probe(&to_probe).into_iter();
             for record in records.iter_mut().filter(|r| r.is_ok()) {
-                if let Some(Err(refusal)) = verdicts.next().map(|v| v.result) {
-                    record.status = Err(if refusal.cached {
-                        format!("{} (cached)", refusal.reason)
-                    } else {
-                        refusal.reason
-                    });
+                if let Some(Probed {
+                    result: Err(refusal),
+                    cached,
+                    ..
+                }) = verdicts.next()
+                {
+                    record.status = Err(refusal);
+                    record.cached = cached;
                 }
             }
         }
@@ -177,22 +192,24 @@ impl Catalog {
 
 fn static_check(path: PathBuf, policy: TrustPolicy) -> PluginRecord {
     // First, before anything opens the file: a FIFO would block the scan.
-    if let Err(reason) = check_regular_file(&path) {
+    if let Err(refusal) = check_regular_file(&path) {
         return PluginRecord {
             path,
             manifest: None,
-            status: Err(reason),
+            status: Err(refusal),
+            cached: false,
         };
     }
     let manifest = read_manifest(&path);
     let status = check_trusted(&path, policy).and_then(|()| match &manifest {
         Ok(manifest) => check_manifest(manifest),
-        Err(reason) => Err(reason.clone()),
+        Err(refusal) => Err(refusal.clone()),
     });
     PluginRecord {
         path,
         manifest: manifest.ok(),
         status,
+        cached: false,
     }
 }
 
@@ -205,11 +222,12 @@ pub enum RegistryError {
         entry: String,
         available: String,
     },
-    #[error("plugin {} for entry '{entry}' is refused: {reason}", path.display())]
+    #[error("plugin {} for entry '{entry}' is refused: {refusal}", path.display())]
     Refused {
         entry: String,
         path: PathBuf,
-        reason: String,
+        /// Boxed: a refusal's details are larger than the errors around it.
+        refusal: Box<Refusal>,
     },
     #[error(transparent)]
     Plugin(#[from] PluginError),
@@ -218,7 +236,7 @@ pub enum RegistryError {
 /// Entry names to loaded plugins, for the running agent.
 pub struct Registry {
     catalog: Catalog,
-    loaded: Mutex<HashMap<PathBuf, Result<LoadedPlugin, String>>>,
+    loaded: Mutex<HashMap<PathBuf, Result<LoadedPlugin, Refusal>>>,
 }
 
 impl Registry {
@@ -251,10 +269,10 @@ impl Registry {
         let result = loaded
             .entry(record.path.clone())
             .or_insert_with(|| load_library(&record.path));
-        result.clone().map_err(|reason| RegistryError::Refused {
+        result.clone().map_err(|refusal| RegistryError::Refused {
             entry: entry.to_string(),
             path: record.path.clone(),
-            reason,
+            refusal: Box::new(refusal),
         })
     }
 

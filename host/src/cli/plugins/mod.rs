@@ -119,9 +119,9 @@ fn entries_cell(catalog: &Catalog, record: &PluginRecord) -> String {
 }
 
 fn status_text(record: &PluginRecord) -> String {
-    match &record.status {
-        Ok(()) => "ok".to_string(),
-        Err(reason) => format!("refused: {reason}"),
+    match record.refusal_text() {
+        None => "ok".to_string(),
+        Some(reason) => format!("refused: {reason}"),
     }
 }
 
@@ -154,7 +154,11 @@ fn list(source: &PluginSource, as_json: bool) -> Result<ExitCode, String> {
                         "active": r.is_ok() && catalog.serves(&r.path, &e.kind, &e.name),
                     })).collect::<Vec<_>>()).unwrap_or_default(),
                     "status": if r.is_ok() { "ok" } else { "refused" },
-                    "reason": r.status.as_ref().err(),
+                    "reason": r.refusal_text(),
+                    // The reason typed: a stable `kind` and its details, for scripts.
+                    "refusal": r.status.as_ref().err(),
+                    // The refusal was remembered from an earlier probe, not found now.
+                    "cached": r.cached,
                 })
             })
             .collect();
@@ -208,7 +212,9 @@ fn inspect(name: &str, source: &PluginSource, as_json: bool) -> Result<ExitCode,
         let out = json!({
             "path": record.path.to_string_lossy(),
             "status": if record.is_ok() { "ok" } else { "refused" },
-            "reason": record.status.as_ref().err(),
+            "reason": record.refusal_text(),
+            "refusal": record.status.as_ref().err(),
+            "cached": record.cached,
             "manifest": manifest,
         });
         println!(
