@@ -2,9 +2,7 @@
 //! terminal, JSON lines with the reference's fields, log shipping to Waldur (A9) and Sentry,
 //! against the simulator with the demo plugin through the real loader.
 
-mod common;
-
-use common::site::*;
+use crate::common::site::*;
 use serde_json::Value;
 use waldur_sim::{Fault, Matcher};
 

@@ -1,9 +1,7 @@
 //! The agent's modes end to end: the real mode code, the Waldur simulator over HTTP, and real
 //! plugin libraries (the demo backend, the panicking fixture) through the real loader.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use waldur_agent::modes::cycle::OfferingOutcome;
 use waldur_agent::modes::runtime::Mode;

@@ -2,14 +2,12 @@
 //! the bound address is read from the log, `/metrics` is scraped during the run, and a cycle
 //! slowed by the simulator's latency fault logs its progress.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::events::*;
-use common::site::*;
+use crate::common::events::*;
+use crate::common::site::*;
 use serde_json::json;
 use waldur_sim::{Fault, Matcher};
 use waldur_test_support::rabbitmq::require_real_rabbitmq;

@@ -2,11 +2,9 @@
 //! preflight (fixture plugin `async-remote`), pending-provider decisions, and Restore orders
 //! (demo plugin), against the simulator through the real loader.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use waldur_agent::modes::cycle::OfferingOutcome;
 use waldur_agent::modes::order_process::OrderSummary;
 use waldur_agent::modes::runtime::Mode;

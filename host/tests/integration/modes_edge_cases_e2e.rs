@@ -1,13 +1,11 @@
-//! More of the agent's modes end to end (see `modes_e2e.rs` for the basics): the offering-user
+//! More of the agent's modes end to end (see `modes_e2e` for the basics): the offering-user
 //! username state machine, duplicate backend ids, orders the agent must leave alone, Waldur
 //! timeouts and malformed answers, per-user and backend-truth limits in membership sync, and
 //! a single reporting period.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use waldur_agent::modes::cycle::OfferingOutcome;
 use waldur_agent::modes::runtime::Mode;

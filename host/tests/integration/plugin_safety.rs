@@ -62,11 +62,13 @@ fn capture_logs() -> LogBuffer {
         .get_or_init(|| {
             let buffer = LogBuffer::default();
             let writer = buffer.clone();
+            // The test binary's one global subscriber (see `stomp_rabbitmq::log_to_stderr`).
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::DEBUG)
                 .with_ansi(false)
                 .with_writer(move || writer.clone())
-                .init();
+                .try_init()
+                .expect("no other module installs a global subscriber without RUST_LOG");
             buffer
         })
         .clone()

@@ -2,9 +2,7 @@
 //! the simulator with the demo plugin: Waldur components the config does not have, per-user
 //! usages whose offering-user link appears later, and limits with a fraction.
 
-mod common;
-
-use common::site::*;
+use crate::common::site::*;
 use waldur_sim::Scenario;
 
 const SET_USER_USAGES: &str = "/api/marketplace-component-usages/{uuid}/set_user_usages/";

@@ -6,16 +6,16 @@
 //! The handlers' finer cases (without a broker) are in events_handlers_e2e.rs and
 //! import_and_keys_e2e.rs; the transport's (flows, reconnects, kill -9) in event_process_e2e.rs.
 
-mod common;
-
-use common::events::*;
-use common::site::{wait_until, Running, Site};
-use common::{scenario, two_create_orders, ALICE, BOB, CREATE_A, CREATE_B, PROJECT, RES_A, RES_B};
+use crate::common::events::*;
+use crate::common::site::{wait_until, Running, Site};
+use crate::common::{
+    scenario, two_create_orders, ALICE, BOB, CREATE_A, CREATE_B, PROJECT, RES_A, RES_B,
+};
 use serde_json::{json, Value};
 use waldur_sim::Change;
 use waldur_test_support::rabbitmq::require_real_rabbitmq;
 
-const OFFERING: &str = common::OFFERING;
+const OFFERING: &str = crate::common::OFFERING;
 const SET_BACKEND_ID: &str = "/api/marketplace-provider-resources/{uuid}/set_backend_id/";
 const SET_KEY: &str = "/api/marketplace-resource-api-keys/{uuid}/set_key/";
 const OFFER_IMPORT: &str = "/api/backend-resources/";
@@ -24,7 +24,7 @@ const OFFER_IMPORT: &str = "/api/backend-resources/";
 /// periodic limits and resource API keys on, so every type has a queue binding.
 fn broker_site() -> Site {
     let mut scenario = scenario(&two_create_orders());
-    scenario.tokens.push(common::site::TOKEN.into());
+    scenario.tokens.push(crate::common::site::TOKEN.into());
     let site = stomp_site(
         scenario,
         "single_queue",

@@ -2,9 +2,7 @@
 //! parsed and handled on the offering's long-lived sessions against the simulator and the
 //! demo plugin through the real loader, in the order the event schedule gives them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use waldur_agent::events::handlers::OfferingSessions;
 use waldur_agent::events::message::{parse, ObjectType};

@@ -6,12 +6,10 @@
 //! Both subscription flows, the start-up pass, malformed messages, a broker restart, `kill -9`
 //! in the middle of a burst of events, `--once`, and the refusals at start.
 
-mod common;
-
 use std::time::Duration;
 
-use common::events::*;
-use common::site::*;
+use crate::common::events::*;
+use crate::common::site::*;
 use serde_json::json;
 use waldur_sim::{Fault, Matcher, Scenario};
 use waldur_test_support::rabbitmq::{require_real_rabbitmq, require_real_rabbitmq_exclusive};

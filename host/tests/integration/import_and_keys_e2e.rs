@@ -3,9 +3,7 @@
 //! and the demo plugin through the real loader; key provisioning after a Create order; the
 //! sweep of stuck rotations the event-mode timer runs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use waldur_agent::events::handlers::{Handled, OfferingSessions};
 use waldur_agent::events::message::{parse, ObjectType};

@@ -18,8 +18,12 @@ use waldur_test_support::rabbitmq::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The client's log lines on stderr when RUST_LOG asks for them (e.g.
-/// `RUST_LOG=waldur_agent::events::stomp=trace`).
+/// `RUST_LOG=waldur_agent::events::stomp=trace`). Only then: the process has one global
+/// subscriber, and `plugin_safety` captures into its own otherwise.
 fn log_to_stderr() {
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()

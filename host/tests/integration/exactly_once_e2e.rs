@@ -5,11 +5,9 @@
 //! `WALDUR_AGENT_BIN` runs another agent binary against the same tests (how the before/after
 //! figures in the notes were measured); every test prints its figures.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::site::*;
+use crate::common::site::*;
 use waldur_sim::{Fault, Matcher};
 
 // ------------------------------------------------------------------------------------------
