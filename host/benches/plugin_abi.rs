@@ -485,6 +485,9 @@ fn workflow_costs() {
 }
 
 fn main() {
+    // The agent's defaults log each step (through `log` when no subscriber is set, into the
+    // SDK's stderr logger here): the figures are of the calls, not of writing log lines.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: both run
     // every section. Another argument picks one section.
     let only: Vec<String> = std::env::args()
