@@ -1,11 +1,9 @@
 //! Fault injection of each kind (Rust API and `/__sim/` HTTP API), counters, the request log
 //! and the state dump.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use waldur_sim::{Fault, Matcher};
 

@@ -1,9 +1,7 @@
 //! Mastermind's side of event processing without a broker: the subscriptions of both flows,
 //! and what is published (and to which queue) when an event happens.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn identity(c: &Client, offering: &str) -> String {

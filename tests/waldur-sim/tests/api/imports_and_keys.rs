@@ -2,9 +2,7 @@
 //! filters the agent uses, the `/__sim/` setters, the events they publish and fault injection
 //! on the new routes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use waldur_sim::{Fault, Matcher};
 

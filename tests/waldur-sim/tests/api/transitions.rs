@@ -1,9 +1,7 @@
 //! Mastermind-side effects of every call the agent makes: orders, resources, offering users,
 //! usage reporting and agent registration.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const ORDERS: &str = "marketplace-orders";

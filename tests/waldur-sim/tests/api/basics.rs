@@ -1,8 +1,6 @@
 //! Auth, pagination, UUID forms, response shapes and scenario loading.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use waldur_sim::{Scenario, Simulator};
 

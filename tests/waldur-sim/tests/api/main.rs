@@ -1,0 +1,8 @@
+//! The simulator's API tests, one binary: each module drives a real simulator over HTTP.
+
+mod basics;
+mod common;
+mod events;
+mod faults_inspect;
+mod imports_and_keys;
+mod transitions;
