@@ -429,24 +429,34 @@ fn workflow_costs() {
         "operation", "crossings", "(every)", "time, us", "(every)", "ratio"
     );
     type Operation = fn(&waldur_agent::plugins::Backend, &UserContext, usize);
-    let operations: [(&str, Operation); 3] = [
-        ("create order", |b, ctx, round| create_order(b, round, ctx)),
-        // The account to delete is made (uncounted) before each round; see below.
-        ("terminate order", |b, _ctx, round| {
-            terminate_order(b, round)
+    let nothing: Operation = |_, _, _| {};
+    // (name, uncounted set-up of the round, the counted operation)
+    let operations: [(&str, Operation, Operation); 3] = [
+        ("create order", nothing, |b, ctx, round| {
+            create_order(b, round, ctx)
         }),
-        ("membership cycle, 100 resources", |b, _ctx, round| {
-            let resources: Vec<WaldurResource> = (0..100)
-                .map(|i| {
-                    let mut r = demo_resource(round * 1000 + i);
-                    r.backend_id = format!("acc-{i}");
-                    r
-                })
-                .collect();
-            membership_cycle(b, &resources);
-        }),
+        // The account to delete is made first.
+        (
+            "terminate order",
+            |b, ctx, round| create_order(b, round, ctx),
+            |b, _ctx, round| terminate_order(b, round),
+        ),
+        (
+            "membership cycle, 100 resources",
+            nothing,
+            |b, _ctx, round| {
+                let resources: Vec<WaldurResource> = (0..100)
+                    .map(|i| {
+                        let mut r = demo_resource(round * 1000 + i);
+                        r.backend_id = format!("acc-{i}");
+                        r
+                    })
+                    .collect();
+                membership_cycle(b, &resources);
+            },
+        ),
     ];
-    for (name, operation) in operations {
+    for (name, setup, operation) in operations {
         // Interleaved rounds on two fresh backends, so load changes hit both alike.
         let (trusted_dir, every_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let trusted = demo_backend(&plugins, trusted_dir.path());
@@ -459,9 +469,7 @@ fn workflow_costs() {
                 (&trusted, &mut fast, &mut crossed),
                 (&every, &mut slow, &mut crossed_every),
             ] {
-                if name == "terminate order" {
-                    create_order(backend, round, &context);
-                }
+                setup(backend, &context, round);
                 let before = backend.handle().crossings();
                 let start = Instant::now();
                 operation(backend, &context, round);

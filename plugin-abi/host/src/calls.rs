@@ -18,10 +18,17 @@ impl Observed {
         Self(Some(Arc::new(observer)))
     }
 
-    /// Runs `call` (one call into the plugin's `method`) and reports how long it took.
+    /// Runs `call` (one typed call of the plugin's `method`) and reports how long it took
+    /// if it `crosses` into the plugin: a method the manifest leaves to the agent is not a
+    /// plugin call. `crosses` is asked only when someone observes.
     #[inline]
-    pub(crate) fn time<T>(&self, method: &'static str, call: impl FnOnce() -> T) -> T {
-        let Some(observer) = &self.0 else {
+    pub(crate) fn time<T>(
+        &self,
+        method: &'static str,
+        crosses: impl FnOnce(&'static str) -> bool,
+        call: impl FnOnce() -> T,
+    ) -> T {
+        let Some(observer) = self.0.as_ref().filter(|_| crosses(method)) else {
             return call();
         };
         let start = Instant::now();

@@ -207,11 +207,7 @@ impl Backend {
     /// Runs one typed call of the handle, timed for the metrics only when it crosses into the
     /// plugin: a method the manifest leaves to the agent is not a plugin call.
     fn timed<T>(&self, method: &'static str, call: impl FnOnce() -> T) -> T {
-        if self.handle.crosses(method) {
-            self.calls.time(method, call)
-        } else {
-            call()
-        }
+        self.calls.time(method, |m| self.handle.crosses(m), call)
     }
 
     fn wrap<T>(
@@ -261,9 +257,7 @@ impl Backend {
 
     /// Default: `ping()` false is a BACKEND_NOT_READY error (the cycle is skipped).
     pub fn run_preflight(&self) -> Result<(), PluginError> {
-        let answer = self
-            .calls
-            .time("run_preflight", || self.handle.run_preflight());
+        let answer = self.timed("run_preflight", || self.handle.run_preflight());
         self.or_default("run_preflight", answer, || self.default_run_preflight())
     }
 
@@ -818,9 +812,7 @@ impl Backend {
 
     /// Default: every client account as `(backend_id = name, parent_id = organization)`.
     pub fn list_resources(&self) -> Result<Vec<BackendResourceInfo>, PluginError> {
-        let answer = self
-            .calls
-            .time("list_resources", || self.handle.list_resources());
+        let answer = self.timed("list_resources", || self.handle.list_resources());
         self.or_default("list_resources", answer, || self.default_list_resources())
     }
 
