@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dry_run;
 pub mod events;
 pub mod logging;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 mod config_check;
 mod package_assets;
+mod plan;
 mod plugins;
 mod program_names;
 mod run;

@@ -1,4 +1,4 @@
-//! `waldur-agent run -m MODE -c CONFIG [--once]`: the agent's main job.
+//! `waldur-agent run -m MODE -c CONFIG [--once | --dry-run]`: the agent's main job.
 
 use std::process::ExitCode;
 
@@ -59,6 +59,19 @@ pub struct RunArgs {
     /// address is logged). Default: the config's `metrics_address`, else no endpoint.
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// One cycle of the mode(s) against the real Waldur and backends that reads everything
+    /// and writes nothing, then prints the plan: each Waldur request and plugin call that
+    /// writes, with its arguments. Takes no instance lock and touches no heartbeat, so it can
+    /// run beside the live agent. For event processing: its start-up pass.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON instead of a table.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Let this run past the guards against mass removal (max_user_removals_per_cycle,
+    /// max_terminations_per_cycle).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -109,7 +122,9 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
     for problem in &missing {
         tracing::error!("{problem}");
     }
+    let once = args.once || args.dry_run;
     // Before any work: a second agent for the same offering and mode must not start at all.
+    // A dry run writes nothing, so it may run beside the live agent.
     let runtime_dir = crate::config::runtime_dir(loaded.config.runtime_dir.as_deref());
     let locked = modes.iter().flat_map(|&(mode, _)| {
         loaded
@@ -126,7 +141,11 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         .filter(|o| events && o.stomp_enabled)
         .map(|o| (EVENT_MODE, o));
     let locked = locked.chain(event_locked);
-    let _locks = instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?;
+    let _locks = if args.dry_run {
+        None
+    } else {
+        Some(instance_lock::acquire(&runtime_dir, locked).map_err(|e| e.to_string())?)
+    };
     let grace = loaded.config.shutdown_grace;
     let heartbeat_interval = loaded.config.heartbeat_interval;
     let ship_interval = Duration::from_secs(loaded.config.log_shipping.ship_interval_seconds);
@@ -145,12 +164,21 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
     if let Some((_, metrics)) = &metrics {
         agent = agent.with_metrics(Arc::clone(metrics));
     }
+    let plan = args.dry_run.then(crate::dry_run::Plan::new);
+    if let Some(plan) = &plan {
+        agent = agent.with_dry_run(Arc::clone(plan));
+    }
+    if args.force {
+        agent = agent.forced();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let shutdown = Arc::clone(&agent.shutdown);
-    crate::modes::tools::heartbeat::init(&runtime_dir);
+    if !args.dry_run {
+        crate::modes::tools::heartbeat::init(&runtime_dir);
+    }
     let outcome = runtime.block_on(async {
         tokio::spawn(stop_on_signals(Arc::clone(&shutdown), grace));
         // Liveness between cycles and during long ones (the reference's 60 s tick).
@@ -158,14 +186,15 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         tokio::spawn(async move {
             crate::modes::tools::heartbeat::keep_beating(heartbeat_interval, beating.wait()).await
         });
-        if let Some(hub) = &logging.shipping {
+        // A dry run registers no agent identity, which shipped logs would name.
+        if let Some(hub) = logging.shipping.as_ref().filter(|_| !args.dry_run) {
             tokio::spawn(shipping::ship_every(Arc::clone(hub), ship_interval));
         }
         if let Some((endpoint, metrics)) = metrics {
             tokio::spawn(crate::metrics::server::serve(endpoint, metrics));
         }
         let work = async {
-            if args.once {
+            if once {
                 // One pass: in dependency order, so what order processing creates is synced
                 // and reported in the same run. A stop request starts no further mode.
                 let mut reports = Vec::new();
@@ -204,7 +233,7 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         }
     });
     // What is still buffered for Waldur goes out before the process ends (within 10 s).
-    if let Some(hub) = &logging.shipping {
+    if let Some(hub) = logging.shipping.as_ref().filter(|_| !args.dry_run) {
         runtime.block_on(shipping::flush(hub));
     }
     let Some((reports, event_failures)) = outcome else {
@@ -246,8 +275,12 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
                 .map(|item| format!("{EVENT_MODE}: {item}")),
         )
         .collect();
-    if args.once && !failed.is_empty() {
-        eprintln!("run --once: {}", failed.join("; "));
+    if let Some(plan) = &plan {
+        super::plan::print(&plan.writes(), &failed, args.json);
+    }
+    if once && !failed.is_empty() {
+        let flag = if args.dry_run { "--dry-run" } else { "--once" };
+        eprintln!("run {flag}: {}", failed.join("; "));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

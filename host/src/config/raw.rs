@@ -91,6 +91,10 @@ pub(crate) struct RawOffering {
     pub username_reconciliation_enabled: Option<bool>,
     #[serde(default, deserialize_with = "opt_bool")]
     pub verify_ssl: Option<bool>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_user_removals_per_cycle: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_terminations_per_cycle: Option<i64>,
 }
 
 /// The field names serde knows for a struct, read from its derived `Deserialize` impl, so the

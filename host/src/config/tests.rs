@@ -795,6 +795,40 @@ fn settings_keep_any_yaml() {
 }
 
 #[test]
+fn the_removal_guards_are_counts_and_absent_by_default() {
+    let o = &ok(&offering_doc(&[])).config.offerings[0];
+    assert_eq!(
+        (o.max_user_removals_per_cycle, o.max_terminations_per_cycle),
+        (None, None)
+    );
+    let loaded = ok(&offering_doc(&[
+        "    max_user_removals_per_cycle: 20",
+        "    max_terminations_per_cycle: 0",
+    ]));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let o = &loaded.config.offerings[0];
+    assert_eq!(
+        (o.max_user_removals_per_cycle, o.max_terminations_per_cycle),
+        (Some(20), Some(0))
+    );
+    let e = err(&offering_doc(&["    max_user_removals_per_cycle: -1"]));
+    assert_eq!(
+        e.key_path(),
+        Some("offerings[0].max_user_removals_per_cycle")
+    );
+    assert!(
+        e.to_string()
+            .contains("must be a number of 0 or more, got -1"),
+        "{e}"
+    );
+    let e = err(&offering_doc(&["    max_terminations_per_cycle: many"]));
+    assert_eq!(
+        e.key_path(),
+        Some("offerings[0].max_terminations_per_cycle")
+    );
+}
+
+#[test]
 fn the_homedir_umask_is_checked_at_load_time() {
     let umask = |lines: &[&str]| {
         ok(&offering_doc(lines)).config.offerings[0]

@@ -302,6 +302,12 @@ pub struct Offering {
     /// directories the agent asks the plugin to create. Checked at load time; the plugin
     /// still sees the setting in `backend_settings`.
     pub homedir_umask: String,
+    /// Agent extension: a membership cycle that would remove more user associations than
+    /// this stops before writing anything (`None`: no bound, as the reference).
+    pub max_user_removals_per_cycle: Option<usize>,
+    /// Agent extension: an order cycle with more Terminate orders than this stops before
+    /// processing any order (`None`: no bound, as the reference).
+    pub max_terminations_per_cycle: Option<usize>,
 }
 
 /// The reference's `default_homedir_umask`.
@@ -333,6 +339,8 @@ impl Default for Offering {
             resource_import_enabled: false,
             username_reconciliation_enabled: false,
             verify_ssl: true,
+            max_user_removals_per_cycle: None,
+            max_terminations_per_cycle: None,
         }
     }
 }

@@ -401,6 +401,25 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
         ),
     };
 
+    let bound = |key: &str, value: Option<i64>| -> Res<Option<usize>> {
+        value
+            .map(|n| {
+                usize::try_from(n).map_err(|_| {
+                    invalid(
+                        path.key(key),
+                        format!("must be a number of 0 or more, got {n}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let max_user_removals_per_cycle = bound(
+        "max_user_removals_per_cycle",
+        raw.max_user_removals_per_cycle,
+    )?;
+    let max_terminations_per_cycle =
+        bound("max_terminations_per_cycle", raw.max_terminations_per_cycle)?;
+
     let stomp_subscription_flow = match raw.stomp_subscription_flow.as_deref().map(str::trim) {
         None | Some("") => defaults.stomp_subscription_flow,
         Some(name) => SubscriptionFlow::from_name(&name.to_ascii_lowercase()).ok_or_else(|| {
@@ -453,6 +472,8 @@ fn offering(path: &KeyPath, mut raw: RawOffering, warnings: &mut Vec<Issue>) -> 
             .unwrap_or(defaults.username_reconciliation_enabled),
         verify_ssl: raw.verify_ssl.unwrap_or(defaults.verify_ssl),
         homedir_umask,
+        max_user_removals_per_cycle,
+        max_terminations_per_cycle,
     })
 }
 

@@ -21,6 +21,9 @@ pub enum ModeError {
     /// A backend-level failure the agent detected itself (shown to users like a backend error).
     #[error("{0}")]
     Backend(String),
+    /// A guard against mass removal stopped the cycle (see [`super::guards`]).
+    #[error("{0}")]
+    Guard(String),
 }
 
 impl ModeError {

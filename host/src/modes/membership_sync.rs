@@ -34,6 +34,13 @@ pub struct MembershipSummary {
     pub not_started: usize,
 }
 
+/// Whether a membership pass is a cycle the removal guard watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guarded {
+    Yes,
+    No,
+}
+
 /// Offering-user states membership works with.
 const ACTIVE_STATES: &[&str] = &[
     OK,
@@ -60,7 +67,7 @@ impl Session<'_> {
     /// One membership cycle for this offering.
     pub async fn sync_membership(&self) -> Result<MembershipSummary, ModeError> {
         let resources = self.membership_resources().await?;
-        self.sync_membership_of(resources).await
+        self.sync_membership_bounded(resources, Guarded::Yes).await
     }
 
     /// A forced cycle (reference `process_offering(recreate_missing_resources=True)`, what
@@ -91,7 +98,9 @@ impl Session<'_> {
                 }
             }
         }
-        let mut summary = self.sync_membership_of(resources).await?;
+        let mut summary = self
+            .sync_membership_bounded(resources, Guarded::Yes)
+            .await?;
         summary.recreated = recreated;
         Ok(summary)
     }
@@ -156,6 +165,16 @@ impl Session<'_> {
         &self,
         resources: Vec<WaldurResource>,
     ) -> Result<MembershipSummary, ModeError> {
+        self.sync_membership_bounded(resources, Guarded::No).await
+    }
+
+    /// A whole cycle counts its removals against `max_user_removals_per_cycle` before it
+    /// writes anything; the few resources an event names do not.
+    async fn sync_membership_bounded(
+        &self,
+        resources: Vec<WaldurResource>,
+        guarded: Guarded,
+    ) -> Result<MembershipSummary, ModeError> {
         let caps = self.backend.capabilities().clone();
         let resources: Vec<WaldurResource> = resources
             .into_iter()
@@ -193,6 +212,32 @@ impl Session<'_> {
             })
             .collect();
         summary.missing = listed_count - work.len();
+        if guarded == Guarded::Yes {
+            let removals = work
+                .iter()
+                .map(|(resource, info)| {
+                    let team = teams
+                        .get(&resource.project_uuid)
+                        .map_or(&[][..], Vec::as_slice);
+                    plan(
+                        team,
+                        &info.users,
+                        &offering_users,
+                        &caps,
+                        resource.restrict_member_access,
+                        None,
+                    )
+                    .to_remove
+                    .len()
+                })
+                .sum();
+            super::guards::check(
+                super::guards::Removal::UserAssociations,
+                removals,
+                self.offering.max_user_removals_per_cycle,
+                self.agent.force,
+            )?;
+        }
         self.progress.add_total(work.len());
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
             let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());

@@ -9,6 +9,7 @@ mod create;
 pub mod cycle;
 pub mod error;
 pub mod gateway;
+pub mod guards;
 pub mod instance_lock;
 pub mod membership;
 pub mod membership_sync;

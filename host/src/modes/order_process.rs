@@ -91,6 +91,13 @@ impl Session<'_> {
         }
         let orders = self.client.list_orders(filter).await?;
         tracing::info!(offering = %self.offering.name, "{} order(s) to process", orders.len());
+        let terminations = orders.iter().filter(|o| o.order_type == TERMINATE).count();
+        super::guards::check(
+            super::guards::Removal::Terminations,
+            terminations,
+            self.offering.max_terminations_per_cycle,
+            self.agent.force,
+        )?;
         self.progress.add_total(orders.len());
         // Orders of different resources are independent and run concurrently; the orders of
         // one resource keep their order (a Terminate must not overtake its Create).

@@ -75,6 +75,12 @@ pub struct Agent {
     pub shutdown: Arc<super::shutdown::Shutdown>,
     /// The Prometheus series, when `run` serves them; nothing is recorded without.
     pub metrics: Option<Arc<Metrics>>,
+    /// A dry run (`run --dry-run`): nothing is written to Waldur or a backend; the writes
+    /// the agent would make are recorded here instead.
+    pub dry_run: Option<Arc<crate::dry_run::Plan>>,
+    /// `run --force`: the guards against mass removal (`max_user_removals_per_cycle`,
+    /// `max_terminations_per_cycle`) do not stop a cycle.
+    pub force: bool,
 }
 
 impl Agent {
@@ -95,7 +101,21 @@ impl Agent {
             resource_turns: super::claims::Claims::default(),
             shutdown: Arc::default(),
             metrics: None,
+            dry_run: None,
+            force: false,
         }
+    }
+
+    /// Makes this agent a dry run recording into `plan` (see [`crate::dry_run`]).
+    pub fn with_dry_run(mut self, plan: Arc<crate::dry_run::Plan>) -> Self {
+        self.dry_run = Some(plan);
+        self
+    }
+
+    /// Lets cycles past the guards against mass removal (`run --force`).
+    pub fn forced(mut self) -> Self {
+        self.force = true;
+        self
     }
 
     /// Records this agent's work into `metrics` (see [`crate::metrics`]).
@@ -177,7 +197,14 @@ impl<'a> Session<'a> {
         if let Some(timeout) = agent.waldur_timeout {
             options.timeout = timeout;
         }
+        if let Some(plan) = &agent.dry_run {
+            options.dry_run = Some(plan.waldur(&offering.name));
+        }
         let client = WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)?;
+        if agent.dry_run.is_some() {
+            // The agent's identity, service and processor records are writes too.
+            return Self::prepare(agent, offering, mode, client).await;
+        }
         let identity = client
             .register_agent_identity(&identity_request(agent, offering))
             .await?;
@@ -369,6 +396,9 @@ pub(crate) async fn backend_for(
     })?;
     if let Some(calls) = agent.plugin_calls(entry) {
         backend.record_calls(calls);
+    }
+    if let Some(plan) = &agent.dry_run {
+        backend.withhold_writes(plan.backend(&offering.name, entry));
     }
     for warning in settings_warnings(agent, offering) {
         tracing::warn!(offering = %offering.name, "{warning}");

@@ -99,6 +99,9 @@ impl Session<'_> {
                 if let Some(calls) = self.agent.plugin_calls(&entry) {
                     backend.record_calls(calls);
                 }
+                if let Some(plan) = &self.agent.dry_run {
+                    backend.withhold_writes(plan.backend(&self.offering.name, &entry));
+                }
                 Ok::<_, ModeError>(Arc::new(backend))
             })
             .await

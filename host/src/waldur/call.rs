@@ -21,6 +21,9 @@ pub(crate) struct Call {
     /// [`super::error::WaldurError::Status`].
     pub accepted: &'static [u16],
     pub retry: RetryMode,
+    /// What a dry run answers for this write instead of sending it: JSON with the fields the
+    /// endpoint method reads from the real answer. `{}` for most writes.
+    pub planned_reply: &'static str,
 }
 
 impl Call {
@@ -33,6 +36,7 @@ impl Call {
             body: None,
             accepted: &[200],
             retry: RetryMode::Idempotent,
+            planned_reply: "{}",
         }
     }
 
@@ -51,6 +55,7 @@ impl Call {
             body: Some(serde_json::to_vec(body).expect("request bodies serialize to JSON")),
             accepted: &[200],
             retry: RetryMode::Idempotent,
+            planned_reply: "{}",
         }
     }
 
@@ -63,6 +68,7 @@ impl Call {
             body: None,
             accepted: &[200],
             retry: RetryMode::Idempotent,
+            planned_reply: "{}",
         }
     }
 
@@ -75,7 +81,15 @@ impl Call {
         self.retry = retry;
         self
     }
+
+    pub(crate) fn planned_reply(mut self, reply: &'static str) -> Call {
+        self.planned_reply = reply;
+        self
+    }
 }
+
+/// The planned reply of writes whose answer is `{status}`.
+pub(crate) const PLANNED_STATUS: &str = r#"{"status": "not sent (dry run)"}"#;
 
 /// Query parameters in the order they are added; lists are repeated keys
 /// (`state=OK&state=Erred`), booleans `true`/`false`, as httpx sends them.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::Url;
+use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -37,6 +37,8 @@ pub(crate) struct Http {
     retry: RetryPolicy,
     /// Scrubbed from every error message.
     secrets: Vec<Secret>,
+    /// A dry run's record of the writes it holds back.
+    withheld: Option<crate::dry_run::WaldurWrites>,
 }
 
 impl std::fmt::Debug for Http {
@@ -84,7 +86,13 @@ impl Http {
             oidc_timeout: options.oidc_timeout,
             retry: options.retry.clone(),
             secrets,
+            withheld: options.dry_run.clone(),
         })
+    }
+
+    /// The dry run's record, when this client belongs to one.
+    pub(crate) fn withheld(&self) -> Option<&crate::dry_run::WaldurWrites> {
+        self.withheld.as_ref()
     }
 
     pub(crate) fn base(&self) -> &Url {
@@ -110,6 +118,13 @@ impl Http {
     /// Sends `call`, retrying transient failures per the policy, and returns the answer if its
     /// status is accepted.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Reply, WaldurError> {
+        if let Some(withheld) = self
+            .withheld
+            .as_ref()
+            .filter(|_| call.method != Method::GET)
+        {
+            return Ok(withhold(withheld, call));
+        }
         let mut attempt: u32 = 1;
         let mut reauthenticated = false;
         loop {
@@ -254,6 +269,22 @@ impl Http {
         self.secrets
             .iter()
             .fold(text.to_owned(), |text, secret| scrub(&text, secret))
+    }
+}
+
+/// A dry run's answer to a write it does not send: recorded, and answered with the first
+/// status the endpoint accepts and the endpoint's planned reply.
+fn withhold(withheld: &crate::dry_run::WaldurWrites, call: &Call) -> Reply {
+    let mut request = format!("{} {}", call.method, call.url.path());
+    if let Some(query) = call.url.query() {
+        request.push('?');
+        request.push_str(query);
+    }
+    withheld.record(call.endpoint, request, call.body.as_deref());
+    Reply {
+        status: call.accepted.first().copied().unwrap_or(200),
+        headers: HeaderMap::new(),
+        body: call.planned_reply.as_bytes().to_vec(),
     }
 }
 

@@ -85,6 +85,9 @@ pub struct ClientOptions {
     /// `global_proxy`: every request, including the OIDC token request, goes through it.
     pub proxy: Option<Secret>,
     pub retry: RetryPolicy,
+    /// A dry run: requests other than GET are recorded here and not sent (see
+    /// [`crate::dry_run`]).
+    pub dry_run: Option<crate::dry_run::WaldurWrites>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -96,6 +99,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("verify_ssl", &self.verify_ssl)
             .field("proxy", &self.proxy) // Secret: prints ***
             .field("retry", &self.retry)
+            .field("dry_run", &self.dry_run.is_some())
             .finish()
     }
 }
@@ -111,6 +115,7 @@ impl ClientOptions {
             verify_ssl: true,
             proxy: None,
             retry: RetryPolicy::default(),
+            dry_run: None,
         }
     }
 }
@@ -166,6 +171,18 @@ impl WaldurClient {
             proxy: config.global_proxy.clone(),
             ..ClientOptions::new(mode)
         }
+    }
+
+    /// In a dry run: a withheld write set `field` of `uuid` (a no-op otherwise).
+    pub(crate) fn assume(&self, field: crate::dry_run::Assumed, uuid: &str, value: &str) {
+        if let Some(withheld) = self.http.withheld() {
+            withheld.assume(field, uuid, value);
+        }
+    }
+
+    /// In a dry run: what a withheld write set `field` of `uuid` to.
+    pub(crate) fn assumed(&self, field: crate::dry_run::Assumed, uuid: &str) -> Option<String> {
+        self.http.withheld()?.assumed(field, uuid)
     }
 
     /// The URL every request path is appended to; ends with `/api/`.

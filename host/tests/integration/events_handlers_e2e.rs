@@ -234,12 +234,8 @@ fn a_username_set_event_adds_the_user_where_the_event_says() {
     let h = harness(scenario(&two_create_orders()), "", "");
     h.cycle(Mode::OrderProcess);
     // Bob is on the team, but his offering user has no username yet.
+    h.join_team(BOB, "PROJECT.MEMBER");
     h.sim.with_store_mut(|store| {
-        store.team.push(waldur_sim::store::TeamMember {
-            project_uuid: PROJECT.into(),
-            user_uuid: BOB.into(),
-            role: "PROJECT.MEMBER".into(),
-        });
         for user in store.offering_users.values_mut() {
             if user.user_uuid == BOB {
                 user.username = None;

@@ -181,6 +181,49 @@ impl Run<'_> {
     }
 }
 
+/// One test's site: SLURM accounts under a prefix of its own (removed when it ends), the
+/// simulator, the SLURM and username plugins, and the config.
+struct SlurmSite {
+    prefix: String,
+    sim: Simulator,
+    plugins: PluginDir,
+    config: std::path::PathBuf,
+    _work: tempfile::TempDir,
+    _cleanup: AccountGuard,
+}
+
+impl SlurmSite {
+    fn new(tag: &str) -> SlurmSite {
+        let prefix = format!("{tag}{}_", std::process::id() % 100_000);
+        let cleanup = AccountGuard::new(&prefix);
+        let work = tempfile::tempdir().unwrap();
+        let sim = Simulator::start(scenario()).unwrap();
+        let plugins = PluginDir::new();
+        plugins.add(&workspace_plugin("waldur-plugin-slurm"), "slurm.so");
+        plugins.add(
+            &workspace_plugin("waldur-plugin-basic-username"),
+            "usernames.so",
+        );
+        let broken = broken_slurm_bin(work.path());
+        let config = write_config(work.path(), &sim, &prefix, &broken);
+        SlurmSite {
+            prefix,
+            sim,
+            plugins,
+            config,
+            _work: work,
+            _cleanup: cleanup,
+        }
+    }
+
+    fn run(&self) -> Run<'_> {
+        Run {
+            config: &self.config,
+            plugins: &self.plugins,
+        }
+    }
+}
+
 /// Fails with the order's error, the agent's log and the SLURM daemons' logs unless the
 /// order is done.
 fn assert_order_done(sim: &Simulator, order: &str, log: &str) {
@@ -290,22 +333,8 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
     let Some(_slurm) = require_real_slurm() else {
         return;
     };
-    let prefix = format!("e2e{}_", std::process::id() % 100_000);
-    let _cleanup = AccountGuard::new(&prefix);
-    let work = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(scenario()).unwrap();
-    let plugins = PluginDir::new();
-    plugins.add(&workspace_plugin("waldur-plugin-slurm"), "slurm.so");
-    plugins.add(
-        &workspace_plugin("waldur-plugin-basic-username"),
-        "usernames.so",
-    );
-    let broken = broken_slurm_bin(work.path());
-    let config = write_config(work.path(), &sim, &prefix, &broken);
-    let run = Run {
-        config: &config,
-        plugins: &plugins,
-    };
+    let site = SlurmSite::new("e2e");
+    let (prefix, sim, run) = (&site.prefix, &site.sim, site.run());
     let (cust, proj, alloc) = (
         format!("{prefix}cust"),
         format!("{prefix}proj"),
@@ -315,15 +344,15 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
     // order_process: the hierarchy, the limits and the team's associations in SLURM. The
     // broken offering's order errs, so the run says so in its exit code.
     let log = run.once_exiting("order_process", 1);
-    assert_order_done(&sim, CREATE, &log);
+    assert_order_done(sim, CREATE, &log);
     assert_eq!(sim.resource(RES).unwrap().backend_id, alloc);
-    assert_eq!(account_row(&prefix, &cust).unwrap()[2], "root");
-    assert_eq!(account_row(&prefix, &proj).unwrap()[2], cust);
-    let row = account_row(&prefix, &alloc).expect("allocation account");
+    assert_eq!(account_row(prefix, &cust).unwrap()[2], "root");
+    assert_eq!(account_row(prefix, &proj).unwrap()[2], cust);
+    let row = account_row(prefix, &alloc).expect("allocation account");
     assert_eq!(row[2], proj);
     // cpu: config limit 10 x unit_factor 1; gres/gpu: order limit 5 x unit_factor 60.
     assert_eq!(row[3], "cpu=10,gres/gpu=300");
-    assert_eq!(users_of(&prefix, &alloc), vec![USER_A, USER_B]);
+    assert_eq!(users_of(prefix, &alloc), vec![USER_A, USER_B]);
     // The broken offering errs its own order with sacctmgr's reason; nothing else suffers.
     let broken_order = sim.order(BROKEN_CREATE).unwrap();
     assert_eq!(broken_order.state, "erred");
@@ -368,49 +397,49 @@ fn every_mode_runs_against_real_slurm_and_a_broken_sacctmgr_errs_only_its_order(
         s.resources.get_mut(RES).unwrap().paused = true;
     });
     run.once("membership_sync");
-    assert_eq!(users_of(&prefix, &alloc), vec![USER_A]);
-    assert_eq!(account_row(&prefix, &alloc).unwrap()[4], "paused");
+    assert_eq!(users_of(prefix, &alloc), vec![USER_A]);
+    assert_eq!(account_row(prefix, &alloc).unwrap()[4], "paused");
     sim.with_store_mut(|s| {
         let r = s.resources.get_mut(RES).unwrap();
         r.paused = false;
         r.downscaled = true;
     });
     run.once("membership_sync");
-    assert_eq!(account_row(&prefix, &alloc).unwrap()[4], "limited");
+    assert_eq!(account_row(prefix, &alloc).unwrap()[4], "limited");
     sim.with_store_mut(|s| s.resources.get_mut(RES).unwrap().downscaled = false);
     run.once("membership_sync");
-    assert_eq!(account_row(&prefix, &alloc).unwrap()[4], "normal");
+    assert_eq!(account_row(prefix, &alloc).unwrap()[4], "normal");
     assert!(sim.resource(RES).unwrap().last_sync.is_some());
 
     // An Update order changes GrpTRESMins; a Terminate removes the allocation and the
     // project account (no other allocation left) but keeps the customer account.
     add_order(
-        &sim,
+        sim,
         "77777777777777777777777777777703",
         "Update",
         serde_json::json!({"gres/gpu": 7}),
     );
     let log = run.once("order_process");
-    assert_order_done(&sim, "77777777777777777777777777777703", &log);
+    assert_order_done(sim, "77777777777777777777777777777703", &log);
     assert_eq!(
-        account_row(&prefix, &alloc).unwrap()[3],
+        account_row(prefix, &alloc).unwrap()[3],
         "cpu=10,gres/gpu=420"
     );
     add_order(
-        &sim,
+        sim,
         "77777777777777777777777777777704",
         "Terminate",
         serde_json::json!({}),
     );
     let log = run.once("order_process");
-    assert_order_done(&sim, "77777777777777777777777777777704", &log);
-    assert!(account_row(&prefix, &alloc).is_none(), "allocation removed");
+    assert_order_done(sim, "77777777777777777777777777777704", &log);
+    assert!(account_row(prefix, &alloc).is_none(), "allocation removed");
     assert!(
-        account_row(&prefix, &proj).is_none(),
+        account_row(prefix, &proj).is_none(),
         "empty project account removed"
     );
     assert!(
-        account_row(&prefix, &cust).is_some(),
+        account_row(prefix, &cust).is_some(),
         "customer account kept"
     );
 }
@@ -455,10 +484,8 @@ fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() 
     let Some(_slurm) = require_real_slurm() else {
         return;
     };
-    let prefix = format!("e2h{}_", std::process::id() % 100_000);
-    let _cleanup = AccountGuard::new(&prefix);
-    let work = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(scenario()).unwrap();
+    let site = SlurmSite::new("e2h");
+    let (prefix, sim, run) = (&site.prefix, &site.sim, site.run());
     // A second resource of the SLURM offering, in the same project, whose slug would make
     // `remove account where name=<prefix>x,root` name `root` too.
     sim.with_store_mut(|s| {
@@ -473,18 +500,6 @@ fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() 
         order.resource_name = "hostile".to_string();
         s.orders.insert(HOSTILE_CREATE.to_string(), order);
     });
-    let plugins = PluginDir::new();
-    plugins.add(&workspace_plugin("waldur-plugin-slurm"), "slurm.so");
-    plugins.add(
-        &workspace_plugin("waldur-plugin-basic-username"),
-        "usernames.so",
-    );
-    let broken = broken_slurm_bin(work.path());
-    let config = write_config(work.path(), &sim, &prefix, &broken);
-    let run = Run {
-        config: &config,
-        plugins: &plugins,
-    };
     let root_before = root_state();
 
     let log = run.once_exiting("order_process", 1);
@@ -500,11 +515,11 @@ fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() 
     );
     assert!(sim.resource(HOSTILE_RES).unwrap().backend_id.is_empty());
     // The ordinary order of the same cycle is done, its accounts and users in SLURM.
-    assert_order_done(&sim, CREATE, &log);
+    assert_order_done(sim, CREATE, &log);
     let alloc = format!("{prefix}alloc1");
     assert_eq!(sim.resource(RES).unwrap().backend_id, alloc);
-    assert_eq!(users_of(&prefix, &alloc), vec![USER_A, USER_B]);
-    let mut accounts: Vec<String> = associations(&prefix)
+    assert_eq!(users_of(prefix, &alloc), vec![USER_A, USER_B]);
+    let mut accounts: Vec<String> = associations(prefix)
         .into_iter()
         .filter(|r| r[1].is_empty())
         .map(|r| r[0].clone())
@@ -516,4 +531,77 @@ fn a_create_order_with_a_hostile_slug_errs_alone_and_the_ordinary_one_is_done() 
         "nothing named after the hostile slug"
     );
     assert_eq!(root_state(), root_before, "root untouched");
+}
+
+#[test]
+fn a_dry_run_against_real_slurm_plans_every_mode_and_changes_neither_slurm_nor_waldur() {
+    let Some(_slurm) = require_real_slurm() else {
+        return;
+    };
+    let site = SlurmSite::new("e2d");
+    let (prefix, sim, run) = (&site.prefix, &site.sim, site.run());
+    let log = run.once_exiting("order_process", 1);
+    assert_order_done(sim, CREATE, &log);
+    let alloc = format!("{prefix}alloc1");
+    // What the next real cycles would change: bob leaves, the resource is paused, its limits
+    // grow.
+    sim.with_store_mut(|s| {
+        s.team.retain(|m| m.user_uuid != BOB);
+        s.resources.get_mut(RES).unwrap().paused = true;
+    });
+    add_order(
+        sim,
+        "77777777777777777777777777777705",
+        "Update",
+        serde_json::json!({"gres/gpu": 7}),
+    );
+    let (waldur_before, slurm_before) = (sim.state(), associations(prefix));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
+        .env("WALDUR_AGENT_PLUGIN_PATH", "")
+        .env("RUST_LOG", "warn")
+        .args(["run", "-m", "all", "--dry-run", "--json", "-c"])
+        .arg(&site.config)
+        .arg("--plugin-dir")
+        .arg(site.plugins.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(sim.state(), waldur_before, "the dry run wrote to Waldur");
+    assert_eq!(
+        associations(prefix),
+        slurm_before,
+        "the dry run changed SLURM"
+    );
+
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON plan");
+    let writes: Vec<&serde_json::Value> = plan["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["offering"] == "SLURM Offering" && w["system"] == "backend")
+        .collect();
+    let planned = |what: &str, mentions: &str| {
+        writes.iter().any(|w| {
+            w["action"].as_str().unwrap().contains(what)
+                && w["arguments"].to_string().contains(mentions)
+        })
+    };
+    assert!(planned("set_resource_limits", &alloc), "{writes:#?}");
+    assert!(planned("remove_user", USER_B), "{writes:#?}");
+    assert!(planned("pause_resource", &alloc), "{writes:#?}");
+    assert!(
+        plan["writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["system"] == "waldur"
+                && w["action"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("77777777777777777777777777777705/set_state_done/")),
+        "the Update order would be done"
+    );
+    assert_eq!(plan["failed"], serde_json::json!([]));
 }

@@ -8,6 +8,9 @@
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::withheld::WriteRecorder;
 
 use abi_stable::std_types::{RStr, RString};
 use serde::{de::DeserializeOwned, Serialize};
@@ -97,6 +100,11 @@ macro_rules! gen_calls {
                         $($arg,)*
                         _borrow: std::marker::PhantomData,
                     };
+                    if let Some(recorder) = self.withheld.as_deref() {
+                        if let Some(planned) = crate::withheld::intercept(recorder, stringify!($name), &args) {
+                            return planned;
+                        }
+                    }
                     self.crossed();
                     unsafe { call(self.raw.this, stringify!($name), self.raw.$vtable.$name(), &args) }
                 }
@@ -165,6 +173,8 @@ macro_rules! gen_handle {
             left_to_agent: [u128; 2],
             /// Calls that crossed into the plugin.
             crossings: AtomicU64,
+            /// In a dry run: who learns of the writing calls this handle does not make.
+            withheld: Option<Arc<dyn WriteRecorder>>,
         }
 
         // SAFETY: the SDK only builds instances of `T: Send + Sync`, and the vtable functions
@@ -181,7 +191,14 @@ macro_rules! gen_handle {
                     raw,
                     left_to_agent: [0; 2],
                     crossings: AtomicU64::new(0),
+                    withheld: None,
                 }
+            }
+
+            /// A dry run: from here on, methods that write (see [`crate::withheld`]) are not
+            /// called; `recorder` learns of each and the call answers its planned result.
+            pub fn withhold_writes(&mut self, recorder: Arc<dyn WriteRecorder>) {
+                self.withheld = Some(recorder);
             }
 
             /// Trusts the plugin's manifest: methods it does not list as implemented answer

@@ -32,6 +32,12 @@ impl UsernameBackend {
         self.calls = Observed::new(observer);
     }
 
+    /// A dry run: the plugin's writing methods are not called from here on; `recorder`
+    /// learns of each call instead (see [`crate::withheld`]).
+    pub fn withhold_writes(&mut self, recorder: std::sync::Arc<dyn crate::WriteRecorder>) {
+        self.handle.withhold_writes(recorder);
+    }
+
     pub fn entry(&self) -> &str {
         &self.entry
     }

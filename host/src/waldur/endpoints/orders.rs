@@ -4,7 +4,8 @@ use reqwest::Method;
 use waldur_plugin_abi::wire::Order;
 
 use super::as_strs;
-use crate::waldur::call::{Call, Query};
+use crate::dry_run::Assumed;
+use crate::waldur::call::{Call, Query, PLANNED_STATUS};
 use crate::waldur::decode::required_within;
 use crate::waldur::models::{Detail, Status};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
@@ -75,7 +76,16 @@ impl WaldurClient {
             Query::new(),
         );
         let call = Call::get("O2 marketplace_orders_retrieve", url);
-        self.http.json(&call, ORDER_REQUIRED).await
+        let order = self.http.json(&call, ORDER_REQUIRED).await?;
+        Ok(self.with_assumed_state(order))
+    }
+
+    /// In a dry run, the state a withheld transition of the order would have set.
+    fn with_assumed_state(&self, mut order: Order) -> Order {
+        if let Some(state) = self.assumed(Assumed::OrderState, &order.uuid) {
+            order.state = state;
+        }
+        order
     }
 
     /// O2 `GET /api/marketplace-orders/{uuid}/?field=uuid&field=state` -> 200: the check
@@ -86,7 +96,8 @@ impl WaldurClient {
             Query::new().fields(&["uuid", "state"]),
         );
         let call = Call::get("O2 marketplace_orders_retrieve", url);
-        self.http.json(&call, &["uuid", "state"]).await
+        let order = self.http.json(&call, &["uuid", "state"]).await?;
+        Ok(self.with_assumed_state(order))
     }
 
     /// O3 `POST /api/marketplace-orders/{uuid}/approve_by_provider/` `{}` -> 200 `{detail}`
@@ -99,12 +110,14 @@ impl WaldurClient {
             self.order_action(order_uuid, "approve_by_provider"),
             &serde_json::json!({}),
         )
-        .accept(&[200, 409]);
+        .accept(&[200, 409])
+        .planned_reply(r#"{"detail": "not sent (dry run)"}"#);
         let reply = self.http.execute(&call).await?;
         if reply.status == 409 {
             return Ok(None);
         }
         let info: Detail = crate::waldur::decode::decode_one(&call, &reply.body, &["detail"])?;
+        self.assume(Assumed::OrderState, order_uuid, "executing");
         Ok(Some(info.detail))
     }
 
@@ -118,7 +131,9 @@ impl WaldurClient {
             &serde_json::json!({}),
         )
         .accept(&[200, 409]);
-        self.http.send(&call).await.map(|_| ())
+        self.http.send(&call).await?;
+        self.assume(Assumed::OrderState, order_uuid, "rejected");
+        Ok(())
     }
 
     /// O5 `POST /api/marketplace-orders/{uuid}/set_state_done/` without a body -> 200.
@@ -127,7 +142,9 @@ impl WaldurClient {
             "O5 marketplace_orders_set_state_done",
             self.order_action(order_uuid, "set_state_done"),
         );
-        self.http.send(&call).await.map(|_| ())
+        self.http.send(&call).await?;
+        self.assume(Assumed::OrderState, order_uuid, "done");
+        Ok(())
     }
 
     /// O6 `POST /api/marketplace-orders/{uuid}/set_state_erred/`
@@ -145,7 +162,9 @@ impl WaldurClient {
             self.order_action(order_uuid, "set_state_erred"),
             &body,
         );
-        self.http.send(&call).await.map(|_| ())
+        self.http.send(&call).await?;
+        self.assume(Assumed::OrderState, order_uuid, "erred");
+        Ok(())
     }
 
     /// O7 `POST /api/marketplace-orders/{uuid}/set_backend_id/` `{backend_id}` -> 200
@@ -160,7 +179,8 @@ impl WaldurClient {
             Method::POST,
             self.order_action(order_uuid, "set_backend_id"),
             &serde_json::json!({ "backend_id": backend_id }),
-        );
+        )
+        .planned_reply(PLANNED_STATUS);
         self.http.json(&call, &["status"]).await
     }
 

@@ -65,6 +65,7 @@ impl WaldurClient {
                 body: None,
                 accepted: &[200],
                 retry,
+                planned_reply: "{}",
             },
         }
         .accept(&[200, 201, 202, 204])

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use waldur_plugin_abi::wire::{Endpoint, JsonMap, Limits, ProjectUser, WaldurResource};
 
 use super::as_strs;
-use crate::waldur::call::{Call, Query};
+use crate::dry_run::Assumed;
+use crate::waldur::call::{Call, Query, PLANNED_STATUS};
 use crate::waldur::decode::{decode_one, required_within};
 use crate::waldur::models::{Detail, MembershipSyncOutcome, MembershipSyncStatus, Status};
 use crate::waldur::{normalize_uuid, WaldurClient, WaldurError};
@@ -132,9 +133,14 @@ impl WaldurClient {
             Query::new().fields(fields),
         );
         let call = Call::get("R2 marketplace_provider_resources_retrieve", url);
-        self.http
+        let mut resource: WaldurResource = self
+            .http
             .json(&call, &required_within(RESOURCE_REQUIRED, fields))
-            .await
+            .await?;
+        if let Some(backend_id) = self.assumed(Assumed::ResourceBackendId, resource_uuid) {
+            resource.backend_id = backend_id;
+        }
+        Ok(resource)
     }
 
     /// R3 `GET /api/marketplace-provider-resources/{uuid}/team/` (`?has_consent=true` when
@@ -169,13 +175,16 @@ impl WaldurClient {
         backend_id: &str,
     ) -> Result<Status, WaldurError> {
         let body = serde_json::json!({ "backend_id": backend_id });
-        self.resource_status_action(
-            "R4 marketplace_provider_resources_set_backend_id",
-            resource_uuid,
-            "set_backend_id",
-            &body,
-        )
-        .await
+        let status = self
+            .resource_status_action(
+                "R4 marketplace_provider_resources_set_backend_id",
+                resource_uuid,
+                "set_backend_id",
+                &body,
+            )
+            .await?;
+        self.assume(Assumed::ResourceBackendId, resource_uuid, backend_id);
+        Ok(status)
     }
 
     /// R5 `POST .../{uuid}/set_limits/` `{limits: {component: number}}` -> 200 `{status}`.
@@ -283,7 +292,8 @@ impl WaldurClient {
             self.resource_action(resource_uuid, "set_membership_sync_statuses"),
             &serde_json::json!({ "statuses": statuses }),
         )
-        .accept(&[200, 409]);
+        .accept(&[200, 409])
+        .planned_reply(r#"{"stored": 0, "skipped": 0}"#);
         let reply = self.http.execute(&call).await?;
         if reply.status == 409 {
             let detail: Detail = decode_one(&call, &reply.body, &["detail"])?;
@@ -344,7 +354,8 @@ impl WaldurClient {
             Method::POST,
             self.resource_action(resource_uuid, action),
             body,
-        );
+        )
+        .planned_reply(PLANNED_STATUS);
         self.http.json(&call, &["status"]).await
     }
 }

@@ -96,6 +96,10 @@ pub struct Options<'a> {
     pub other: &'a str,
     /// Per-attempt Waldur request timeout instead of the default 600 s.
     pub waldur_timeout: Option<Duration>,
+    /// A dry run recording into this plan.
+    pub dry_run: Option<std::sync::Arc<waldur_agent::dry_run::Plan>>,
+    /// Past the guards against mass removal (`run --force`).
+    pub force: bool,
 }
 
 /// `offering_settings` are extra `backend_settings` lines (8-space indented) for the demo
@@ -178,11 +182,17 @@ offerings:
         TrustPolicy::Strict,
         None,
     ));
-    let agent = Agent::new(loaded.config, registry);
-    match options.waldur_timeout {
-        Some(timeout) => agent.with_waldur_timeout(timeout),
-        None => agent,
+    let mut agent = Agent::new(loaded.config, registry);
+    if let Some(timeout) = options.waldur_timeout {
+        agent = agent.with_waldur_timeout(timeout);
     }
+    if let Some(plan) = &options.dry_run {
+        agent = agent.with_dry_run(std::sync::Arc::clone(plan));
+    }
+    if options.force {
+        agent = agent.forced();
+    }
+    agent
 }
 
 impl Harness {
@@ -240,6 +250,17 @@ impl Harness {
             .unwrap_or_default();
         names.sort();
         names
+    }
+
+    /// `user_uuid` joins the project [`PROJECT`] with `role`.
+    pub fn join_team(&self, user_uuid: &str, role: &str) {
+        self.sim.with_store_mut(|store| {
+            store.team.push(waldur_sim::store::TeamMember {
+                project_uuid: PROJECT.into(),
+                user_uuid: user_uuid.into(),
+                role: role.into(),
+            })
+        });
     }
 
     /// Adds an order for an existing resource, as Waldur would when a user asks for it.

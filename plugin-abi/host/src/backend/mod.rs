@@ -137,6 +137,12 @@ impl Backend {
         self.calls = Observed::new(observer);
     }
 
+    /// A dry run: the plugin's writing methods are not called from here on; `recorder`
+    /// learns of each call instead (see [`crate::withheld`]).
+    pub fn withhold_writes(&mut self, recorder: std::sync::Arc<dyn crate::WriteRecorder>) {
+        self.handle.withhold_writes(recorder);
+    }
+
     /// Drops the plugin instance now and reports a panic in its `Drop`.
     pub fn close(self) -> Result<(), PluginError> {
         let Self {

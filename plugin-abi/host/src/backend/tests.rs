@@ -1253,3 +1253,86 @@ fn command_timeout_setting_is_validated() {
     backend.set_command_timeout(Duration::from_secs(1));
     assert_eq!(backend.command_timeout(), Duration::from_secs(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dry runs
+
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(String, Value)>>);
+
+impl crate::WriteRecorder for Recorded {
+    fn record(&self, method: &'static str, arguments: Value) {
+        self.0.lock().unwrap().push((method.to_string(), arguments));
+    }
+}
+
+#[test]
+fn withheld_writes_never_reach_the_plugin_and_answer_as_if_done() {
+    let mut backend = build(json!({"accounts": [["alloc_a", "p"]]}));
+    let recorded = std::sync::Arc::new(Recorded::default());
+    backend.withhold_writes(recorded.clone());
+    let res = resource("a", "alloc_a");
+
+    let info = backend
+        .create_resource_with_id(&res, "alloc_b", None)
+        .unwrap();
+    assert_eq!(info.backend_id, "alloc_b");
+    let users = strings(&["alice", "bob"]);
+    let options = UserOptions::default();
+    assert_eq!(
+        backend
+            .add_users_to_resource(&res, &users, &options)
+            .unwrap(),
+        users
+    );
+    assert_eq!(
+        backend
+            .remove_users_from_resource(&res, &users, &options)
+            .unwrap(),
+        users
+    );
+    assert_eq!(backend.delete_resource(&res, Some("proj")).unwrap(), None);
+    let limits = Limits::from([("cpu".to_string(), 3.0)]);
+    assert_eq!(
+        backend.set_resource_limits("alloc_a", &limits).unwrap(),
+        None
+    );
+    // A read still crosses.
+    assert!(backend.client_get_resource("alloc_a").unwrap().is_some());
+
+    // The defaults ran: their reads crossed into the plugin, their writes did not.
+    let crossed = take_calls(&backend);
+    assert!(
+        crossed.contains(&"client_get_resource(alloc_b)".to_string()),
+        "{crossed:?}"
+    );
+    for call in &crossed {
+        let method = call.split('(').next().unwrap();
+        assert!(
+            crate::withheld::READING_METHODS.contains(&method),
+            "{method} crossed"
+        );
+    }
+    let recorded = recorded.0.lock().unwrap();
+    let methods: Vec<&str> = recorded.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(
+        methods.iter().all(|m| crate::withheld::is_write(m)),
+        "{methods:?}"
+    );
+    let created = recorded
+        .iter()
+        .find(|(m, _)| m == "client_create_resource")
+        .expect("the account's creation is planned");
+    assert_eq!(created.1["name"], "alloc_b");
+    let planned_limits: Vec<&Value> = recorded
+        .iter()
+        .filter(|(m, _)| m == "client_set_resource_limits")
+        .map(|(_, args)| args)
+        .collect();
+    assert!(
+        planned_limits
+            .iter()
+            .any(|a| a["resource_id"] == "alloc_a" && a["limits"]["cpu"] == 180),
+        "3 x unit factor 60: {planned_limits:?}"
+    );
+}
