@@ -32,6 +32,29 @@ impl Period {
             .expect("midnight of a first day exists in every zone");
         midnight.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
+
+    /// Midnight of the first day without an offset, `YYYY-MM-01T00:00:00`: the `date` the
+    /// reference's historical loader sends (Waldur reads it in its own zone).
+    pub fn naive_report_date(&self) -> String {
+        format!("{}T00:00:00", self.first_day())
+    }
+}
+
+/// Every month from the one `start` is in to the one `end` is in, oldest first (none when
+/// `end` is before `start`); none is the current one.
+pub fn months_between(start: Date, end: Date) -> Vec<Period> {
+    let last = end.first_of_month();
+    let mut day = start.first_of_month();
+    let mut months = Vec::new();
+    while day <= last {
+        months.push(Period {
+            year: day.year(),
+            month: day.month(),
+            is_current: false,
+        });
+        day = day.checked_add(1.month()).expect("months before year 9999");
+    }
+    months
 }
 
 /// `count` months ending with the one `now` is in, oldest first.
@@ -110,6 +133,23 @@ mod tests {
         );
         let tallinn = TimeZone::get("Europe/Tallinn").unwrap();
         assert_eq!(period.report_date(&tallinn), "2026-07-01T00:00:00+03:00");
+    }
+
+    #[test]
+    fn months_between_two_dates_cover_both_ends() {
+        let date = |s: &str| s.parse::<Date>().unwrap();
+        let months = months_between(date("2024-11-30"), date("2025-02-01"));
+        let names: Vec<String> = months.iter().map(|p| p.billing_period_start()).collect();
+        assert_eq!(
+            names,
+            ["2024-11-01", "2024-12-01", "2025-01-01", "2025-02-01"]
+        );
+        assert_eq!(months[1].naive_report_date(), "2024-12-01T00:00:00");
+        assert_eq!(
+            months_between(date("2025-03-15"), date("2025-03-16")).len(),
+            1
+        );
+        assert!(months_between(date("2025-03-15"), date("2025-02-16")).is_empty());
     }
 
     #[test]

@@ -12,10 +12,13 @@ use waldur_plugin_abi::wire::{
 use super::error::ModeError;
 use super::periods::{reporting_periods, Period};
 use super::runtime::{blocking, Session};
-use super::usage::{amount, anomalies, is_unchanged, round2, total_usage, ExistingUsage};
+use super::usage::{
+    amount, anomalies, is_unchanged, offering_user_urls, round2, set_usage_request, total_usage,
+    user_usage_held, ExistingUsage,
+};
 use crate::waldur::{
-    map_concurrent, ComponentUserUsage, ResourceFilter, SetUsageRequest, UsageAmount, UserUsage,
-    DEFAULT_CONCURRENCY, REPORT_RESOURCE_FIELDS,
+    map_concurrent, ComponentUserUsage, ResourceFilter, UserUsage, DEFAULT_CONCURRENCY,
+    REPORT_RESOURCE_FIELDS,
 };
 
 /// What one report cycle did.
@@ -65,27 +68,11 @@ impl Session<'_> {
                     .with_fields(REPORT_RESOURCE_FIELDS),
             )
             .await?;
-        // What is reported: the components both Waldur and the config have. Waldur's other
-        // components (usage sent by someone else) are neither sent nor compared.
-        let components: BTreeSet<String> = self
-            .waldur_offering
-            .components
-            .iter()
-            .map(|c| c.component_type.clone())
-            .filter(|c| self.offering.backend_components.contains_key(c))
-            .collect();
+        let components = self.reported_components();
         // Offering-user URLs for per-user usages, read once per cycle.
         let user_urls: Arc<BTreeMap<String, String>> = Arc::new(
             match self.offering_users().await {
-                Ok(users) => users
-                    .iter()
-                    .filter_map(|u| {
-                        u.username
-                            .clone()
-                            .filter(|n| !n.is_empty())
-                            .map(|n| (n, u.url.clone()))
-                    })
-                    .collect(),
+                Ok(users) => offering_user_urls(&users),
                 Err(e) => {
                     tracing::warn!(offering = %self.offering.name, "offering users unavailable: {e}");
                     BTreeMap::new()
@@ -139,6 +126,17 @@ impl Session<'_> {
             }
         }
         Ok(summary)
+    }
+
+    /// What is reported: the components both Waldur and the config have. Waldur's other
+    /// components (usage sent by someone else) are neither sent nor compared.
+    pub(crate) fn reported_components(&self) -> BTreeSet<String> {
+        self.waldur_offering
+            .components
+            .iter()
+            .map(|c| c.component_type.clone())
+            .filter(|c| self.offering.backend_components.contains_key(c))
+            .collect()
     }
 
     /// Every resource pulled up front: in one plugin call when the plugin batches, and then
@@ -271,14 +269,8 @@ impl Session<'_> {
             .client
             .list_component_usages(&resource.uuid, billing_period, &["uuid", "type", "usage"])
             .await?;
-        let existing_usages: Vec<ExistingUsage> = existing
-            .iter()
-            .map(|e| ExistingUsage {
-                uuid: e.uuid.clone(),
-                component: e.component_type.clone(),
-                usage: e.usage,
-            })
-            .collect();
+        let existing_usages: Vec<ExistingUsage> =
+            existing.iter().map(ExistingUsage::from).collect();
         let needs_users = !usage.is_empty();
         let decreasing_allowed = self.backend.capabilities().supports_decreasing_usage;
         // The period's user usages, for per-user idempotency.
@@ -301,18 +293,11 @@ impl Session<'_> {
                 }
             }
             self.client
-                .set_usage(&SetUsageRequest {
-                    usages: total
-                        .amounts
-                        .iter()
-                        .map(|(c, v)| UsageAmount {
-                            component_type: c.clone(),
-                            amount: amount(*v),
-                        })
-                        .collect(),
-                    resource: resource.uuid.clone(),
-                    date: period.report_date(&self.timezone),
-                })
+                .set_usage(&set_usage_request(
+                    &resource.uuid,
+                    &total.amounts,
+                    period.report_date(&self.timezone),
+                ))
                 .await?;
         }
         let mut user_batches = 0;
@@ -353,14 +338,10 @@ impl Session<'_> {
                     .filter(|u| u.component_usage_uuid() == Some(parent.uuid.as_str()))
                     .map(|u| (u.username.as_str(), u))
                     .collect();
-                // Same amounts and same offering-user links: a record sent before its
-                // offering user existed gets the link once it does.
                 let same = already.len() == batch.len()
-                    && batch.iter().all(|b| {
-                        already.get(b.username.as_str()).is_some_and(|held| {
-                            amount(held.usage) == b.usage && held.links_as(b.user.as_deref())
-                        })
-                    });
+                    && batch
+                        .iter()
+                        .all(|b| user_usage_held(already.get(b.username.as_str()).copied(), b));
                 if same {
                     continue;
                 }

@@ -3,6 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use waldur_plugin_abi::wire::OfferingUser;
+
+use crate::waldur::{ComponentUsage, ComponentUserUsage, SetUsageRequest, UsageAmount, UserUsage};
+
 /// Python's `round(x, 2)`, as the plugins round (one home: the SDK).
 pub use waldur_plugin_abi::sdk::billing::round2;
 
@@ -37,12 +41,41 @@ pub fn total_usage(
     }
 }
 
+/// The C3 body setting `amounts` (formatted with [`amount`]) of a resource at `date`.
+pub fn set_usage_request(
+    resource_uuid: &str,
+    amounts: &BTreeMap<String, f64>,
+    date: String,
+) -> SetUsageRequest {
+    SetUsageRequest {
+        usages: amounts
+            .iter()
+            .map(|(c, v)| UsageAmount {
+                component_type: c.clone(),
+                amount: amount(*v),
+            })
+            .collect(),
+        resource: resource_uuid.to_string(),
+        date,
+    }
+}
+
 /// An existing `ComponentUsage` of the period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExistingUsage {
     pub uuid: String,
     pub component: String,
     pub usage: f64,
+}
+
+impl From<&ComponentUsage> for ExistingUsage {
+    fn from(usage: &ComponentUsage) -> Self {
+        ExistingUsage {
+            uuid: usage.uuid.clone(),
+            component: usage.component_type.clone(),
+            usage: usage.usage,
+        }
+    }
 }
 
 fn is_close(a: f64, b: f64) -> bool {
@@ -71,6 +104,30 @@ pub fn is_unchanged(
                 .filter(|e| &e.component == component)
                 .all(|e| is_close(e.usage, *value))
         })
+}
+
+/// True when Waldur's per-user record already holds what `wanted` would send: the same amount
+/// at two decimals and the same offering-user link (a record sent before its offering user
+/// existed gets the link once it does).
+pub fn user_usage_held(held: Option<&ComponentUserUsage>, wanted: &UserUsage) -> bool {
+    held.is_some_and(|held| {
+        amount(held.usage) == amount(wanted.usage.parse().unwrap_or(f64::NAN))
+            && held.links_as(wanted.user.as_deref())
+    })
+}
+
+/// Username -> offering-user URL, for linking per-user usages (users without a username
+/// cannot have usage reported under them).
+pub fn offering_user_urls(users: &[OfferingUser]) -> BTreeMap<String, String> {
+    users
+        .iter()
+        .filter_map(|u| {
+            u.username
+                .clone()
+                .filter(|n| !n.is_empty())
+                .map(|n| (n, u.url.clone()))
+        })
+        .collect()
 }
 
 /// Reasons to refuse a report for backends that cannot decrease usage: a component with more
@@ -157,6 +214,33 @@ mod tests {
             ],
             &offering
         ));
+    }
+
+    #[test]
+    fn a_user_usage_is_held_with_the_same_amount_and_link() {
+        let held = ComponentUserUsage {
+            username: "alice".into(),
+            usage: 1.5,
+            user: Some("https://w/api/marketplace-offering-users/AB-CD/".into()),
+            ..Default::default()
+        };
+        let wanted = |usage: &str, user: Option<&str>| UserUsage {
+            username: "alice".into(),
+            usage: usage.into(),
+            date: "2025-01-01T00:00:00".into(),
+            user: user.map(str::to_string),
+        };
+        assert!(user_usage_held(Some(&held), &wanted("1.50", None)));
+        assert!(user_usage_held(
+            Some(&held),
+            &wanted("1.5", Some("http://w/api/marketplace-offering-users/abcd"))
+        ));
+        assert!(!user_usage_held(Some(&held), &wanted("1.51", None)));
+        assert!(!user_usage_held(
+            Some(&held),
+            &wanted("1.50", Some("https://w/api/marketplace-offering-users/ef/"))
+        ));
+        assert!(!user_usage_held(None, &wanted("1.50", None)));
     }
 
     #[test]
