@@ -58,6 +58,9 @@ pub enum Command {
     /// Creates home directories for the OK offering users (backends that support it).
     #[command(after_help = tools::EXIT_CODES)]
     CreateHomedirs(tools::ToolArgs),
+    /// Loads past months' usage from the reporting backend into Waldur with a staff token.
+    #[command(after_help = tools::historical_usage::AFTER_HELP)]
+    LoadHistoricalUsage(tools::historical_usage::HistoricalArgs),
     /// Liveness (heartbeat file) and readiness (Waldur answers) check.
     #[command(after_help = tools::healthz::AFTER_HELP)]
     Healthz(tools::healthz::HealthzArgs),
@@ -186,6 +189,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::SyncOfferingUsers(args) => tools::offering_users::run(args),
         Command::SyncResourceLimits(args) => tools::limits::run(args),
         Command::CreateHomedirs(args) => tools::homedirs::run(args),
+        Command::LoadHistoricalUsage(args) => tools::historical_usage::run(args),
         Command::Healthz(args) => tools::healthz::run(args),
         Command::PackageAssets { dir } => package_assets::run(&dir),
     }

@@ -44,6 +44,10 @@ pub const PROGRAM_NAMES: &[ProgramName] = &[
         subcommand: "create-homedirs",
     },
     ProgramName {
+        name: "waldur_site_load_historical_usage",
+        subcommand: "load-historical-usage",
+    },
+    ProgramName {
         name: "waldur_site_healthz",
         subcommand: "healthz",
     },
@@ -125,6 +129,22 @@ mod tests {
             Command::Healthz(h) => {
                 assert!(h.liveness_only);
                 assert_eq!(h.max_age, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse_from(args(
+            "waldur_site_load_historical_usage --config x.yaml -o U -t T -s 2024-01-01 \
+             -e 2024-02-01 --resource-backend-id a --resource-backend-id b --reconcile-stale",
+        ));
+        match cli.command {
+            Command::LoadHistoricalUsage(h) => {
+                assert_eq!(h.source.config.as_deref(), Some(Path::new("x.yaml")));
+                assert_eq!(
+                    (h.offering_uuid.as_str(), h.user_token.expose()),
+                    ("U", "T")
+                );
+                assert_eq!(h.resource_backend_ids, ["a", "b"]);
+                assert!(h.reconcile_stale && !h.dry_run);
             }
             other => panic!("{other:?}"),
         }

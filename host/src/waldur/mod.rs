@@ -62,7 +62,7 @@ use std::time::Duration;
 pub use concurrency::{for_each_concurrent, map_concurrent, DEFAULT_CONCURRENCY};
 pub use endpoints::{
     ApiKeyFilter, NewKeyValue, OfferingUserFilter, OrderFilter, ResourceFilter,
-    MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS,
+    HISTORICAL_RESOURCE_FIELDS, MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS,
 };
 pub use error::WaldurError;
 pub use models::*;

@@ -6,6 +6,7 @@
 pub mod components;
 pub mod diagnostics;
 pub mod healthz;
+pub mod historical_usage;
 pub mod homedirs;
 pub mod limits;
 pub mod offering_users;

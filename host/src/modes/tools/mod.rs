@@ -4,6 +4,7 @@
 pub mod components;
 pub mod diagnostics;
 pub mod heartbeat;
+pub mod historical_usage;
 pub mod homedirs;
 pub mod limits;
 pub mod offering_users;

@@ -27,7 +27,9 @@ mod usage;
 pub use api_keys::{ApiKeyFilter, NewKeyValue};
 pub use offering_users::OfferingUserFilter;
 pub use orders::OrderFilter;
-pub use resources::{ResourceFilter, MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS};
+pub use resources::{
+    ResourceFilter, HISTORICAL_RESOURCE_FIELDS, MEMBERSHIP_RESOURCE_FIELDS, REPORT_RESOURCE_FIELDS,
+};
 
 /// The body of the `set_state_erred` / `set_as_erred` actions (O6, R10).
 fn error_details(error_message: &str, error_traceback: &str) -> serde_json::Value {

@@ -69,6 +69,9 @@ pub const REPORT_RESOURCE_FIELDS: &[&str] = &[
     "offering_backend_id",
 ];
 
+/// The `field=` set of the historical loader's resource listing (§2.4.1).
+pub const HISTORICAL_RESOURCE_FIELDS: &[&str] = &["uuid", "backend_id", "name"];
+
 /// Which resources R1 lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceFilter {
