@@ -293,16 +293,7 @@ impl Harness {
 
     /// `(billing_period, type) -> usage` of a resource in the simulator.
     pub fn reported(&self, resource: &str) -> Vec<(String, String, String)> {
-        self.sim.with_store(|store| {
-            let mut rows: Vec<_> = store
-                .component_usages
-                .values()
-                .filter(|u| u.resource_uuid == resource)
-                .map(|u| (u.billing_period.clone(), u.type_.clone(), u.usage.clone()))
-                .collect();
-            rows.sort();
-            rows
-        })
+        reported_totals(&self.sim, resource)
     }
 
     /// `(username, usage)` of the user usages under the resource's component usages of a type.
@@ -333,6 +324,20 @@ impl Harness {
             rows
         })
     }
+}
+
+/// `(billing_period, type, usage)` of a resource's totals in the simulator, sorted.
+pub fn reported_totals(sim: &Simulator, resource: &str) -> Vec<(String, String, String)> {
+    sim.with_store(|store| {
+        let mut rows: Vec<_> = store
+            .component_usages
+            .values()
+            .filter(|u| u.resource_uuid == resource)
+            .map(|u| (u.billing_period.clone(), u.type_.clone(), u.usage.clone()))
+            .collect();
+        rows.sort();
+        rows
+    })
 }
 
 pub fn outcome<'a>(report: &'a CycleReport, offering: &str) -> &'a OfferingOutcome {
