@@ -14,7 +14,8 @@ pub struct Period {
 }
 
 impl Period {
-    fn first_day(&self) -> Date {
+    /// The month's first day.
+    pub fn first_day(&self) -> Date {
         Date::new(self.year, self.month, 1).expect("a period is a valid month")
     }
 

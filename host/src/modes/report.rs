@@ -263,8 +263,7 @@ impl Session<'_> {
         if !total.unknown.is_empty() {
             tracing::warn!(resource = %resource.uuid, "components not in the Waldur offering ignored: {}", total.unknown.join(", "));
         }
-        let billing_period = jiff::civil::Date::new(period.year, period.month, 1)
-            .expect("a period is a valid month");
+        let billing_period = period.first_day();
         let existing = self
             .client
             .list_component_usages(&resource.uuid, billing_period, &["uuid", "type", "usage"])

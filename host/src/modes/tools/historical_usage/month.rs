@@ -40,6 +40,28 @@ struct MonthContext<'a> {
     user_urls: BTreeMap<String, String>,
 }
 
+/// One resource in one month.
+struct ResourceMonth<'a> {
+    resource: &'a WaldurResource,
+    context: &'a MonthContext<'a>,
+    /// The month's first day: C1 `billing_period`, C2 `component_usage__billing_period`.
+    billing_period: jiff::civil::Date,
+    /// The `date` of every write.
+    date: String,
+    /// `YYYY-MM <backend id>`, the start of the plan's lines.
+    label: String,
+}
+
+/// What [`Session::set_totals`] did, for the user usages after it.
+struct TotalsSet {
+    /// set_usage was sent (in a dry run: would be).
+    sent: bool,
+    /// The components whose totals are (or would be) set.
+    setting: BTreeSet<String>,
+    /// Waldur's totals before.
+    existing: Vec<ComponentUsage>,
+}
+
 /// What one resource's month did.
 #[derive(Default)]
 struct ResourceDone {
@@ -143,99 +165,139 @@ impl Session<'_> {
         usage: Option<&ResourceUsage>,
         context: &MonthContext<'_>,
     ) -> Result<ResourceDone, ModeError> {
-        let options = context.options;
         let mut done = ResourceDone::default();
         let totals = usage.and_then(|u| u.get(TOTAL_ACCOUNT_USAGE));
-        if totals.is_none() && !options.reconcile_stale {
-            tracing::info!(backend_id = %resource.backend_id, "no usage on the backend for {}", context.period.billing_period_start());
+        if totals.is_none() {
             done.counts.no_data = 1;
-            return Ok(done);
+            if !context.options.reconcile_stale {
+                tracing::info!(backend_id = %resource.backend_id, "no usage on the backend for {}", context.period.billing_period_start());
+                return Ok(done);
+            }
         }
-        let billing_period = jiff::civil::Date::new(context.period.year, context.period.month, 1)
-            .expect("a period is a valid month");
-        let date = context.period.naive_report_date();
-        let label = format!(
-            "{}-{:02} {}",
-            context.period.year, context.period.month, resource.backend_id
-        );
+        let month = ResourceMonth {
+            resource,
+            context,
+            billing_period: context.period.first_day(),
+            date: context.period.naive_report_date(),
+            label: format!(
+                "{}-{:02} {}",
+                context.period.year, context.period.month, resource.backend_id
+            ),
+        };
+        let set = self.set_totals(&month, totals, &mut done).await?;
+        if !context.options.skip_user_usage {
+            self.set_user_usages(&month, usage, set, &mut done).await?;
+        }
+        Ok(done)
+    }
+
+    /// C1, then C3 when the totals differ from what Waldur holds.
+    async fn set_totals(
+        &self,
+        month: &ResourceMonth<'_>,
+        totals: Option<&waldur_plugin_abi::wire::ComponentUsage>,
+        done: &mut ResourceDone,
+    ) -> Result<TotalsSet, ModeError> {
+        let options = month.context.options;
         let existing = self
             .client
-            .list_component_usages(&resource.uuid, billing_period, USAGE_FIELDS)
+            .list_component_usages(&month.resource.uuid, month.billing_period, USAGE_FIELDS)
             .await?;
         let existing_usages: Vec<ExistingUsage> =
             existing.iter().map(ExistingUsage::from).collect();
         let wanted = wanted_totals(
             totals,
             &existing_usages,
-            context.components,
+            month.context.components,
             options.reconcile_stale,
         );
         if !wanted.unknown.is_empty() {
-            tracing::warn!(backend_id = %resource.backend_id, "components not in the Waldur offering ignored: {}", wanted.unknown.join(", "));
+            tracing::warn!(backend_id = %month.resource.backend_id, "components not in the Waldur offering ignored: {}", wanted.unknown.join(", "));
         }
-        if totals.is_none() {
-            done.counts.no_data = 1;
+        let setting: BTreeSet<String> = wanted.amounts.keys().cloned().collect();
+        if setting.is_empty() {
+            return Ok(TotalsSet {
+                sent: false,
+                setting,
+                existing,
+            });
         }
         // Compared over the components being set: the others are left as they are.
-        let setting: BTreeSet<String> = wanted.amounts.keys().cloned().collect();
-        let totals_sent = !wanted.amounts.is_empty()
-            && !is_unchanged(&wanted.amounts, &existing_usages, &setting);
-        if totals_sent {
-            done.counts.totals_sent = 1;
-            done.counts.zeroed += wanted.zeroed.len();
-            let items: Vec<String> = wanted
-                .amounts
-                .iter()
-                .map(|(c, v)| format!("{c}={}", amount(*v)))
-                .collect();
-            let line = format!("{label}: set totals {}", items.join(" "));
-            tracing::info!("{line}");
-            if options.dry_run {
-                done.plan.push(line);
-            } else {
-                self.client
-                    .set_usage(&set_usage_request(
-                        &resource.uuid,
-                        &wanted.amounts,
-                        date.clone(),
-                    ))
-                    .await?;
-            }
-        } else if !wanted.amounts.is_empty() {
+        if is_unchanged(&wanted.amounts, &existing_usages, &setting) {
             done.counts.totals_unchanged = 1;
+            return Ok(TotalsSet {
+                sent: false,
+                setting,
+                existing,
+            });
         }
-        if options.skip_user_usage {
-            return Ok(done);
+        done.counts.totals_sent = 1;
+        done.counts.zeroed += wanted.zeroed.len();
+        let items: Vec<String> = wanted
+            .amounts
+            .iter()
+            .map(|(c, v)| format!("{c}={}", amount(*v)))
+            .collect();
+        let line = format!("{}: set totals {}", month.label, items.join(" "));
+        tracing::info!("{line}");
+        if options.dry_run {
+            done.plan.push(line);
+        } else {
+            self.client
+                .set_usage(&set_usage_request(
+                    &month.resource.uuid,
+                    &wanted.amounts,
+                    month.date.clone(),
+                ))
+                .await?;
         }
+        Ok(TotalsSet {
+            sent: true,
+            setting,
+            existing,
+        })
+    }
+
+    /// C2, then C5 for each per-user usage that differs and, with `--reconcile-stale`, for
+    /// each stale one.
+    async fn set_user_usages(
+        &self,
+        month: &ResourceMonth<'_>,
+        usage: Option<&ResourceUsage>,
+        totals: TotalsSet,
+        done: &mut ResourceDone,
+    ) -> Result<(), ModeError> {
+        let (context, resource) = (month.context, month.resource);
+        let options = context.options;
         let users = wanted_user_usages(usage, context.components);
         if users.is_empty() && !options.reconcile_stale {
-            return Ok(done);
+            return Ok(());
         }
         let held = self
             .client
-            .list_component_user_usages(&resource.uuid, billing_period, USER_USAGE_FIELDS)
+            .list_component_user_usages(&resource.uuid, month.billing_period, USER_USAGE_FIELDS)
             .await?;
         // The totals the user usages hang under: new ones were just created by set_usage.
-        let parents: Vec<ComponentUsage> = if totals_sent && !options.dry_run {
+        let parents: Vec<ComponentUsage> = if totals.sent && !options.dry_run {
             self.client
-                .list_component_usages(&resource.uuid, billing_period, USAGE_FIELDS)
+                .list_component_usages(&resource.uuid, month.billing_period, USAGE_FIELDS)
                 .await?
         } else {
-            existing
+            totals.existing
         };
         for ((username, component), value) in &users {
             let item = UserUsage {
                 username: username.clone(),
                 usage: amount(*value),
-                date: date.clone(),
+                date: month.date.clone(),
                 user: context.user_urls.get(username).cloned(),
             };
             let line = format!(
-                "{label}: set user usage {username} {component}={}",
-                item.usage
+                "{}: set user usage {username} {component}={}",
+                month.label, item.usage
             );
             let Some(parent) = parents.iter().find(|p| &p.component_type == component) else {
-                if options.dry_run && wanted.amounts.contains_key(component) {
+                if options.dry_run && totals.sent && totals.setting.contains(component) {
                     // Its total is in the plan; the record it would hang under comes with it.
                     done.counts.user_usages_sent += 1;
                     done.plan.push(line);
@@ -261,34 +323,36 @@ impl Session<'_> {
                 self.client.set_user_usage(&parent.uuid, &item).await?;
             }
         }
-        if options.reconcile_stale {
-            for stale in stale_user_usages(&held, &users, context.components) {
-                let Some(parent) = stale.component_usage_uuid() else {
-                    tracing::warn!(backend_id = %resource.backend_id, "stale usage of {} names no component usage; left", stale.username);
-                    continue;
-                };
-                done.counts.zeroed += 1;
-                let line = format!(
-                    "{label}: zero stale user usage {} {} (was {})",
-                    stale.username,
-                    stale.component_type,
-                    amount(stale.usage)
-                );
-                tracing::info!("{line}");
-                if options.dry_run {
-                    done.plan.push(line);
-                    continue;
-                }
-                let item = UserUsage {
-                    username: stale.username.clone(),
-                    usage: "0".into(),
-                    date: date.clone(),
-                    user: context.user_urls.get(&stale.username).cloned(),
-                };
-                self.client.set_user_usage(parent, &item).await?;
-            }
+        if !options.reconcile_stale {
+            return Ok(());
         }
-        Ok(done)
+        for stale in stale_user_usages(&held, &users, context.components) {
+            let Some(parent) = stale.component_usage_uuid() else {
+                tracing::warn!(backend_id = %resource.backend_id, "stale usage of {} names no component usage; left", stale.username);
+                continue;
+            };
+            done.counts.zeroed += 1;
+            let line = format!(
+                "{}: zero stale user usage {} {} (was {})",
+                month.label,
+                stale.username,
+                stale.component_type,
+                amount(stale.usage)
+            );
+            tracing::info!("{line}");
+            if options.dry_run {
+                done.plan.push(line);
+                continue;
+            }
+            let item = UserUsage {
+                username: stale.username.clone(),
+                usage: "0".into(),
+                date: month.date.clone(),
+                user: context.user_urls.get(&stale.username).cloned(),
+            };
+            self.client.set_user_usage(parent, &item).await?;
+        }
+        Ok(())
     }
 }
 
