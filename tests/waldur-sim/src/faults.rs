@@ -18,6 +18,9 @@ pub struct Matcher {
     pub path_template: Option<String>,
     /// Literal prefix of the request path, e.g. `/api/marketplace-orders/`.
     pub path_prefix: Option<String>,
+    /// Literal text the request body must contain, e.g. a resource uuid in a `set_usage`
+    /// body: a fault for one item of an endpoint many items share.
+    pub body_contains: Option<String>,
 }
 
 impl Matcher {
@@ -30,7 +33,14 @@ impl Matcher {
             method: Some(method.into()),
             path_template: Some(path_template.into()),
             path_prefix: None,
+            body_contains: None,
         }
+    }
+
+    /// This matcher, for requests whose body contains `text` only.
+    pub fn with_body(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.into());
+        self
     }
 
     pub fn prefix(method: Option<&str>, path_prefix: &str) -> Self {
@@ -38,10 +48,11 @@ impl Matcher {
             method: method.map(str::to_string),
             path_template: None,
             path_prefix: Some(path_prefix.into()),
+            body_contains: None,
         }
     }
 
-    fn matches(&self, method: &str, template: &str, path: &str) -> bool {
+    fn matches(&self, method: &str, template: &str, path: &str, body: &str) -> bool {
         self.method
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
@@ -50,6 +61,10 @@ impl Matcher {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|p| path.starts_with(p))
+            && self
+                .body_contains
+                .as_deref()
+                .is_none_or(|text| body.contains(text))
     }
 }
 
@@ -162,10 +177,10 @@ impl Faults {
     /// Decides the fate of one request and consumes one use of every fault that fired. All
     /// matching latencies apply; only the first matching status/malformed/drop fault fires, so
     /// "500 twice, then drop once" can be queued on one endpoint.
-    pub fn decide(&mut self, method: &str, template: &str, path: &str) -> Decision {
+    pub fn decide(&mut self, method: &str, template: &str, path: &str, body: &str) -> Decision {
         let mut decision = Decision::default();
         for fault in self.active.iter_mut() {
-            if !fault.matcher.matches(method, template, path) {
+            if !fault.matcher.matches(method, template, path, body) {
                 continue;
             }
             let fired = match fault.kind {
@@ -213,11 +228,31 @@ mod tests {
         f.add(Fault::status(Matcher::endpoint("POST", t), 500, 2));
         f.add(Fault::drop_connection(Matcher::endpoint("POST", t), 1));
         let p = "/api/marketplace-orders/x/set_state_done/";
-        assert_eq!(f.decide("POST", t, p).action, Some(Action::Status(500)));
-        assert_eq!(f.decide("GET", t, p).action, None);
-        assert_eq!(f.decide("POST", t, p).action, Some(Action::Status(500)));
-        assert_eq!(f.decide("POST", t, p).action, Some(Action::Drop));
-        assert_eq!(f.decide("POST", t, p).action, None);
+        assert_eq!(f.decide("POST", t, p, "").action, Some(Action::Status(500)));
+        assert_eq!(f.decide("GET", t, p, "").action, None);
+        assert_eq!(f.decide("POST", t, p, "").action, Some(Action::Status(500)));
+        assert_eq!(f.decide("POST", t, p, "").action, Some(Action::Drop));
+        assert_eq!(f.decide("POST", t, p, "").action, None);
+        assert!(f.list().is_empty());
+    }
+
+    #[test]
+    fn a_body_condition_picks_one_item_of_an_endpoint() {
+        let mut f = Faults::default();
+        let t = "/api/marketplace-component-usages/set_usage/";
+        f.add(Fault::status(
+            Matcher::endpoint("POST", t).with_body("res-a"),
+            400,
+            1,
+        ));
+        assert_eq!(
+            f.decide("POST", t, t, r#"{"resource":"res-b"}"#).action,
+            None
+        );
+        assert_eq!(
+            f.decide("POST", t, t, r#"{"resource":"res-a"}"#).action,
+            Some(Action::Status(400))
+        );
         assert!(f.list().is_empty());
     }
 

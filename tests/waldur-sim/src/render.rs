@@ -281,6 +281,17 @@ pub fn processor(st: &Store, base: &str, p: &Processor) -> Value {
     })
 }
 
+/// B12: a project as a service provider sees it, with its further fields.
+pub fn provider_project(base: &str, p: &Project) -> Value {
+    let mut rendered = project(base, p);
+    if let Value::Object(fields) = &mut rendered {
+        for (key, value) in &p.details {
+            fields.insert(key.clone(), value.clone());
+        }
+    }
+    rendered
+}
+
 pub fn project(base: &str, p: &Project) -> Value {
     json!({
         "uuid": p.uuid, "url": url(base, "projects", &p.uuid), "name": p.name, "slug": p.slug,

@@ -102,6 +102,9 @@ pub struct ProjectSpec {
     pub customer: String,
     pub description: String,
     pub end_date: Option<String>,
+    /// Further project fields Mastermind has (`oecd_fos_2007_code`, `is_industry`, ...),
+    /// rendered as they are where the agent asks for them (B12).
+    pub details: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

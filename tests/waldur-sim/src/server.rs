@@ -87,7 +87,12 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
 
     let (parts, body) = req.into_parts();
     let req_bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
-    let decision = app.faults().decide(&method, &template, &path);
+    let decision = app.faults().decide(
+        &method,
+        &template,
+        &path,
+        &String::from_utf8_lossy(&req_bytes),
+    );
     let mut fault = (!decision.delay.is_zero()).then(|| "latency".to_string());
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;

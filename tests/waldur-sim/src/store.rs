@@ -67,6 +67,8 @@ pub struct Project {
     pub customer_uuid: String,
     pub description: String,
     pub end_date: Option<String>,
+    /// Further fields (`oecd_fos_2007_code`, `is_industry`, ...), from the scenario.
+    pub details: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,6 +391,9 @@ pub struct Store {
     /// ...); listed for an offering when their project has a resource of it.
     pub service_accounts: Vec<Value>,
     pub course_accounts: Vec<Value>,
+    /// Offering -> the users who consented to its terms of service. An offering without an
+    /// entry has none to consent to: `team/?has_consent=true` lists the whole team.
+    pub consents: BTreeMap<String, BTreeSet<String>>,
     /// K1-K4: API keys of resources, by id.
     pub resource_api_keys: BTreeMap<String, ResourceApiKey>,
     /// I1-I4 and I5/I6: import requests and the backend resources offered for import.
@@ -467,6 +472,7 @@ impl Store {
             periodic_reports: Vec::new(),
             service_accounts: Vec::new(),
             course_accounts: Vec::new(),
+            consents: BTreeMap::new(),
             resource_api_keys: BTreeMap::new(),
             backend_resource_requests: BTreeMap::new(),
             backend_resources: BTreeMap::new(),
@@ -502,6 +508,7 @@ impl Store {
                     customer_uuid,
                     description: p.description.clone(),
                     end_date: p.end_date.clone(),
+                    details: p.details.clone(),
                 },
             );
         }

@@ -40,6 +40,10 @@ pub fn router() -> Router<App> {
             get(sp_keys),
         )
         .route(
+            "/api/marketplace-service-providers/{uuid}/projects/",
+            get(sp_projects),
+        )
+        .route(
             "/api/marketplace-provider-offerings/{uuid}/create_offering_component/",
             post(create_offering_component),
         )
@@ -175,6 +179,46 @@ async fn sp_keys(
             .values()
             .filter(|k| k.service_provider_uuid == sp)
             .map(|k| render::ssh_key(&app.base, k))
+            .collect()
+    };
+    paginate(&app, uri.path(), &params, items, Clone::clone)
+}
+
+/// B12: the projects with a resource of one of the service provider's offerings; `query`
+/// matches a project's uuid (any form) or a part of its name, as Mastermind's search.
+async fn sp_projects(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> ApiResult {
+    let sp = path_id(&u)?;
+    let query = params.get("query").unwrap_or("").to_string();
+    let wanted = ids::normalize(&query);
+    let items: Vec<Value> = {
+        let st = app.store();
+        let Some(customer) = st.customer_by_service_provider(&sp) else {
+            return Err(ApiError::not_found());
+        };
+        let customer = customer.uuid.clone();
+        let projects: std::collections::BTreeSet<&str> = st
+            .resources
+            .values()
+            .filter(|r| {
+                st.offerings
+                    .get(&r.offering_uuid)
+                    .is_some_and(|o| o.customer_uuid == customer)
+            })
+            .map(|r| r.project_uuid.as_str())
+            .collect();
+        st.projects
+            .values()
+            .filter(|p| projects.contains(p.uuid.as_str()))
+            .filter(|p| match &wanted {
+                Some(uuid) => *uuid == p.uuid,
+                None => query.is_empty() || p.name.contains(&query),
+            })
+            .map(|p| render::provider_project(&app.base, p))
             .collect()
     };
     paginate(&app, uri.path(), &params, items, Clone::clone)
@@ -337,8 +381,49 @@ async fn list_identities(State(app): State<App>, uri: Uri, params: Params) -> Ap
     paginate(&app, uri.path(), &params, items, Clone::clone)
 }
 
+/// What Mastermind's `AgentIdentitySerializer` refuses besides the name and the offering:
+/// a `version` over 100 characters (the model's `max_length`) and a dependency without a
+/// non-blank `package` and `version` (`AgentDependencySerializer`, two `CharField`s). It
+/// accepts any version string otherwise: the version is only compared, later and for the
+/// operator, by Mastermind's STOMP contract check (`contracts.py --impact`).
+fn check_identity_body(body: &Value) -> Result<(), ApiError> {
+    if let Some(version) = body.get("version").and_then(Value::as_str) {
+        if version.chars().count() > 100 {
+            return Err(field_error(
+                "version",
+                "Ensure this field has no more than 100 characters.",
+            ));
+        }
+    }
+    let Some(dependencies) = body.get("dependencies") else {
+        return Ok(());
+    };
+    let Some(dependencies) = dependencies.as_array() else {
+        return Err(field_error(
+            "dependencies",
+            "Expected a list of items but got type \"dict\".",
+        ));
+    };
+    for dependency in dependencies {
+        for key in ["package", "version"] {
+            let blank = dependency
+                .get(key)
+                .and_then(Value::as_str)
+                .is_none_or(|v| v.trim().is_empty());
+            if blank {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    json!({"dependencies": [{ key: ["This field may not be blank."] }]}),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Validates an `AgentIdentityRequest` and returns `(name, offering hex)`.
 fn identity_fields(body: &Value) -> Result<(String, String), ApiError> {
+    check_identity_body(body)?;
     let name = body
         .get("name")
         .and_then(Value::as_str)
@@ -410,6 +495,7 @@ async fn get_identity(State(app): State<App>, Path(u): Path<String>) -> ApiResul
 async fn update_identity(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
     let id = path_id(&u)?;
     let body = body_json(&body)?;
+    check_identity_body(&body)?;
     let mut st = app.store();
     let ident = st.identities.get_mut(&id).ok_or_else(ApiError::not_found)?;
     if let Some(name) = body.get("name").and_then(Value::as_str) {

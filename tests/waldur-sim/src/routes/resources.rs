@@ -75,15 +75,19 @@ async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 }
 
 /// The resource's project team with each member's offering user (not paginated, like
-/// Mastermind's `team` action).
-async fn team(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+/// Mastermind's `team` action); with `has_consent=true` only the members who consented to
+/// the terms of service of the resource's offering, when it has any (`Store::consents`).
+async fn team(State(app): State<App>, Path(u): Path<String>, params: Params) -> ApiResult {
     let id = path_id(&u)?;
+    let consented_only = params.get("has_consent") == Some("true");
     let st = app.store();
     let r = st.resources.get(&id).ok_or_else(ApiError::not_found)?;
+    let consents = st.consents.get(&r.offering_uuid).filter(|_| consented_only);
     let members: Vec<Value> = st
         .team
         .iter()
         .filter(|m: &&TeamMember| m.project_uuid == r.project_uuid)
+        .filter(|m| consents.is_none_or(|users| users.contains(&m.user_uuid)))
         .map(|m| render::team_member(&st, &app.base, m, &r.offering_uuid))
         .collect();
     ok(Value::Array(members))
