@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 
 use waldur_plugin_abi::wire::{
     BackendLimits, BackendResourceInfo, CapabilitySet, CollectedLimits, JsonMap, Order,
-    PendingOrderDecision, ResourceKey, RuntimeContext, UsageReport, UserContext, WaldurResource,
+    PendingOrderDecision, ResourceKey, RuntimeContext, UsageReport, UserContext, UserOptions,
+    WaldurResource,
 };
-use waldur_plugin_abi::{backend_impl, Backend, BackendContext, Capabilities, Result, SettingSpec};
+use waldur_plugin_abi::{
+    backend_impl, Backend, BackendContext, Capabilities, Client, Error, Result, SettingSpec,
+};
 
 use crate::demo::Demo;
 use crate::state::Qos;
@@ -77,14 +80,95 @@ impl Backend for Demo {
         Demo::open(&context.settings, context.components)
     }
 
-    /// The constant, except `supports_decreasing_usage` and `supports_resource_api_keys`,
-    /// which follow the settings.
+    /// The constant, except the flags the settings choose (`decreasing_usage_allowed`,
+    /// `resource_api_keys`, `requires_source_project`, `consented_users_only`,
+    /// `shared_project_membership`).
     fn capabilities(&self) -> Result<CapabilitySet> {
         self.fail_point("capabilities")?;
+        let s = &self.settings;
         let mut capabilities = CapabilitySet::from(&Self::CAPABILITIES);
-        capabilities.supports_decreasing_usage = self.settings.decreasing_usage_allowed;
-        capabilities.supports_resource_api_keys = self.settings.resource_api_keys;
+        capabilities.supports_decreasing_usage = s.decreasing_usage_allowed;
+        capabilities.supports_resource_api_keys = s.resource_api_keys;
+        capabilities.requires_source_project = s.requires_source_project;
+        capabilities.fetch_consented_users_only = s.consented_users_only;
+        capabilities.shared_project_membership = s.shared_project_membership;
         Ok(capabilities)
+    }
+
+    /// Records the Waldur project the agent passed (`requires_source_project`) on the
+    /// account, as a backend mirroring project metadata would store it.
+    fn sync_resource_project(
+        &self,
+        waldur_resource: WaldurResource,
+        source_project: Option<serde_json::Value>,
+    ) -> Result<()> {
+        self.fail_point("sync_resource_project")?;
+        let Some(project) = source_project else {
+            return Ok(());
+        };
+        self.store.update(|s| {
+            s.account_mut(&waldur_resource.backend_id)?.source_project = Some(project);
+            Ok(())
+        })
+    }
+
+    /// Keeps the attributes the agent passed for the user (what a backend creating user
+    /// accounts would use), then associates the user with the account. Answers as the
+    /// agent's default: false for a blank username, a backend error without a backend id.
+    fn add_user(
+        &self,
+        waldur_resource: WaldurResource,
+        username: String,
+        options: UserOptions,
+    ) -> Result<bool> {
+        self.fail_point("add_user")?;
+        if waldur_resource.backend_id.is_empty() {
+            return Err(Error::backend(format!(
+                "demo: resource {} has no backend id",
+                waldur_resource.uuid
+            )));
+        }
+        if username.is_empty() {
+            return Ok(false);
+        }
+        if let Some(attributes) = options.user_attributes.get(&username) {
+            self.store.update(|s| {
+                s.user_attributes
+                    .insert(username.clone(), attributes.clone());
+                Ok(())
+            })?;
+        }
+        self.client_create_association(username, waldur_resource.backend_id, None)?;
+        Ok(true)
+    }
+
+    /// With `membership_sync_report`: every user of the account, as synced.
+    fn get_membership_sync_report(
+        &self,
+        waldur_resource: WaldurResource,
+    ) -> Result<Option<Vec<serde_json::Value>>> {
+        self.fail_point("get_membership_sync_report")?;
+        if !self.settings.membership_sync_report {
+            return Ok(None);
+        }
+        let users = self.store.read(|s| {
+            Ok(s.account(&waldur_resource.backend_id)?
+                .users
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>())
+        })?;
+        Ok(Some(
+            users
+                .into_iter()
+                .map(|username| {
+                    serde_json::json!({
+                        "username": username, "scope_type": "resource",
+                        "role_name": "member", "state": "synced", "message": "",
+                    })
+                })
+                .collect(),
+        ))
     }
 
     fn set_runtime_context(&self, context: RuntimeContext) -> Result<()> {

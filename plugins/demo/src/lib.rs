@@ -10,6 +10,7 @@
 //! - [`limits`]: Waldur units <-> backend units and the `max_limits` order policy;
 //! - [`usage`]: usage files -> usage reports;
 //! - [`keys`]: resource API keys (mint, rotate, prune);
+//! - [`usernames`]: the `demo-profiles` username entry (user profiles);
 //! - `demo`, `client`, `backend`: the plugin type and its thin trait implementations.
 // Plugin code needs no unsafe: the SDK holds the FFI, so the compiler keeps it out.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod settings;
 pub mod state;
 pub mod store;
 pub mod usage;
+pub mod usernames;
 
 #[cfg(test)]
 mod tests;
@@ -33,5 +35,5 @@ pub use demo::Demo;
 waldur_plugin_abi::export_plugin! {
     description: "Demo backend keeping its accounts in a JSON state directory (no SLURM needed)",
     backends: ["demo" => Demo],
-    username_backends: [],
+    username_backends: ["demo-profiles" => usernames::DemoUsernames],
 }

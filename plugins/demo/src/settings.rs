@@ -75,6 +75,30 @@ pub const SETTINGS: &[SettingSpec] = &[
         "Reported as supports_resource_api_keys: the agent mints, rotates and prunes keys of resources",
     )
     .default_json("false"),
+    SettingSpec::optional(
+        "requires_source_project",
+        SettingKind::Boolean,
+        "Reported as requires_source_project: membership sync passes the Waldur project, which is recorded on the account",
+    )
+    .default_json("false"),
+    SettingSpec::optional(
+        "consented_users_only",
+        SettingKind::Boolean,
+        "Reported as fetch_consented_users_only: only team members who consented to the offering are synced",
+    )
+    .default_json("false"),
+    SettingSpec::optional(
+        "shared_project_membership",
+        SettingKind::Boolean,
+        "Reported as shared_project_membership: a user consenting to any offering of the project stays",
+    )
+    .default_json("false"),
+    SettingSpec::optional(
+        "membership_sync_report",
+        SettingKind::Boolean,
+        "Answer get_membership_sync_report: every user of the account as synced",
+    )
+    .default_json("false"),
 ];
 
 /// The parsed settings.
@@ -92,6 +116,10 @@ pub struct DemoSettings {
     pub fail_methods: Vec<String>,
     pub decreasing_usage_allowed: bool,
     pub resource_api_keys: bool,
+    pub requires_source_project: bool,
+    pub consented_users_only: bool,
+    pub shared_project_membership: bool,
+    pub membership_sync_report: bool,
 }
 
 impl DemoSettings {
@@ -122,6 +150,10 @@ impl DemoSettings {
             fail_methods: fail_methods(settings)?,
             decreasing_usage_allowed: boolean(settings, "decreasing_usage_allowed")?,
             resource_api_keys: boolean(settings, "resource_api_keys")?,
+            requires_source_project: boolean(settings, "requires_source_project")?,
+            consented_users_only: boolean(settings, "consented_users_only")?,
+            shared_project_membership: boolean(settings, "shared_project_membership")?,
+            membership_sync_report: boolean(settings, "membership_sync_report")?,
         })
     }
 }

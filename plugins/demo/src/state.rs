@@ -23,6 +23,13 @@ pub struct State {
     /// Home directories "created" by `client_create_linux_user_homedir`, by username.
     #[serde(default)]
     pub homedirs: BTreeMap<String, Homedir>,
+    /// User profiles the `demo-profiles` username entry keeps (`sync_user_profiles`), by username.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Profile>,
+    /// The attributes the agent last passed with each user it added (`user_attributes` of
+    /// the add options), by username: what a backend creating user accounts would use.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_attributes: BTreeMap<String, waldur_plugin_abi::wire::JsonMap>,
 }
 
 impl Default for State {
@@ -31,6 +38,8 @@ impl Default for State {
             version: STATE_VERSION,
             accounts: BTreeMap::new(),
             homedirs: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+            user_attributes: BTreeMap::new(),
         }
     }
 }
@@ -59,10 +68,26 @@ pub struct Account {
     /// How many keys this account has minted, so client ids are never reused.
     #[serde(skip_serializing_if = "is_zero")]
     pub keys_minted: u32,
+    /// The Waldur project the agent last passed to `sync_resource_project`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_project: Option<serde_json::Value>,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// A user's profile as the `demo-profiles` username entry last synced it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    pub full_name: String,
+    pub email: String,
+    /// The accounts the user was associated with when the profile was synced: membership
+    /// sync syncs profiles before it adds anyone, and this shows it.
+    pub accounts_at_sync: Vec<String>,
+    /// The user left the offering (`deactivate_users`).
+    pub deactivated: bool,
 }
 
 /// A resource API key: its current value and how often it was rotated.

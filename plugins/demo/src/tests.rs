@@ -434,6 +434,21 @@ fn every_method() -> Vec<(&'static str, Call)> {
             call(|d| d.pre_create_resource(resource(), None)),
         ),
         (
+            "add_user",
+            call(|d| {
+                d.add_user(resource(), "u".into(), Default::default())
+                    .map(drop)
+            }),
+        ),
+        (
+            "sync_resource_project",
+            call(|d| d.sync_resource_project(resource(), None)),
+        ),
+        (
+            "get_membership_sync_report",
+            call(|d| d.get_membership_sync_report(resource()).map(drop)),
+        ),
+        (
             "evaluate_pending_order",
             call(|d| d.evaluate_pending_order(Order::default()).map(drop)),
         ),
@@ -533,7 +548,7 @@ fn every_implemented_method_honours_fail_methods() {
         covered, implemented,
         "the table must list every implemented method"
     );
-    assert_eq!(implemented.len(), 19 + 14, "19 backend + 14 client methods");
+    assert_eq!(implemented.len(), 22 + 14, "22 backend + 14 client methods");
 
     let dir = tempfile::tempdir().unwrap();
     let all: Vec<&str> = implemented.clone();
