@@ -30,7 +30,7 @@ fn member_key<'a>(member: &'a ProjectUser, capabilities: &CapabilitySet) -> Opti
 
 /// The exposed attributes of an offering user (`user_*` fields but the username itself),
 /// keyed without the `user_` prefix, as the reference's `_build_user_attributes_mapping`.
-fn user_attributes(user: &OfferingUser) -> JsonMap {
+pub(crate) fn user_attributes(user: &OfferingUser) -> JsonMap {
     let mut attributes = JsonMap::new();
     for (key, value) in [
         ("full_name", &user.user_full_name),

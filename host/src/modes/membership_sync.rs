@@ -8,12 +8,14 @@ use waldur_plugin_abi::wire::{
     BackendResourceInfo, CapabilitySet, OfferingUser, ProjectUser, WaldurResource,
 };
 
+use super::accounts::ProjectAccounts;
 use super::error::ModeError;
 use super::membership::{limits_to_push, plan, user_limits_to_apply, MembershipPlan};
 use super::offering_users::{
     CREATING, ERROR_CREATING, OK, PENDING_ACCOUNT_LINKING, PENDING_ADDITIONAL_VALIDATION, REQUESTED,
 };
 use super::runtime::{blocking, Session};
+use super::source_project::SourceProjects;
 use crate::plugins::{Backend, PluginError};
 use crate::waldur::{
     map_concurrent, ResourceFilter, DEFAULT_CONCURRENCY, MEMBERSHIP_RESOURCE_FIELDS,
@@ -50,6 +52,14 @@ const ACTIVE_STATES: &[&str] = &[
     PENDING_ACCOUNT_LINKING,
     PENDING_ADDITIONAL_VALIDATION,
 ];
+
+/// What the resources of one membership pass share, each read at most once for all of them
+/// (the reference caches them per processor, i.e. per cycle).
+#[derive(Default)]
+struct PassReads {
+    source_projects: SourceProjects,
+    accounts: ProjectAccounts,
+}
 
 /// A plugin call; NOT_IMPLEMENTED (a method without an agent default) is `Ok(None)`.
 async fn optional<T: Send + 'static>(
@@ -191,10 +201,7 @@ impl Session<'_> {
             .filter(|r| pulled.contains_key(&r.backend_id))
         {
             if !teams.contains_key(&resource.project_uuid) {
-                let team = self
-                    .client
-                    .resource_team(&resource.uuid, caps.fetch_consented_users_only)
-                    .await?;
+                let team = self.membership_team(resource, &caps).await?;
                 teams.insert(resource.project_uuid.clone(), team);
             }
         }
@@ -239,12 +246,14 @@ impl Session<'_> {
             )?;
         }
         self.progress.add_total(work.len());
+        let reads = PassReads::default();
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
             let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());
+            let reads = &reads;
             async move {
                 let _work = self.agent.shutdown.start()?;
                 let team = teams.get(&resource.project_uuid).cloned().unwrap_or_default();
-                let result = self.sync_resource(&resource, &info, &team, &users, &caps).await;
+                let result = self.sync_resource(&resource, &info, &team, &users, &caps, reads).await;
                 self.progress.item_done();
                 if let Err(e) = &result {
                     tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "membership sync failed: {e}");
@@ -293,6 +302,7 @@ impl Session<'_> {
             if self.update_offering_users(&users).await? {
                 users = read().await?;
             }
+            self.sync_user_profiles(&users).await;
             if self.offering.username_reconciliation_enabled {
                 let uuid = self.offering.waldur_offering_uuid.clone();
                 if optional(&self.backend, move |b| {
@@ -321,15 +331,19 @@ impl Session<'_> {
         team: &[ProjectUser],
         offering_users: &[OfferingUser],
         caps: &CapabilitySet,
+        reads: &PassReads,
     ) -> Result<(usize, usize), ModeError> {
         let b = &self.backend;
+        let project = self
+            .source_project(resource, &reads.source_projects)
+            .await?;
+        let (r, p) = (resource.clone(), project.clone());
+        optional(b, move |b| b.sync_resource_project(&r, p.as_ref())).await?;
         let r = resource.clone();
-        optional(b, move |b| b.sync_resource_project(&r, None)).await?;
-        let r = resource.clone();
-        optional(b, move |b| b.sync_project_end_date(&r, None)).await?;
+        optional(b, move |b| b.sync_project_end_date(&r, project.as_ref())).await?;
 
         let umask = self.offering.homedir_umask.clone();
-        let diff = plan(
+        let mut diff = plan(
             team,
             &info.users,
             offering_users,
@@ -337,6 +351,13 @@ impl Session<'_> {
             resource.restrict_member_access,
             Some(&umask),
         );
+        // The project's OK service and course accounts are not in the team but belong on the
+        // resource: they are not removed here to be added back below. Deliberately unlike
+        // the reference, which removes and re-adds them every cycle.
+        let accounts = self
+            .active_account_usernames(resource, &reads.accounts)
+            .await;
+        diff.to_remove.retain(|user| !accounts.contains(user));
         let (added, removed) = self.apply_user_changes(resource, &diff).await?;
         if !resource.restrict_member_access {
             let existing: Vec<String> = diff.existing.iter().cloned().collect();
@@ -351,7 +372,9 @@ impl Session<'_> {
                 b.reconcile_existing_user_roles(&r, &existing, &roles, &cuids)
             })
             .await?;
+            self.report_membership_statuses(resource).await;
         }
+        self.sync_project_accounts(resource, &reads.accounts).await;
 
         self.sync_status(resource).await?;
         let r = resource.clone();

@@ -273,10 +273,7 @@ impl Session<'_> {
                     tracing::warn!(order = %order.uuid, "order is {}, not marked done", state.state);
                 }
                 if matches!(order.order_type.as_str(), CREATE | RESTORE) {
-                    if let Err(e) = self.post_create(&order).await {
-                        // The resource exists; membership sync adds the users later.
-                        tracing::error!(order = %order.uuid, "adding users after creation failed: {e}");
-                    }
+                    self.post_create(&order).await;
                 }
                 Ok(Outcome::Done)
             }
@@ -374,13 +371,35 @@ impl Session<'_> {
         }
     }
 
-    /// After a create: the team's offering users get usernames and are added (reference
-    /// `_post_process_order` / `_add_users_to_resource`).
-    async fn post_create(&self, order: &Order) -> Result<(), ModeError> {
-        let resource = self
+    /// After a create (reference `_post_process_order`): the team's users, then the service
+    /// and course accounts of the resource's project. The resource exists and the order is
+    /// done: a failure here is logged, and membership sync adds the users later.
+    async fn post_create(&self, order: &Order) {
+        let resource = match self
             .client
             .provider_resource(&order.marketplace_resource_uuid, &[])
-            .await?;
+            .await
+        {
+            Ok(resource) => resource,
+            Err(e) => {
+                tracing::error!(order = %order.uuid, "reading the created resource failed: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.add_team_after_create(order, &resource).await {
+            tracing::error!(order = %order.uuid, "adding users after creation failed: {e}");
+        }
+        self.sync_project_accounts(&resource, &super::accounts::ProjectAccounts::default())
+            .await;
+    }
+
+    /// The team's offering users get usernames and the OK ones are added, with what the
+    /// plugin is told about each (reference `_add_users_to_resource`).
+    async fn add_team_after_create(
+        &self,
+        order: &Order,
+        resource: &waldur_plugin_abi::wire::WaldurResource,
+    ) -> Result<(), ModeError> {
         let mut context = self.user_context(&resource.uuid).await?;
         if self.update_offering_users(&context.offering_users).await? {
             context = self.user_context(&resource.uuid).await?;
@@ -403,12 +422,20 @@ impl Session<'_> {
                 .user_cuids
                 .insert(name.clone(), user.user_username.clone());
         }
+        for user in &context.offering_users {
+            if let Some(name) = user.username.as_ref().filter(|n| !n.is_empty()) {
+                options
+                    .user_attributes
+                    .insert(name.clone(), super::membership::user_attributes(user));
+            }
+        }
         for member in &context.team {
             if let Some(name) = member.offering_user_username.as_ref() {
                 options.user_roles.insert(name.clone(), member.role.clone());
             }
         }
         let usernames: Vec<String> = ok.into_iter().map(|(n, _)| n).collect();
+        let resource = resource.clone();
         let added = call(&self.backend, move |b| {
             b.add_users_to_resource(&resource, &usernames, &options)
         })

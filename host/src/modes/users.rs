@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use waldur_plugin_abi::ffi::EntryKind;
 use waldur_plugin_abi::wire::{OfferingInfo, OfferingUser, UserContext};
 
 use super::error::ModeError;
@@ -106,6 +107,35 @@ impl Session<'_> {
             })
             .await
             .cloned()
+    }
+
+    /// Hands the offering users to the username-management backend before membership runs
+    /// (reference `_sync_user_profiles_to_backend`): a plugin that keeps user profiles on its
+    /// own systems (a directory, another Waldur) brings them up to date, and deactivates the
+    /// users that left if it wants to (the agent never calls `deactivate_users` itself, as
+    /// the reference's core does not). Without an installed entry of that name there is
+    /// nothing to tell (the reference's unknown backend); any failure is logged: profiles
+    /// never stop membership sync.
+    pub(crate) async fn sync_user_profiles(&self, users: &[OfferingUser]) {
+        let entry = &self.offering.username_management_backend;
+        let catalog = self.agent.registry.catalog();
+        if entry.is_empty() || catalog.entry(EntryKind::USERNAME, entry).is_none() {
+            return;
+        }
+        let backend = match self.username_backend().await {
+            Ok(backend) => backend,
+            Err(e) => {
+                tracing::warn!(offering = %self.offering.name, "user profiles not synced: {e}");
+                return;
+            }
+        };
+        let users = users.to_vec();
+        let synced = tokio::task::spawn_blocking(move || backend.sync_user_profiles(&users))
+            .await
+            .expect("plugin calls catch panics");
+        if let Err(e) = synced {
+            tracing::warn!(offering = %self.offering.name, "syncing user profiles failed: {e}");
+        }
     }
 
     /// Does this offering let the agent choose usernames (reference `_can_generate_usernames`)?

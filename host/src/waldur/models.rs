@@ -302,6 +302,8 @@ pub struct MembershipSyncStatus {
     pub resource_project_uuid: Option<String>,
     pub role_name: String,
     pub state: String,
+    /// Optional in a plugin's report (reference `message?`); always sent.
+    #[serde(default)]
     pub message: String,
 }
 
