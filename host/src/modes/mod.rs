@@ -22,6 +22,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod resource_import;
+pub mod retry_rounds;
 mod role_change;
 pub mod runtime;
 mod shared_team;

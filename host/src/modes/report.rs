@@ -11,13 +11,14 @@ use waldur_plugin_abi::wire::{
 
 use super::error::ModeError;
 use super::periods::{reporting_periods, Period};
+use super::retry_rounds::{self, with_retry_rounds, Attempt};
 use super::runtime::{blocking, Session};
 use super::usage::{
     amount, anomalies, is_unchanged, offering_user_urls, round2, set_usage_request, total_usage,
     user_usage_held, ExistingUsage,
 };
 use crate::waldur::{
-    map_concurrent, ComponentUserUsage, ResourceFilter, UserUsage, DEFAULT_CONCURRENCY,
+    ComponentUserUsage, ResourceFilter, UserUsage,
     REPORT_RESOURCE_FIELDS,
 };
 
@@ -81,25 +82,32 @@ impl Session<'_> {
         );
         self.progress.add_total(resources.len());
         let pulled = Arc::new(self.pull_cycle(&resources).await);
-        let outcomes = map_concurrent(DEFAULT_CONCURRENCY, resources, |resource| {
+        // A failing resource is tried again within the cycle (the reference retries any error),
+        // after the others had their turn. Reporting is idempotent: a retry sends only what
+        // Waldur does not have yet.
+        let outcomes = with_retry_rounds(resources, |resource, attempt| {
             let (components, user_urls, pulled) =
                 (&components, Arc::clone(&user_urls), Arc::clone(&pulled));
             async move {
-                let _work = self.agent.shutdown.start()?;
+                let Some(_work) = self.agent.shutdown.start() else {
+                    return Attempt::NotStarted;
+                };
                 let result = self
                     .report_resource(&resource, components, &user_urls, &pulled)
                     .await;
-                self.progress.item_done();
-                if let Err(e) = &result {
-                    tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, "usage report failed: {e}");
+                if result.is_ok() || attempt == retry_rounds::ATTEMPTS {
+                    self.progress.item_done();
                 }
-                Some(result)
+                if let Err(e) = &result {
+                    tracing::error!(resource = %resource.uuid, backend_id = %resource.backend_id, attempt, "usage report failed: {e}");
+                }
+                Attempt::Done(result)
             }
         })
         .await;
         let mut summary = ReportSummary::default();
         for outcome in outcomes {
-            let Some(outcome) = outcome else {
+            let Attempt::Done(outcome) = outcome else {
                 summary.not_started += 1;
                 continue;
             };
