@@ -28,17 +28,6 @@ fn sessions(h: &Harness) -> OfferingSessions<'_> {
     })
 }
 
-/// Bob gets a role in the project, in Waldur.
-fn bob_joins_the_team(h: &Harness) {
-    h.sim.with_store_mut(|store| {
-        store.team.push(waldur_sim::store::TeamMember {
-            project_uuid: PROJECT.into(),
-            user_uuid: BOB.into(),
-            role: "PROJECT.MEMBER".into(),
-        });
-    });
-}
-
 /// Parses and handles one message body of `object_type`.
 fn handle(
     h: &Harness,
@@ -89,7 +78,7 @@ fn role_and_resource_events_make_the_backend_follow_the_team() {
     let s = sessions(&h);
     assert_eq!(h.account_users("alloc-a"), ["alice1"]);
 
-    bob_joins_the_team(&h);
+    h.bob_joins_the_team();
     let line = handle(
         &h,
         &s,
@@ -133,7 +122,7 @@ fn events_of_one_resource_keep_their_order_while_others_run_beside_them() {
     let h = harness(scenario(&two_create_orders()), "", "");
     h.cycle(Mode::OrderProcess);
     let s = sessions(&h);
-    bob_joins_the_team(&h);
+    h.bob_joins_the_team();
     let bodies = [
         (ObjectType::Resource, json!({"resource_uuid": RES_A})),
         (ObjectType::Resource, json!({"resource_uuid": RES_B})),
@@ -367,7 +356,7 @@ fn a_role_event_adds_or_removes_only_its_user_and_follows_the_team() {
     let s = sessions(&h);
     // Drift the event must not touch: alice is gone from alloc-a on the backend.
     drop_backend_user(&h, "alloc-a", "alice1");
-    bob_joins_the_team(&h);
+    h.bob_joins_the_team();
     let granted = bob_role(true);
     let line = handle(&h, &s, ObjectType::UserRole, granted.clone());
     assert!(

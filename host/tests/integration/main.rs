@@ -22,6 +22,7 @@ mod modes_edge_cases_e2e;
 mod observability_e2e;
 mod plugin_safety;
 mod plugins_cli;
+mod polling_features_e2e;
 mod reference_differences_e2e;
 mod removal_guards_e2e;
 mod slurm_e2e;

@@ -284,6 +284,17 @@ impl Harness {
         });
     }
 
+    /// Bob gets a role in the project, in Waldur.
+    pub fn bob_joins_the_team(&self) {
+        self.sim.with_store_mut(|store| {
+            store.team.push(waldur_sim::store::TeamMember {
+                project_uuid: PROJECT.into(),
+                user_uuid: BOB.into(),
+                role: "PROJECT.MEMBER".into(),
+            });
+        });
+    }
+
     /// Drops a usage file for the demo backend (backend units: cpu in minutes).
     pub fn usage_file(&self, month: &str, account: &str, usage: Value) {
         let dir = self.state.path().join("usage").join(month);
