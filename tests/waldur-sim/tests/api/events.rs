@@ -367,3 +367,43 @@ async fn a_burst_of_changes_in_one_request_orders_and_roles() {
         .as_millis() as u64;
     assert!((before..=after).contains(&last.at_ms), "{last:?}");
 }
+
+#[tokio::test]
+async fn identities_refuse_what_mastermind_refuses() {
+    let (s, ids) = fixture();
+    let c = Client::start(s);
+    let body = |version: &str, dependencies: Value| {
+        json!({"offering": ids.offering, "name": "agent-x", "version": version,
+               "last_restarted": "2026-12-01T00:00:00+00:00", "dependencies": dependencies})
+    };
+    let blank = c
+        .post(
+            "marketplace-site-agent-identities/",
+            body(
+                "0.1.0",
+                json!([{"package": "waldur-plugin-demo", "version": ""}]),
+            ),
+        )
+        .await;
+    assert_eq!(blank.status(), 400);
+    let v: Value = blank.json().await.unwrap();
+    assert_eq!(
+        v["dependencies"][0]["version"][0],
+        "This field may not be blank."
+    );
+    let long = c
+        .post(
+            "marketplace-site-agent-identities/",
+            body(&"9".repeat(101), json!([])),
+        )
+        .await;
+    assert_eq!(long.status(), 400);
+    // Any other version string is taken: Mastermind only compares it later, for operators.
+    let odd = c
+        .post(
+            "marketplace-site-agent-identities/",
+            body("not-pep440", json!([{"package": "p", "version": "1"}])),
+        )
+        .await;
+    assert_eq!(odd.status(), 201);
+}
