@@ -219,25 +219,19 @@ impl Session<'_> {
             })
             .collect();
         summary.missing = listed_count - work.len();
+        let reads = PassReads::default();
         if guarded == Guarded::Yes {
-            let removals = work
-                .iter()
-                .map(|(resource, info)| {
-                    let team = teams
-                        .get(&resource.project_uuid)
-                        .map_or(&[][..], Vec::as_slice);
-                    plan(
-                        team,
-                        &info.users,
-                        &offering_users,
-                        &caps,
-                        resource.restrict_member_access,
-                        None,
-                    )
+            let mut removals = 0;
+            for (resource, info) in &work {
+                let team = teams
+                    .get(&resource.project_uuid)
+                    .map_or(&[][..], Vec::as_slice);
+                removals += self
+                    .resource_plan(resource, info, team, &offering_users, &caps, &reads)
+                    .await
                     .to_remove
-                    .len()
-                })
-                .sum();
+                    .len();
+            }
             super::guards::check(
                 super::guards::Removal::UserAssociations,
                 removals,
@@ -246,7 +240,6 @@ impl Session<'_> {
             )?;
         }
         self.progress.add_total(work.len());
-        let reads = PassReads::default();
         let outcomes = map_concurrent(DEFAULT_CONCURRENCY, work, |(resource, info)| {
             let (teams, users, caps) = (Arc::clone(&teams), Arc::clone(&offering_users), caps.clone());
             let reads = &reads;
@@ -342,22 +335,9 @@ impl Session<'_> {
         let r = resource.clone();
         optional(b, move |b| b.sync_project_end_date(&r, project.as_ref())).await?;
 
-        let umask = self.offering.homedir_umask.clone();
-        let mut diff = plan(
-            team,
-            &info.users,
-            offering_users,
-            caps,
-            resource.restrict_member_access,
-            Some(&umask),
-        );
-        // The project's OK service and course accounts are not in the team but belong on the
-        // resource: they are not removed here to be added back below. Deliberately unlike
-        // the reference, which removes and re-adds them every cycle.
-        let accounts = self
-            .active_account_usernames(resource, &reads.accounts)
+        let diff = self
+            .resource_plan(resource, info, team, offering_users, caps, reads)
             .await;
-        diff.to_remove.retain(|user| !accounts.contains(user));
         let (added, removed) = self.apply_user_changes(resource, &diff).await?;
         if !resource.restrict_member_access {
             let existing: Vec<String> = diff.existing.iter().cloned().collect();
@@ -398,6 +378,34 @@ impl Session<'_> {
             self.client.set_resource_ok(&resource.uuid).await?;
         }
         Ok((added.len(), removed.len()))
+    }
+
+    /// Who is added to and removed from one resource.
+    async fn resource_plan(
+        &self,
+        resource: &WaldurResource,
+        info: &BackendResourceInfo,
+        team: &[ProjectUser],
+        offering_users: &[OfferingUser],
+        caps: &CapabilitySet,
+        reads: &PassReads,
+    ) -> MembershipPlan {
+        let mut diff = plan(
+            team,
+            &info.users,
+            offering_users,
+            caps,
+            resource.restrict_member_access,
+            Some(&self.offering.homedir_umask),
+        );
+        // The project's OK service and course accounts are not in the team but belong on the
+        // resource: they are not removed here to be added back below. Deliberately unlike
+        // the reference, which removes and re-adds them every cycle.
+        let accounts = self
+            .active_account_usernames(resource, &reads.accounts)
+            .await;
+        diff.to_remove.retain(|user| !accounts.contains(user));
+        diff
     }
 
     /// Carries out a plan's additions and removals on the resource (one plugin call each, none

@@ -17,10 +17,7 @@ use super::usage::{
     amount, anomalies, is_unchanged, offering_user_urls, round2, set_usage_request, total_usage,
     user_usage_held, ExistingUsage,
 };
-use crate::waldur::{
-    ComponentUserUsage, ResourceFilter, UserUsage,
-    REPORT_RESOURCE_FIELDS,
-};
+use crate::waldur::{ComponentUserUsage, ResourceFilter, UserUsage, REPORT_RESOURCE_FIELDS};
 
 /// What one report cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
