@@ -22,9 +22,11 @@ use waldur_plugin_abi::ffi::{ErrorKind, PResult, RawBackend, RawUsernameBackend}
 use waldur_plugin_abi::wire::*;
 use waldur_plugin_abi::{Error, Result};
 
+use crate::calls::{watched, CallObserver};
+
 type Slot = unsafe extern "C" fn(*const ErasedObject, RStr<'_>) -> PResult<RString>;
 
-/// Encodes `args`, calls `slot`, decodes the answer.
+/// Encodes `args`, calls `slot`, decodes the answer; `watcher` sees the call in full.
 ///
 /// # Safety
 /// `this` and `slot` must belong to the same live plugin instance.
@@ -33,17 +35,25 @@ unsafe fn call<A: Serialize, R: DeserializeOwned>(
     method: &str,
     slot: Slot,
     args: &A,
+    watcher: Option<&dyn CallObserver>,
 ) -> Result<R> {
     let json = serde_json::to_string(args)
         .map_err(|e| Error::invalid_input(format!("{method}: cannot encode arguments: {e}")))?;
-    let answer = unsafe { slot(this, RStr::from_str(&json)) }
-        .into_result()
-        .map_err(Error::from_raw)?;
-    decode_answer(method, &answer)
+    watched(
+        watcher,
+        method,
+        &json,
+        || {
+            unsafe { slot(this, RStr::from_str(&json)) }
+                .into_result()
+                .map_err(Error::from_raw)
+        },
+        |answer| decode_answer(method, answer),
+    )
 }
 
-fn decode_answer<R: DeserializeOwned>(method: &str, answer: &RString) -> Result<R> {
-    serde_json::from_str(answer.as_str()).map_err(|e| {
+fn decode_answer<R: DeserializeOwned>(method: &str, answer: &str) -> Result<R> {
+    serde_json::from_str(answer).map_err(|e| {
         Error::new(
             ErrorKind::INVALID_INPUT,
             format!("{method}: the plugin answered something that is not a valid result: {e}"),
@@ -106,7 +116,15 @@ macro_rules! gen_calls {
                         }
                     }
                     self.crossed();
-                    unsafe { call(self.raw.this, stringify!($name), self.raw.$vtable.$name(), &args) }
+                    unsafe {
+                        call(
+                            self.raw.this,
+                            stringify!($name),
+                            self.raw.$vtable.$name(),
+                            &args,
+                            self.watcher.as_deref(),
+                        )
+                    }
                 }
             )*
         }
@@ -175,6 +193,8 @@ macro_rules! gen_handle {
             crossings: AtomicU64,
             /// In a dry run: who learns of the writing calls this handle does not make.
             withheld: Option<Arc<dyn WriteRecorder>>,
+            /// Sees every crossing in full (`test-order`); none by default.
+            watcher: Option<Arc<dyn CallObserver>>,
         }
 
         // SAFETY: the SDK only builds instances of `T: Send + Sync`, and the vtable functions
@@ -192,6 +212,7 @@ macro_rules! gen_handle {
                     left_to_agent: [0; 2],
                     crossings: AtomicU64::new(0),
                     withheld: None,
+                    watcher: None,
                 }
             }
 
@@ -199,6 +220,11 @@ macro_rules! gen_handle {
             /// called; `recorder` learns of each and the call answers its planned result.
             pub fn withhold_writes(&mut self, recorder: Arc<dyn WriteRecorder>) {
                 self.withheld = Some(recorder);
+            }
+
+            /// Shows every later crossing in full to `watcher` (its arguments and answer).
+            pub fn watch_calls(&mut self, watcher: Arc<dyn CallObserver>) {
+                self.watcher = Some(watcher);
             }
 
             /// Trusts the plugin's manifest: methods it does not list as implemented answer
@@ -246,16 +272,23 @@ macro_rules! gen_handle {
             pub fn invoke(&self, method: &str, args: &Value) -> Result<Value> {
                 let json = args.to_string();
                 self.crossed();
-                let answer = unsafe {
-                    (self.raw.vtable.invoke())(
-                        self.raw.this,
-                        RStr::from_str(method),
-                        RStr::from_str(&json),
-                    )
-                }
-                .into_result()
-                .map_err(Error::from_raw)?;
-                decode_answer(method, &answer)
+                watched(
+                    self.watcher.as_deref(),
+                    method,
+                    &json,
+                    || {
+                        unsafe {
+                            (self.raw.vtable.invoke())(
+                                self.raw.this,
+                                RStr::from_str(method),
+                                RStr::from_str(&json),
+                            )
+                        }
+                        .into_result()
+                        .map_err(Error::from_raw)
+                    },
+                    |answer| decode_answer(method, answer),
+                )
             }
 
             /// Any slot by name with JSON arguments; unknown names go to `invoke`.
@@ -263,7 +296,9 @@ macro_rules! gen_handle {
                 $(
                     if let Some(slot) = self.$lookup(method) {
                         self.crossed();
-                        return unsafe { call(self.raw.this, method, slot, args) };
+                        return unsafe {
+                            call(self.raw.this, method, slot, args, self.watcher.as_deref())
+                        };
                     }
                 )*
                 self.invoke(method, args)

@@ -22,7 +22,7 @@ pub mod username;
 pub mod withheld;
 
 pub use backend::Backend;
-pub use calls::CallObserver;
+pub use calls::{CallObserver, CrossedCall};
 pub use error::PluginError;
 pub use host_api::{HostBinding, HostContext, WaldurGateway};
 pub use username::UsernameBackend;

@@ -1,6 +1,8 @@
 //! The agent's side of a username-management backend, with the reference's default for
 //! `get_or_create_username`.
 
+use std::sync::Arc;
+
 use crate::handle::UsernameHandle;
 use waldur_plugin_abi::wire::OfferingUser;
 
@@ -28,7 +30,13 @@ impl UsernameBackend {
     }
 
     /// Records the latency of every later call into the plugin (`run --metrics-address`).
+    ///
+    /// An observer that [`CallObserver::wants_calls`] also sees each crossing in full.
     pub fn record_calls(&mut self, observer: impl CallObserver + 'static) {
+        let observer: Arc<dyn CallObserver> = Arc::new(observer);
+        if observer.wants_calls() {
+            self.handle.watch_calls(Arc::clone(&observer));
+        }
         self.calls = Observed::new(observer);
     }
 

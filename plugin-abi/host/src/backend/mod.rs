@@ -24,6 +24,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::handle::BackendHandle;
@@ -133,7 +134,13 @@ impl Backend {
     }
 
     /// Records the latency of every later call into the plugin (`run --metrics-address`).
+    ///
+    /// An observer that [`CallObserver::wants_calls`] also sees each crossing in full.
     pub fn record_calls(&mut self, observer: impl CallObserver + 'static) {
+        let observer: Arc<dyn CallObserver> = Arc::new(observer);
+        if observer.wants_calls() {
+            self.handle.watch_calls(Arc::clone(&observer));
+        }
         self.calls = Observed::new(observer);
     }
 
