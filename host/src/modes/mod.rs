@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod call_trace;
 pub mod claims;
 mod create;
 pub mod cycle;

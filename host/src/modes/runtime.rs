@@ -10,11 +10,12 @@ use waldur_plugin_abi::ffi::EntryKind;
 use waldur_plugin_abi::wire::{
     BackendComponents, BackendResourceInfo, RuntimeContext, WaldurResource,
 };
+use waldur_plugin_host::CallObserver;
 
 use super::error::ModeError;
 use super::gateway::ClientGateway;
 use crate::config::{Config, Offering};
-use crate::metrics::{Metrics, PluginCalls};
+use crate::metrics::Metrics;
 use crate::plugins::{Backend, HostContext, Registry};
 use crate::waldur::{
     AgentDependency, AgentIdentityRequest, OfferingComponent, ProviderOffering, WaldurClient,
@@ -81,6 +82,8 @@ pub struct Agent {
     /// `run --force`: the guards against mass removal (`max_user_removals_per_cycle`,
     /// `max_terminations_per_cycle`) do not stop a cycle.
     pub force: bool,
+    /// Every plugin call in full, when a tool prints them (`test-order`).
+    call_trace: Option<Arc<super::call_trace::CallTrace>>,
 }
 
 impl Agent {
@@ -103,6 +106,7 @@ impl Agent {
             metrics: None,
             dry_run: None,
             force: false,
+            call_trace: None,
         }
     }
 
@@ -124,10 +128,22 @@ impl Agent {
         self
     }
 
-    /// The latency recorder for the calls into one plugin entry's instances.
-    /// `None` without a metrics endpoint: nothing is timed then.
-    pub(crate) fn plugin_calls(&self, entry: &str) -> Option<PluginCalls> {
-        self.metrics.as_ref().map(|m| m.plugin_calls(entry))
+    /// Records every call into the plugins, in full, into `trace` (instead of the metrics'
+    /// latency: a tool that prints the calls serves no metrics).
+    pub fn with_call_trace(mut self, trace: Arc<super::call_trace::CallTrace>) -> Self {
+        self.call_trace = Some(trace);
+        self
+    }
+
+    /// The observer of the calls into one plugin entry's instances: the call trace, else the
+    /// metrics' latency recorder. `None` without either: nothing is timed then.
+    pub(crate) fn plugin_calls(&self, entry: &str) -> Option<Arc<dyn CallObserver>> {
+        if let Some(trace) = &self.call_trace {
+            return Some(trace.observer(entry));
+        }
+        self.metrics
+            .as_ref()
+            .map(|m| Arc::new(m.plugin_calls(entry)) as Arc<dyn CallObserver>)
     }
 
     /// Replaces the per-attempt Waldur request timeout (default 600 s, as the reference) for
