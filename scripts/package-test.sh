@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Debian package for real, as a site would use it: builds it (scripts/package.sh),
-# installs it with dpkg -i, checks the files (modes, owners, conffile, links, no simulator in
-# the binary), runs the installed `waldur-agent plugins list` and `waldur_site_healthz`,
+# installs it with dpkg -i, checks the files (modes, owners, conffile, links, test-order but no
+# demo command in the binary), runs the installed `waldur-agent plugins list` and `waldur_site_healthz`,
 # checks every unit with systemd-analyze verify, runs the installed agent against the Waldur
 # simulator and checks that `waldur_site_healthz --liveness-only --max-age N` keeps passing
-# for longer than N while it waits for its next cycle, then purges the package and checks
+# for longer than N while it waits for its next cycle, runs one order with the installed
+# waldur_site_test_order, then purges the package and checks
 # that nothing of it is left.
 # Needs root and dpkg (it installs a package); without them it skips, except under CI=true,
 # where it fails. Refuses to run when waldur-agent is installed already (it would replace it).
@@ -66,7 +67,7 @@ CONFIG=/etc/waldur/waldur-site-agent-config.yaml
 dpkg-query -W -f '${Conffiles}' waldur-agent | grep -q " $CONFIG " || fail "$CONFIG is not a conffile"
 echo "ok: plugins root 0644, $CONFIG a conffile with mode 0600"
 LINKS=(waldur_site_agent waldur_site_diagnostics waldur_site_load_components waldur_sync_offering_users
-       waldur_sync_resource_limits waldur_site_create_homedirs waldur_site_healthz)
+       waldur_sync_resource_limits waldur_site_create_homedirs waldur_site_healthz waldur_site_test_order)
 for name in "${LINKS[@]}"; do
     [[ "$(readlink "/usr/bin/$name")" = waldur-agent ]] || fail "/usr/bin/$name is not a link to waldur-agent"
     /usr/bin/"$name" --help | grep -q "Usage: $name " || fail "$name --help does not name $name"
@@ -79,9 +80,13 @@ for file in /usr/share/man/man1/waldur-agent.1.gz /usr/share/bash-completion/com
 done
 grep -q "MIT" /usr/share/doc/waldur-agent/copyright || fail "copyright does not carry the license"
 echo "ok: man page, bash/zsh/fish completions, copyright"
-if grep -q "/__sim/" /usr/bin/waldur-agent; then fail "the installed binary contains the simulator"; fi
 if /usr/bin/waldur-agent demo >/dev/null 2>&1; then fail "the installed binary has the demo command"; fi
-echo "ok: no simulator and no demo command in /usr/bin/waldur-agent"
+# The simulator is in (test-order embeds it), under both names.
+/usr/bin/waldur-agent test-order --list-templates | grep -qx "create/basic" \
+    || fail "the installed binary has no test-order"
+/usr/bin/waldur_site_test_order --list-templates | grep -qx "terminate/basic" \
+    || fail "waldur_site_test_order is not installed"
+echo "ok: test-order and no demo command in /usr/bin/waldur-agent"
 
 # ---------------------------------------------------------------- installed commands
 waldur-agent plugins list >"$WORK/plugins" 2>&1 || { cat "$WORK/plugins" >&2; fail "waldur-agent plugins list"; }
@@ -122,6 +127,16 @@ sleep $((MAX_AGE + 1))
 if probe >/dev/null; then fail "liveness still passes with the agent stopped"; fi
 echo "ok: the same probe fails once the agent is gone"
 kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=""
+
+# ---------------------------------------------------------------- test-order
+# One Create order through the installed binary's processor and the installed demo plugin, on
+# the simulator the binary embeds (the standalone one is stopped by now).
+sed 's/^    reporting_backend: demo$/&\n    order_processing_backend: demo/' "$WORK/config.yaml" >"$WORK/order.yaml"
+waldur_site_test_order -c "$WORK/order.yaml" --template create/basic --var resource_name=pkg-order \
+    >"$WORK/out" 2>&1 || fail "waldur_site_test_order: $(cat "$WORK/out")"
+grep -qx "Result: done" "$WORK/out" || fail "test-order did not finish the order: $(cat "$WORK/out")"
+grep -q "plugin  demo.client_create_resource(" "$WORK/out" || fail "test-order printed no plugin call"
+echo "ok: waldur_site_test_order ran a Create order through the installed demo plugin"
 
 # ---------------------------------------------------------------- purge
 dpkg --purge waldur-agent >/dev/null

@@ -23,9 +23,10 @@ TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_dire
 RELEASE="$TARGET/release"
 ASSETS="$RELEASE/package"
 
-echo "== cargo build --release (agent without the demo feature, bundled plugins)"
-# One invocation: the plugins declare no features, so --no-default-features only drops `demo`.
-cargo build --release --no-default-features \
+echo "== cargo build --release (agent with the simulator feature but not demo, bundled plugins)"
+# One invocation: the plugins declare no features, so --no-default-features only drops `demo`;
+# `simulator` (host/Cargo.toml [package.metadata.deb] names it too) keeps `test-order`.
+cargo build --release --no-default-features --features waldur-agent/simulator \
     -p waldur-agent -p waldur-plugin-demo -p waldur-plugin-basic-username -p waldur-plugin-slurm
 
 rm -rf "$ASSETS"

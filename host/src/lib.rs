@@ -14,6 +14,8 @@ pub mod logging;
 pub mod metrics;
 pub mod modes;
 pub mod plugins;
+#[cfg(feature = "simulator")]
+pub mod test_order;
 pub mod waldur;
 
 /// The agent's version, as plugins and Waldur see it.

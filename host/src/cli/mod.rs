@@ -6,6 +6,8 @@ mod plan;
 mod plugins;
 mod program_names;
 mod run;
+#[cfg(feature = "simulator")]
+mod test_order;
 mod tools;
 
 use std::path::PathBuf;
@@ -61,6 +63,11 @@ pub enum Command {
     /// Loads past months' usage from the reporting backend into Waldur with a staff token.
     #[command(after_help = tools::historical_usage::AFTER_HELP)]
     LoadHistoricalUsage(tools::historical_usage::HistoricalArgs),
+    /// Runs one order for real through the order processor and the configured plugin,
+    /// against an embedded Waldur simulator, and prints every plugin call and Waldur request.
+    #[cfg(feature = "simulator")]
+    #[command(after_help = test_order::AFTER_HELP)]
+    TestOrder(Box<test_order::TestOrderArgs>),
     /// Liveness (heartbeat file) and readiness (Waldur answers) check.
     #[command(after_help = tools::healthz::AFTER_HELP)]
     Healthz(tools::healthz::HealthzArgs),
@@ -191,6 +198,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CreateHomedirs(args) => tools::homedirs::run(args),
         Command::LoadHistoricalUsage(args) => tools::historical_usage::run(args),
         Command::Healthz(args) => tools::healthz::run(args),
+        #[cfg(feature = "simulator")]
+        Command::TestOrder(args) => test_order::run(*args),
         Command::PackageAssets { dir } => package_assets::run(&dir),
     }
 }

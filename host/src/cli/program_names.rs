@@ -51,6 +51,11 @@ pub const PROGRAM_NAMES: &[ProgramName] = &[
         name: "waldur_site_healthz",
         subcommand: "healthz",
     },
+    #[cfg(feature = "simulator")]
+    ProgramName {
+        name: "waldur_site_test_order",
+        subcommand: "test-order",
+    },
 ];
 
 /// The reference name a program path ends in (`/usr/bin/waldur_site_healthz`), if any.
