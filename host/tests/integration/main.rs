@@ -27,4 +27,6 @@ mod reference_differences_e2e;
 mod removal_guards_e2e;
 mod slurm_e2e;
 mod stomp_rabbitmq;
+#[cfg(feature = "simulator")]
+mod test_order_e2e;
 mod tools_e2e;
