@@ -1336,3 +1336,86 @@ fn withheld_writes_never_reach_the_plugin_and_answer_as_if_done() {
         "3 x unit factor 60: {planned_limits:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Observers
+
+/// One call an observer was shown: method, arguments, answer or error message.
+type Shown = (String, Value, Result<Value, String>);
+
+/// Records what an observer is shown.
+#[derive(Default)]
+struct Watcher {
+    wants_calls: bool,
+    latencies: Mutex<Vec<&'static str>>,
+    calls: Mutex<Vec<Shown>>,
+}
+
+impl crate::CallObserver for Watcher {
+    fn observe(&self, method: &'static str, _seconds: f64) {
+        self.latencies.lock().unwrap().push(method);
+    }
+
+    fn wants_calls(&self) -> bool {
+        self.wants_calls
+    }
+
+    fn observe_call(&self, call: &crate::CrossedCall<'_>) {
+        assert!(call.seconds >= 0.0);
+        let outcome = call
+            .outcome
+            .map(|answer| serde_json::from_str(answer).unwrap())
+            .map_err(|e| e.to_string());
+        let arguments = serde_json::from_str(call.arguments).unwrap();
+        self.calls
+            .lock()
+            .unwrap()
+            .push((call.method.to_string(), arguments, outcome));
+    }
+}
+
+#[test]
+fn an_observer_that_wants_calls_sees_each_crossing_with_its_arguments_and_answer() {
+    let watcher = std::sync::Arc::new(Watcher {
+        wants_calls: true,
+        ..Default::default()
+    });
+    let mut backend = build(json!({
+        "accounts": [["acc1", "org"]],
+        "fail": {"client_delete_resource": "backend"},
+    }));
+    backend.record_calls(std::sync::Arc::clone(&watcher));
+    assert!(backend.client_get_resource("acc1").unwrap().is_some());
+    assert!(backend.client_delete_resource("acc1").is_err());
+    backend
+        .handle()
+        .invoke("take_calls", &json!({"unused": 1}))
+        .unwrap();
+    let calls = watcher.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0].0, "client_get_resource");
+    assert_eq!(calls[0].1, json!({"resource_id": "acc1"}));
+    assert_eq!(calls[0].2.as_ref().unwrap()["name"], "acc1");
+    assert_eq!(calls[1].0, "client_delete_resource");
+    assert_eq!(
+        calls[1].2,
+        Err("backend error: client_delete_resource failed on purpose".to_string())
+    );
+    assert_eq!(calls[2].0, "take_calls");
+    assert_eq!(calls[2].1, json!({"unused": 1}));
+    // The latency path still sees the typed calls.
+    assert_eq!(
+        *watcher.latencies.lock().unwrap(),
+        ["client_get_resource", "client_delete_resource"]
+    );
+}
+
+#[test]
+fn an_observer_of_latency_only_is_not_shown_the_calls() {
+    let watcher = std::sync::Arc::new(Watcher::default());
+    let mut backend = build(json!({"accounts": [["acc1", "org"]]}));
+    backend.record_calls(std::sync::Arc::clone(&watcher));
+    backend.client_get_resource("acc1").unwrap();
+    assert!(watcher.calls.lock().unwrap().is_empty());
+    assert_eq!(*watcher.latencies.lock().unwrap(), ["client_get_resource"]);
+}
