@@ -155,6 +155,20 @@ mod tests {
         }
         let cli = parse_from(args("waldur_site_diagnostics -m order_process -c x.yaml"));
         assert!(matches!(cli.command, Command::Diagnostics(_)));
+        #[cfg(feature = "simulator")]
+        {
+            let cli = parse_from(args(
+                "waldur_site_test_order -c x.yaml --template create/basic --var cpu_limit=5",
+            ));
+            match cli.command {
+                Command::TestOrder(t) => {
+                    assert_eq!(t.template.as_deref(), Some("create/basic"));
+                    assert_eq!(t.vars, ["cpu_limit=5"]);
+                    assert_eq!(t.source.config.as_deref(), Some(Path::new("x.yaml")));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         // Any other program name is the ordinary command line.
         let cli = parse_from(args("./waldur-agent sync-offering-users -c x.yaml"));
         assert!(matches!(cli.command, Command::SyncOfferingUsers(_)));

@@ -203,6 +203,43 @@ fn json_output_has_every_step_and_the_ending() {
 }
 
 #[test]
+fn verbose_lists_the_setup_and_the_bodies() {
+    let site = site("");
+    let quiet = stdout(&test_order(
+        &site,
+        &["--template", "terminate/basic", "--var", "resource_name=v0"],
+    ));
+    let output = test_order(
+        &site,
+        &[
+            "--template",
+            "terminate/basic",
+            "--verbose",
+            "--var",
+            "resource_name=v1",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let text = stdout(&output);
+    // The setup's create is listed before the terminate's steps.
+    in_order(
+        &steps(&text),
+        &[
+            "plugin demo.client_create_resource(description=\"v1\"",
+            "plugin demo.client_delete_resource(name=\"v1\")",
+        ],
+    );
+    assert!(
+        !steps(&quiet)
+            .iter()
+            .any(|s| s.contains("client_create_resource")),
+        "{quiet}"
+    );
+    // Bodies of what the processor sent Waldur.
+    assert!(text.contains("sent: {\"backend_id\":\"v1\"}"), "{text}");
+}
+
+#[test]
 fn list_templates_lists_all_six() {
     let site = site("");
     let output = test_order(&site, &["--list-templates"]);
