@@ -51,7 +51,8 @@ pub struct TestOrderArgs {
     /// Only print the rendered order (or write it to --output).
     #[arg(long, requires = "template")]
     pub generate_only: bool,
-    /// Plan the plugin's writes instead of making them.
+    /// Plan the plugin's writes instead of making them. This agent has no dry-run mode yet:
+    /// it says so and runs the order (Waldur is the embedded simulator either way).
     #[arg(long)]
     pub dry_run: bool,
     /// Accepted for the reference's command lines: the order always runs through the real
