@@ -411,7 +411,7 @@ pub(crate) async fn backend_for(
             .backend(&registry_entry, &settings, &components, context)
     })?;
     if let Some(calls) = agent.plugin_calls(entry) {
-        backend.record_calls(calls);
+        backend.record_calls_shared(calls);
     }
     if let Some(plan) = &agent.dry_run {
         backend.withhold_writes(plan.backend(&offering.name, entry));

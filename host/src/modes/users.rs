@@ -98,7 +98,7 @@ impl Session<'_> {
                         .username_backend(&entry, &settings, &offering, context)
                 })?;
                 if let Some(calls) = self.agent.plugin_calls(&entry) {
-                    backend.record_calls(calls);
+                    backend.record_calls_shared(calls);
                 }
                 if let Some(plan) = &self.agent.dry_run {
                     backend.withhold_writes(plan.backend(&self.offering.name, &entry));

@@ -38,22 +38,6 @@ pub struct CrossedCall<'a> {
     pub seconds: f64,
 }
 
-/// An observer shared by several backends (one per plugin entry, handed out by the agent).
-impl<T: CallObserver + ?Sized> CallObserver for Arc<T> {
-    #[inline]
-    fn observe(&self, method: &'static str, seconds: f64) {
-        (**self).observe(method, seconds)
-    }
-
-    fn wants_calls(&self) -> bool {
-        (**self).wants_calls()
-    }
-
-    fn observe_call(&self, call: &CrossedCall<'_>) {
-        (**self).observe_call(call)
-    }
-}
-
 /// The observer of one backend: none by default.
 #[derive(Clone, Default)]
 pub(crate) struct Observed(Option<Arc<dyn CallObserver>>);

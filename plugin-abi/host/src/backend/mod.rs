@@ -137,7 +137,11 @@ impl Backend {
     ///
     /// An observer that [`CallObserver::wants_calls`] also sees each crossing in full.
     pub fn record_calls(&mut self, observer: impl CallObserver + 'static) {
-        let observer: Arc<dyn CallObserver> = Arc::new(observer);
+        self.record_calls_shared(Arc::new(observer));
+    }
+
+    /// [`Self::record_calls`] with an observer shared with other backends.
+    pub fn record_calls_shared(&mut self, observer: Arc<dyn CallObserver>) {
         if observer.wants_calls() {
             self.handle.watch_calls(Arc::clone(&observer));
         }

@@ -1384,7 +1384,7 @@ fn an_observer_that_wants_calls_sees_each_crossing_with_its_arguments_and_answer
         "accounts": [["acc1", "org"]],
         "fail": {"client_delete_resource": "backend"},
     }));
-    backend.record_calls(std::sync::Arc::clone(&watcher));
+    backend.record_calls_shared(watcher.clone());
     assert!(backend.client_get_resource("acc1").unwrap().is_some());
     assert!(backend.client_delete_resource("acc1").is_err());
     backend
@@ -1414,7 +1414,7 @@ fn an_observer_that_wants_calls_sees_each_crossing_with_its_arguments_and_answer
 fn an_observer_of_latency_only_is_not_shown_the_calls() {
     let watcher = std::sync::Arc::new(Watcher::default());
     let mut backend = build(json!({"accounts": [["acc1", "org"]]}));
-    backend.record_calls(std::sync::Arc::clone(&watcher));
+    backend.record_calls_shared(watcher.clone());
     backend.client_get_resource("acc1").unwrap();
     assert!(watcher.calls.lock().unwrap().is_empty());
     assert_eq!(*watcher.latencies.lock().unwrap(), ["client_get_resource"]);
