@@ -240,6 +240,32 @@ fn verbose_lists_the_setup_and_the_bodies() {
 }
 
 #[test]
+fn the_reference_name_runs_it_with_the_reference_flags() {
+    let site = site("");
+    let link = site.work.path().join("waldur_site_test_order");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_waldur-agent"), &link).unwrap();
+    let output = std::process::Command::new(&link)
+        .env("WALDUR_AGENT_PLUGIN_PATH", "")
+        .env("WALDUR_AGENT_RUNTIME_DIR", site.runtime_dir())
+        .args(["--config", site.config.to_str().unwrap()])
+        .args(["--plugin-dir", site.plugins.path().to_str().unwrap()])
+        .args([
+            "--template",
+            "create/basic.json",
+            "--use-real-backend",
+            "--json-output",
+        ])
+        .args(["--var", "resource_name=by-name"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let report: Value =
+        serde_json::from_str(&stdout(&output)).unwrap_or_else(|_| panic!("{}", show(&output)));
+    assert_eq!(report["success"], true);
+    assert!(account(&site, "by-name").is_some());
+}
+
+#[test]
 fn list_templates_lists_all_six() {
     let site = site("");
     let output = test_order(&site, &["--list-templates"]);
