@@ -7,6 +7,7 @@
 mod backend;
 mod capabilities;
 mod component;
+mod diagnosis;
 mod order;
 mod resource;
 mod usage;
@@ -15,6 +16,7 @@ mod users;
 pub use backend::*;
 pub use capabilities::*;
 pub use component::*;
+pub use diagnosis::*;
 pub use order::*;
 pub use resource::*;
 pub use usage::*;

@@ -30,10 +30,10 @@ use std::time::Duration;
 use crate::handle::BackendHandle;
 use serde_json::Value;
 use waldur_plugin_abi::wire::{
-    Association, BackendComponents, BackendLimits, BackendResourceInfo, CapabilitySet,
-    ClientResource, CollectedLimits, JsonMap, Limits, Order, PendingOrderDecision,
-    PeriodicSettingsResult, ResourceKey, RuntimeContext, UsageReport, UserContext, UserOptions,
-    WaldurResource,
+    AccountDiagnosis, Association, BackendComponents, BackendLimits, BackendResourceInfo,
+    CapabilitySet, ClientResource, CollectedLimits, DiagnoseAccountArgs, JsonMap, Limits, Order,
+    PendingOrderDecision, PeriodicSettingsResult, ResourceKey, RuntimeContext, UsageReport,
+    UserContext, UserOptions, WaldurResource, DIAGNOSE_ACCOUNT_METHOD,
 };
 use waldur_plugin_abi::Error as AbiError;
 
@@ -983,6 +983,36 @@ impl Backend {
                 self.handle.invoke(TARGET_EVENT_METHOD, event)
             }),
         )
+    }
+
+    /// The account `args.backend_id` next to what the plugin would set for Waldur's
+    /// resource, through `invoke` (a method added after ABI 1.0). `None` when the plugin has
+    /// no account diagnostics (optional for plugins; the agent has no default).
+    pub fn diagnose_account(
+        &self,
+        args: &DiagnoseAccountArgs,
+    ) -> Result<Option<AccountDiagnosis>, PluginError> {
+        let encoded = serde_json::to_value(args).map_err(|e| {
+            self.error(
+                DIAGNOSE_ACCOUNT_METHOD,
+                AbiError::invalid_input(format!("cannot encode the arguments: {e}")),
+            )
+        })?;
+        let answer = self.timed(DIAGNOSE_ACCOUNT_METHOD, || {
+            self.handle.invoke(DIAGNOSE_ACCOUNT_METHOD, &encoded)
+        });
+        match answer {
+            Err(e) if e.is_not_implemented() => Ok(None),
+            Err(e) => Err(self.error(DIAGNOSE_ACCOUNT_METHOD, e)),
+            Ok(value) => serde_json::from_value(value).map(Some).map_err(|e| {
+                self.error(
+                    DIAGNOSE_ACCOUNT_METHOD,
+                    AbiError::invalid_input(format!(
+                        "the plugin answered something that is not an account diagnosis: {e}"
+                    )),
+                )
+            }),
+        }
     }
 
     /// Default: no report.
