@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use waldur_plugin_abi::wire::{
     AccountingType, BackendComponents, BackendLimits, BackendResourceInfo, CollectedLimits,
-    JsonMap, Limits, PeriodicSettingsResult, RuntimeContext, UsageReport, UserContext, UserOptions,
-    WaldurResource,
+    DiagnoseAccountArgs, JsonMap, Limits, PeriodicSettingsResult, RuntimeContext, UsageReport,
+    UserContext, UserOptions, WaldurResource, DIAGNOSE_ACCOUNT_METHOD,
 };
 use waldur_plugin_abi::{
-    backend_impl, Backend, BackendContext, Capabilities, Result, SettingKind, SettingSpec,
+    backend_impl, Backend, BackendContext, Capabilities, Error, Result, SettingKind, SettingSpec,
 };
 
 use crate::limits::{self, ComponentMapper};
@@ -298,6 +298,19 @@ impl Backend for Slurm {
 
     fn has_prepaid_components(&self) -> Result<bool> {
         Ok(self.has_prepaid())
+    }
+
+    /// `diagnose_account` (see `account_diagnosis.rs`); nothing else.
+    fn invoke(&self, method: &str, args: Value) -> Result<Value> {
+        if method != DIAGNOSE_ACCOUNT_METHOD {
+            return Err(Error::not_implemented(method));
+        }
+        let args: DiagnoseAccountArgs = serde_json::from_value(args).map_err(|e| {
+            Error::invalid_input(format!("{method}: the arguments are not valid: {e}"))
+        })?;
+        let diagnosis = self.diagnose_account(&args)?;
+        serde_json::to_value(diagnosis)
+            .map_err(|e| Error::internal(format!("{method}: cannot encode the answer: {e}")))
     }
 }
 

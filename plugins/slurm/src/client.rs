@@ -37,6 +37,19 @@ pub type AccountLimits = BTreeMap<String, BTreeMap<String, String>>;
 /// in column order.
 pub const LIMIT_TYPES: [&str; 4] = ["GrpTRES", "GrpTRESMins", "MaxTRES", "MaxTRESMins"];
 
+/// One association line of an account ([`SlurmClient::account_association_details`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssociationDetails {
+    /// Empty on the account's own association.
+    pub user: String,
+    pub partition: String,
+    pub parent: String,
+    pub qos: String,
+    pub grp_submit_jobs: String,
+    /// The limit types that have values.
+    pub limits: AccountLimits,
+}
+
 /// Runs SLURM commands. Cheap to clone; [`SlurmClient::recording`] makes a copy that also
 /// keeps the list of commands it ran (what periodic settings report to Waldur).
 #[derive(Clone)]
@@ -877,6 +890,45 @@ impl SlurmClient {
             }
         }
         Ok(limits)
+    }
+
+    /// `show association where account=<a> format=Account,User,Partition,ParentName,QOS,
+    /// GrpSubmit,GrpTRES,GrpTRESMins,MaxTRES,MaxTRESMins`: every association line of the
+    /// account (its own, with no user, and one per user and partition), with the limits read
+    /// by [`parser::tres_values`]. (`list account` prints no limits without WithAssoc.)
+    pub fn account_association_details(&self, account: &str) -> Result<Vec<AssociationDetails>> {
+        let output = self.sacctmgr(&argv(&[
+            "show",
+            "association",
+            "where",
+            &format!("account={}", names::account(account)?),
+            &format!(
+                "format=Account,User,Partition,ParentName,QOS,GrpSubmit,{}",
+                LIMIT_TYPES.join(",")
+            ),
+        ]))?;
+        Ok(output
+            .lines()
+            .filter(|line| line.contains('|'))
+            .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+            .filter(|parts| parts[0].eq_ignore_ascii_case(account))
+            .map(|parts| {
+                let at = |i: usize| parts.get(i).copied().unwrap_or_default().to_string();
+                AssociationDetails {
+                    user: at(1),
+                    partition: at(2),
+                    parent: at(3),
+                    qos: at(4),
+                    grp_submit_jobs: at(5),
+                    limits: LIMIT_TYPES
+                        .iter()
+                        .enumerate()
+                        .map(|(i, kind)| (kind.to_string(), parser::tres_values(&at(6 + i))))
+                        .filter(|(_, values)| !values.is_empty())
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
     /// `modify account <a> set RawUsage=0`.

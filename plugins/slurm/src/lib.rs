@@ -12,12 +12,14 @@
 //! - [`client`]: one method per SLURM command of the reference's client;
 //! - [`limits`]: Waldur units <-> GrpTRESMins, prepaid months, component mapping;
 //! - [`usage`]: billing months and usage reports;
-//! - `hierarchy`, `users`, `qos`, `homedirs`, `diagnostics`, `periodic`, `pull`: the
+//! - `hierarchy`, `users`, `qos`, `homedirs`, `diagnostics`, `account_diagnosis`,
+//!   `periodic`, `pull`: the
 //!   behaviour, each an `impl Slurm` block;
 //! - `slurm`, `backend`, `base_client`: the plugin type and its thin SDK trait impls.
 // Plugin code needs no unsafe: the SDK holds the FFI, so the compiler keeps it out.
 #![forbid(unsafe_code)]
 
+mod account_diagnosis;
 mod backend;
 mod base_client;
 pub mod client;

@@ -212,16 +212,39 @@ pub fn limit_line(line: &str, configured: &BTreeSet<String>) -> (BackendLimits, 
         .into_iter()
         .filter(|(tres, _)| configured.contains(tres))
         .map(|(tres, value)| {
-            let parsed = parse_int(&value);
-            let parsed = if tres == "mem" {
-                parsed.div_euclid(MIB)
-            } else {
-                parsed
-            };
+            let parsed = tres_number(&tres, &value);
             (tres, parsed)
         })
         .collect();
     (limits, field(&parts, 2))
+}
+
+/// A TRES limit value as a number in the plugin's units: `mem` in MB (SLURM prints `600G`),
+/// everything else as [`parse_int`] reads it.
+pub fn tres_number(tres: &str, value: &str) -> i64 {
+    let parsed = parse_int(value);
+    if tres == "mem" {
+        parsed.div_euclid(MIB)
+    } else {
+        parsed
+    }
+}
+
+/// A TRES list with every numeric value in the plugin's units ([`tres_number`]) as text, and
+/// anything else (`UNLIMITED`) verbatim: what the plugin sets compares equal to what it reads.
+pub fn tres_values(text: &str) -> BTreeMap<String, String> {
+    parse_tres(text)
+        .into_iter()
+        .map(|(tres, value)| {
+            let value = value.trim();
+            let shown = if value.starts_with(|c: char| c.is_ascii_digit()) {
+                tres_number(&tres, value).to_string()
+            } else {
+                value.to_string()
+            };
+            (tres, shown)
+        })
+        .collect()
 }
 
 /// A TRES list as strings: numbers normalised (`"007"` -> `"7"`), anything else verbatim.

@@ -2,6 +2,7 @@
 //! golden traces, argv of every client method, parsers on recorded real output, the fixed
 //! reference bugs, batching, timeouts.
 
+mod account_diagnosis;
 mod argv;
 mod batching;
 mod behaviour;
