@@ -67,7 +67,8 @@ CONFIG=/etc/waldur/waldur-site-agent-config.yaml
 dpkg-query -W -f '${Conffiles}' waldur-agent | grep -q " $CONFIG " || fail "$CONFIG is not a conffile"
 echo "ok: plugins root 0644, $CONFIG a conffile with mode 0600"
 LINKS=(waldur_site_agent waldur_site_diagnostics waldur_site_load_components waldur_sync_offering_users
-       waldur_sync_resource_limits waldur_site_create_homedirs waldur_site_healthz waldur_site_test_order)
+       waldur_sync_resource_limits waldur_site_create_homedirs waldur_site_healthz waldur_site_test_order
+       waldur_site_diagnose_slurm_account waldur_site_load_historical_usage)
 for name in "${LINKS[@]}"; do
     [[ "$(readlink "/usr/bin/$name")" = waldur-agent ]] || fail "/usr/bin/$name is not a link to waldur-agent"
     /usr/bin/"$name" --help | grep -q "Usage: $name " || fail "$name --help does not name $name"

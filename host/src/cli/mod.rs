@@ -68,6 +68,10 @@ pub enum Command {
     #[cfg(feature = "simulator")]
     #[command(after_help = test_order::AFTER_HELP)]
     TestOrder(Box<test_order::TestOrderArgs>),
+    /// One SLURM account next to the Waldur resource with that backend id: limits, users,
+    /// QoS, with every difference marked (changes nothing).
+    #[command(after_help = tools::account_diagnosis::AFTER_HELP)]
+    DiagnoseSlurmAccount(tools::account_diagnosis::DiagnoseAccountArgs),
     /// Liveness (heartbeat file) and readiness (Waldur answers) check.
     #[command(after_help = tools::healthz::AFTER_HELP)]
     Healthz(tools::healthz::HealthzArgs),
@@ -197,6 +201,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::SyncResourceLimits(args) => tools::limits::run(args),
         Command::CreateHomedirs(args) => tools::homedirs::run(args),
         Command::LoadHistoricalUsage(args) => tools::historical_usage::run(args),
+        Command::DiagnoseSlurmAccount(args) => tools::account_diagnosis::run(args),
         Command::Healthz(args) => tools::healthz::run(args),
         #[cfg(feature = "simulator")]
         Command::TestOrder(args) => test_order::run(*args),

@@ -56,6 +56,10 @@ pub const PROGRAM_NAMES: &[ProgramName] = &[
         name: "waldur_site_test_order",
         subcommand: "test-order",
     },
+    ProgramName {
+        name: "waldur_site_diagnose_slurm_account",
+        subcommand: "diagnose-slurm-account",
+    },
 ];
 
 /// The reference name a program path ends in (`/usr/bin/waldur_site_healthz`), if any.
@@ -168,6 +172,19 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+            }
+        }
+        let cli = parse_from(args(
+            "waldur_site_diagnose_slurm_account alloc_x -c x.yaml --offering-uuid u --json -v --no-color",
+        ));
+        match cli.command {
+            Command::DiagnoseSlurmAccount(d) => {
+                assert_eq!(d.account_name, "alloc_x");
+                assert_eq!(d.offering_uuid.as_deref(), Some("u"));
+                assert!(d.json && d.verbose && d.no_color);
+                assert_eq!(d.source.config.as_deref(), Some(Path::new("x.yaml")));
+            }
+            other => panic!("{other:?}"),
         }
         // Any other program name is the ordinary command line.
         let cli = parse_from(args("./waldur-agent sync-offering-users -c x.yaml"));

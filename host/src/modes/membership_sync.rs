@@ -510,6 +510,26 @@ impl Session<'_> {
         Ok(true)
     }
 
+    /// Waldur's per-user limits of a resource (C6), whole Waldur units by username and
+    /// component, as the plugin's per-user limit calls take them.
+    pub(crate) async fn waldur_user_limits(
+        &self,
+        resource_uuid: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, i64>>, ModeError> {
+        let mut waldur: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for limit in self
+            .client
+            .list_component_user_usage_limits(resource_uuid)
+            .await?
+        {
+            waldur
+                .entry(limit.user)
+                .or_default()
+                .insert(limit.component_type, limit.limit.trunc() as i64);
+        }
+        Ok(waldur)
+    }
+
     /// Per-user limits from Waldur onto the backend (reference `_sync_resource_user_limits`).
     async fn sync_user_limits(
         &self,
@@ -522,17 +542,7 @@ impl Session<'_> {
         else {
             return Ok(());
         };
-        let mut waldur: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-        for limit in self
-            .client
-            .list_component_user_usage_limits(&resource.uuid)
-            .await?
-        {
-            waldur
-                .entry(limit.user)
-                .or_default()
-                .insert(limit.component_type, limit.limit.trunc() as i64);
-        }
+        let waldur = self.waldur_user_limits(&resource.uuid).await?;
         for (user, limits) in user_limits_to_apply(users, &waldur, &backend) {
             let (id, name) = (resource.backend_id.clone(), user.clone());
             if let Err(e) = blocking(&self.backend, move |b| {

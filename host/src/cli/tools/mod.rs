@@ -3,6 +3,7 @@
 //! offering, prints one line per offering, and exits 0 when no offering failed, 1 when one
 //! did, 2 when the configuration or the plugins could not be loaded.
 
+pub mod account_diagnosis;
 pub mod components;
 pub mod diagnostics;
 pub mod healthz;

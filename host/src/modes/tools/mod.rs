@@ -1,6 +1,8 @@
 //! The reference's CLI tools (reference §3.7) as library functions: each works on every
 //! offering of the configuration, and one failing offering never stops the others.
 
+pub mod account_comparison;
+pub mod account_diagnosis;
 pub mod components;
 pub mod diagnostics;
 pub mod heartbeat;

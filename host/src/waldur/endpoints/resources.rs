@@ -79,6 +79,8 @@ pub struct ResourceFilter {
     pub offering_uuid: Option<String>,
     /// `project_uuid=`.
     pub project_uuid: Option<String>,
+    /// `backend_id=`.
+    pub backend_id: Option<String>,
     /// `state=` (repeated).
     pub states: Vec<String>,
     /// `field=` (repeated); empty for full objects.
@@ -104,7 +106,7 @@ impl ResourceFilter {
 
 impl WaldurClient {
     /// R1 `GET /api/marketplace-provider-resources/?offering_uuid=&state=...&field=...&page_size=100`
-    /// -> 200, all pages.
+    /// (`&project_uuid=`, `&backend_id=` when given) -> 200, all pages.
     pub async fn list_provider_resources(
         &self,
         filter: &ResourceFilter,
@@ -112,6 +114,7 @@ impl WaldurClient {
         let query = Query::new()
             .opt_uuid("offering_uuid", filter.offering_uuid.as_deref())
             .opt_uuid("project_uuid", filter.project_uuid.as_deref())
+            .each("backend_id", filter.backend_id.as_slice())
             .each("state", &filter.states)
             .fields(&filter.fields)
             .add("page_size", "100");
