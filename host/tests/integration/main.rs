@@ -9,6 +9,7 @@ mod cli_run;
 mod common;
 mod config_check;
 mod demo_vtable;
+mod diagnose_slurm_e2e;
 mod dry_run_e2e;
 mod event_handlers_broker_e2e;
 mod event_process_e2e;

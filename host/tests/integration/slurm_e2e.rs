@@ -14,19 +14,19 @@ use waldur_test_support::slurm::{daemon_logs, require_real_slurm, sacctmgr_rows,
 use waldur_test_support::{workspace_plugin, PluginDir};
 
 const TOKEN: &str = "slurm-e2e-token";
-const OFFERING: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01";
+pub(crate) const OFFERING: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01";
 const BROKEN_OFFERING: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f02";
 const PROJECT: &str = "99999999999999999999999999999999";
 const ALICE: &str = "44444444444444444444444444444401";
 const BOB: &str = "44444444444444444444444444444402";
-const RES: &str = "88888888888888888888888888888801";
-const BROKEN_RES: &str = "88888888888888888888888888888802";
-const CREATE: &str = "77777777777777777777777777777701";
+pub(crate) const RES: &str = "88888888888888888888888888888801";
+pub(crate) const BROKEN_RES: &str = "88888888888888888888888888888802";
+pub(crate) const CREATE: &str = "77777777777777777777777777777701";
 const BROKEN_CREATE: &str = "77777777777777777777777777777702";
 
 /// Real Linux users created by scripts/slurm-setup.sh, so `sbatch` can run their jobs.
-const USER_A: &str = "wa-alice";
-const USER_B: &str = "wa-bob";
+pub(crate) const USER_A: &str = "wa-alice";
+pub(crate) const USER_B: &str = "wa-bob";
 
 fn scenario() -> Scenario {
     let yaml = format!(
@@ -150,7 +150,7 @@ fn broken_slurm_bin(dir: &Path) -> std::path::PathBuf {
     bin
 }
 
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     config: &'a Path,
     plugins: &'a PluginDir,
 }
@@ -161,7 +161,7 @@ impl Run<'_> {
     }
 
     /// A single run that must exit with `code` (1: some order erred).
-    fn once_exiting(&self, mode: &str, code: i32) -> String {
+    pub(crate) fn once_exiting(&self, mode: &str, code: i32) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_waldur-agent"))
             .env("WALDUR_AGENT_PLUGIN_PATH", "")
             .env("RUST_LOG", "info")
@@ -183,17 +183,17 @@ impl Run<'_> {
 
 /// One test's site: SLURM accounts under a prefix of its own (removed when it ends), the
 /// simulator, the SLURM and username plugins, and the config.
-struct SlurmSite {
-    prefix: String,
-    sim: Simulator,
-    plugins: PluginDir,
-    config: std::path::PathBuf,
+pub(crate) struct SlurmSite {
+    pub(crate) prefix: String,
+    pub(crate) sim: Simulator,
+    pub(crate) plugins: PluginDir,
+    pub(crate) config: std::path::PathBuf,
     _work: tempfile::TempDir,
     _cleanup: AccountGuard,
 }
 
 impl SlurmSite {
-    fn new(tag: &str) -> SlurmSite {
+    pub(crate) fn new(tag: &str) -> SlurmSite {
         let prefix = format!("{tag}{}_", std::process::id() % 100_000);
         let cleanup = AccountGuard::new(&prefix);
         let work = tempfile::tempdir().unwrap();
@@ -216,7 +216,7 @@ impl SlurmSite {
         }
     }
 
-    fn run(&self) -> Run<'_> {
+    pub(crate) fn run(&self) -> Run<'_> {
         Run {
             config: &self.config,
             plugins: &self.plugins,
@@ -226,7 +226,7 @@ impl SlurmSite {
 
 /// Fails with the order's error, the agent's log and the SLURM daemons' logs unless the
 /// order is done.
-fn assert_order_done(sim: &Simulator, order: &str, log: &str) {
+pub(crate) fn assert_order_done(sim: &Simulator, order: &str, log: &str) {
     let order = sim.order(order).unwrap();
     assert_eq!(
         order.state,
@@ -259,7 +259,7 @@ fn account_row(prefix: &str, account: &str) -> Option<[String; 5]> {
         .find(|r| r[0] == account && r[1].is_empty())
 }
 
-fn users_of(prefix: &str, account: &str) -> Vec<String> {
+pub(crate) fn users_of(prefix: &str, account: &str) -> Vec<String> {
     associations(prefix)
         .into_iter()
         .filter(|r| r[0] == account && !r[1].is_empty())

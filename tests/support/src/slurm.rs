@@ -5,7 +5,8 @@
 //! - [`AccountGuard`] removes, when dropped (so also when the test fails), every account
 //!   whose name starts with the test's own prefix, their associations and jobs, and every
 //!   QoS with that prefix. Tests running in parallel use distinct prefixes.
-//! - [`sacctmgr_rows`] runs one `sacctmgr --parsable2 --noheader` query.
+//! - [`sacctmgr_rows`] runs one `sacctmgr --parsable2 --noheader` query, [`sacctmgr_write`]
+//!   one change.
 //!
 //! Writes to the accounting database never run concurrently: the SLURM plugin takes the
 //! [`SACCTMGR_WRITE_LOCK`] flock around every writing sacctmgr command, and so does the guard.
@@ -176,7 +177,25 @@ fn push_section(out: &mut String, heading: &str, lines: &[&str]) {
 pub fn sacctmgr_rows(args: &[&str]) -> Vec<Vec<String>> {
     let mut full = vec!["--parsable2", "--noheader"];
     full.extend_from_slice(args);
-    let output = run("sacctmgr", &full).expect("sacctmgr runs");
+    let output = succeeded(args, run("sacctmgr", &full));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// `sacctmgr -i <args>` under [`SACCTMGR_WRITE_LOCK`]: a test changing SLURM behind the
+/// agent's back. Panics when sacctmgr fails.
+pub fn sacctmgr_write(args: &[&str]) {
+    let mut full = vec!["-i"];
+    full.extend_from_slice(args);
+    succeeded(args, write("sacctmgr", &full));
+}
+
+/// The output of `sacctmgr <args>`; panics with it when sacctmgr failed or could not run.
+fn succeeded(args: &[&str], output: Option<Output>) -> Output {
+    let output = output.expect("sacctmgr runs");
     assert!(
         output.status.success(),
         "sacctmgr {}: {}{}",
@@ -184,11 +203,7 @@ pub fn sacctmgr_rows(args: &[&str]) -> Vec<Vec<String>> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| line.split('|').map(str::to_string).collect())
-        .collect()
+    output
 }
 
 /// Names in the first column of a sacctmgr query that start with `prefix`.
