@@ -115,9 +115,9 @@ fn render(report: &AccountReport, verbose: bool, colour: bool) -> String {
             let team: Vec<String> = w
                 .team
                 .iter()
-                .map(|(user, account)| match account {
-                    Some(account) => format!("{user} ({account})"),
-                    None => format!("{user} (no offering user)"),
+                .map(|m| match &m.offering_user_username {
+                    Some(account) => format!("{} ({account})", m.username),
+                    None => format!("{} (no offering user)", m.username),
                 })
                 .collect();
             row(&mut out, "team", &list(&team));
@@ -181,7 +181,7 @@ fn table(items: &[Comparison], verbose: bool, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modes::tools::account_diagnosis::WaldurSide;
+    use crate::modes::tools::account_diagnosis::{TeamMember, WaldurSide};
     use waldur_plugin_abi::wire::{AccountDiagnosis, AccountFact, AccountUser};
 
     fn item(item: &str, backend: Option<&str>, expected: Option<&str>) -> Comparison {
@@ -229,8 +229,14 @@ mod tests {
                 downscaled: false,
                 restrict_member_access: false,
                 team: vec![
-                    ("alice@idp".into(), Some("alice".into())),
-                    ("carol@idp".into(), None),
+                    TeamMember {
+                        username: "alice@idp".into(),
+                        offering_user_username: Some("alice".into()),
+                    },
+                    TeamMember {
+                        username: "carol@idp".into(),
+                        offering_user_username: None,
+                    },
                 ],
             }),
             comparisons: vec![

@@ -35,8 +35,15 @@ pub struct WaldurSide {
     pub paused: bool,
     pub downscaled: bool,
     pub restrict_member_access: bool,
-    /// `(Waldur username, offering-user username)` of each team member.
-    pub team: Vec<(String, Option<String>)>,
+    pub team: Vec<TeamMember>,
+}
+
+/// A team member of the resource and their account name on the offering, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamMember {
+    /// The Waldur username.
+    pub username: String,
+    pub offering_user_username: Option<String>,
 }
 
 /// The whole report.
@@ -209,7 +216,10 @@ fn waldur_side(resource: WaldurResource, team: &[ProjectUser]) -> WaldurSide {
         restrict_member_access: resource.restrict_member_access,
         team: team
             .iter()
-            .map(|m| (m.username.clone(), m.offering_user_username.clone()))
+            .map(|m| TeamMember {
+                username: m.username.clone(),
+                offering_user_username: m.offering_user_username.clone(),
+            })
             .collect(),
     }
 }
