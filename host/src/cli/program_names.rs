@@ -172,7 +172,6 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            }
         }
         let cli = parse_from(args(
             "waldur_site_diagnose_slurm_account alloc_x -c x.yaml --offering-uuid u --json -v --no-color",

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use super::plugins::scan;
 use super::PluginSource;
 use crate::modes::tools::one_line;
-use crate::plugins::Registry;
 use crate::test_order::templates::{parse_vars, Templates};
 use crate::test_order::{order, order_json, pick_offering, OrderSource, RunOptions};
 
@@ -51,8 +50,9 @@ pub struct TestOrderArgs {
     /// Only print the rendered order (or write it to --output).
     #[arg(long, requires = "template")]
     pub generate_only: bool,
-    /// Plan the plugin's writes instead of making them. This agent has no dry-run mode yet:
-    /// it says so and runs the order (Waldur is the embedded simulator either way).
+    /// Do not call the plugin's writing methods: each is shown, with its arguments, as not
+    /// called, and the processor goes on as if it had succeeded (Waldur is the embedded
+    /// simulator either way). The Create order an Update or Terminate needs still runs.
     #[arg(long)]
     pub dry_run: bool,
     /// Accepted for the reference's command lines: the order always runs through the real
@@ -147,11 +147,11 @@ fn execute(args: &TestOrderArgs) -> Result<ExitCode, String> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let registry = Registry::new(scan(&args.source, Some(&loaded.config))?);
+    let catalog = scan(&args.source, Some(&loaded.config))?;
     let report = crate::test_order::run(
         &loaded.config,
         offering,
-        registry,
+        catalog,
         order,
         RunOptions {
             dry_run: args.dry_run,

@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 use serde_json::Value;
-use waldur_plugin_host::{CallObserver, CrossedCall};
+use waldur_plugin_host::{CallObserver, CrossedCall, WriteRecorder};
 
 /// The calls recorded so far, across every plugin entry of the agent.
 #[derive(Debug, Default)]
@@ -39,6 +39,8 @@ pub enum CallOutcome {
     },
     /// The plugin left the method to the agent's default (its SDK answered NOT_IMPLEMENTED).
     NotImplemented,
+    /// A dry run did not call this writing method (`arguments` are what it would have got).
+    Withheld,
     Failed {
         kind: String,
         message: String,
@@ -51,6 +53,20 @@ impl CallTrace {
         Arc::new(EntryCalls {
             entry: entry.to_string(),
             trace: Arc::clone(self),
+        })
+    }
+
+    /// In a dry run: each write the backends of `entry` withhold is recorded as a call that
+    /// was not made, and then told to `inner`.
+    pub fn withheld(
+        self: &Arc<Self>,
+        entry: &str,
+        inner: Arc<dyn WriteRecorder>,
+    ) -> Arc<dyn WriteRecorder> {
+        Arc::new(WithheldCalls {
+            entry: entry.to_string(),
+            trace: Arc::clone(self),
+            inner,
         })
     }
 
@@ -105,5 +121,34 @@ impl CallObserver for EntryCalls {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(recorded);
+    }
+}
+
+/// The withheld writes of one entry's backends, into the trace and on to the plan.
+struct WithheldCalls {
+    entry: String,
+    trace: Arc<CallTrace>,
+    inner: Arc<dyn WriteRecorder>,
+}
+
+impl WriteRecorder for WithheldCalls {
+    fn record(&self, method: &'static str, arguments: Value) {
+        let started_unix_us = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or_default();
+        self.trace
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PluginCall {
+                entry: self.entry.clone(),
+                method: method.to_string(),
+                arguments: arguments.clone(),
+                outcome: CallOutcome::Withheld,
+                started_unix_us,
+                seconds: 0.0,
+            });
+        self.inner.record(method, arguments);
     }
 }

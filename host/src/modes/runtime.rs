@@ -79,6 +79,9 @@ pub struct Agent {
     /// A dry run (`run --dry-run`): nothing is written to Waldur or a backend; the writes
     /// the agent would make are recorded here instead.
     pub dry_run: Option<Arc<crate::dry_run::Plan>>,
+    /// In a dry run, whether Waldur writes are held back too (`run --dry-run`), or only the
+    /// plugins' (`test-order --dry-run`, whose Waldur is a simulator).
+    withhold_waldur_writes: bool,
     /// `run --force`: the guards against mass removal (`max_user_removals_per_cycle`,
     /// `max_terminations_per_cycle`) do not stop a cycle.
     pub force: bool,
@@ -105,6 +108,7 @@ impl Agent {
             shutdown: Arc::default(),
             metrics: None,
             dry_run: None,
+            withhold_waldur_writes: false,
             force: false,
             call_trace: None,
         }
@@ -113,7 +117,37 @@ impl Agent {
     /// Makes this agent a dry run recording into `plan` (see [`crate::dry_run`]).
     pub fn with_dry_run(mut self, plan: Arc<crate::dry_run::Plan>) -> Self {
         self.dry_run = Some(plan);
+        self.withhold_waldur_writes = true;
         self
+    }
+
+    /// A dry run of the plugins only: their writing methods are recorded into `plan` and not
+    /// called, while Waldur requests are sent (to a simulator, in `test-order`).
+    pub fn with_plugin_dry_run(mut self, plan: Arc<crate::dry_run::Plan>) -> Self {
+        self.dry_run = Some(plan);
+        self.withhold_waldur_writes = false;
+        self
+    }
+
+    /// The plan Waldur writes are recorded into instead of being sent, in a dry run.
+    fn withheld_waldur_writes(&self) -> Option<&Arc<crate::dry_run::Plan>> {
+        self.dry_run
+            .as_ref()
+            .filter(|_| self.withhold_waldur_writes)
+    }
+
+    /// What a plugin backend of `offering` built from `entry` records its withheld writes
+    /// into, in a dry run: the plan, and the call trace when a tool prints the calls.
+    pub(crate) fn withheld_plugin_writes(
+        &self,
+        offering: &str,
+        entry: &str,
+    ) -> Option<Arc<dyn waldur_plugin_host::WriteRecorder>> {
+        let recorder = self.dry_run.as_ref()?.backend(offering, entry);
+        Some(match &self.call_trace {
+            Some(trace) => trace.withheld(entry, recorder),
+            None => recorder,
+        })
     }
 
     /// Lets cycles past the guards against mass removal (`run --force`).
@@ -213,11 +247,11 @@ impl<'a> Session<'a> {
         if let Some(timeout) = agent.waldur_timeout {
             options.timeout = timeout;
         }
-        if let Some(plan) = &agent.dry_run {
+        if let Some(plan) = agent.withheld_waldur_writes() {
             options.dry_run = Some(plan.waldur(&offering.name));
         }
         let client = WaldurClient::new(&offering.waldur_api_url, &offering.auth, options)?;
-        if agent.dry_run.is_some() {
+        if agent.withheld_waldur_writes().is_some() {
             // The agent's identity, service and processor records are writes too.
             return Self::prepare(agent, offering, mode, client).await;
         }
@@ -413,8 +447,8 @@ pub(crate) async fn backend_for(
     if let Some(calls) = agent.plugin_calls(entry) {
         backend.record_calls_shared(calls);
     }
-    if let Some(plan) = &agent.dry_run {
-        backend.withhold_writes(plan.backend(&offering.name, entry));
+    if let Some(recorder) = agent.withheld_plugin_writes(&offering.name, entry) {
+        backend.withhold_writes(recorder);
     }
     for warning in settings_warnings(agent, offering) {
         tracing::warn!(offering = %offering.name, "{warning}");

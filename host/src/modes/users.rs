@@ -100,8 +100,11 @@ impl Session<'_> {
                 if let Some(calls) = self.agent.plugin_calls(&entry) {
                     backend.record_calls_shared(calls);
                 }
-                if let Some(plan) = &self.agent.dry_run {
-                    backend.withhold_writes(plan.backend(&self.offering.name, &entry));
+                if let Some(recorder) = self
+                    .agent
+                    .withheld_plugin_writes(&self.offering.name, &entry)
+                {
+                    backend.withhold_writes(recorder);
                 }
                 Ok::<_, ModeError>(Arc::new(backend))
             })

@@ -20,7 +20,7 @@ use crate::config::{Config, Offering, Secret, WaldurAuth};
 use crate::modes::call_trace::CallTrace;
 use crate::modes::cycle::{run_cycle, OfferingOutcome, RunSettings};
 use crate::modes::runtime::{Agent, Mode};
-use crate::plugins::Registry;
+use crate::plugins::{Catalog, Registry};
 use order::{OrderKind, TestOrder};
 use report::{timeline, Ending, Phase, Report};
 use templates::Templates;
@@ -101,7 +101,7 @@ pub struct RunOptions {
 pub fn run(
     config: &Config,
     offering: &Offering,
-    registry: Registry,
+    catalog: Catalog,
     order: TestOrder,
     options: RunOptions,
 ) -> Result<Report, String> {
@@ -109,24 +109,19 @@ pub fn run(
     let sim = Simulator::start(scenario)
         .map_err(|e| format!("cannot start the embedded simulator: {e}"))?;
     let trace = Arc::new(CallTrace::default());
-    let agent = agent(
-        on_simulator(config, offering, &sim),
-        registry,
-        &trace,
-        &options,
-    );
+    let config = on_simulator(config, offering, &sim);
+    // The setup really creates the resource, so that a dry run of the order under test
+    // plans against what the plugin has.
+    let setup_agent = agent(config.clone(), catalog.clone(), &trace, false);
+    let order_agent = agent(config, catalog, &trace, options.dry_run);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let process = |uuid: &str, kind: OrderKind| {
+    let process = |agent: &Agent, uuid: &str, kind: OrderKind| {
         sim.reset_log();
         trace.take();
-        let cycle = runtime.block_on(run_cycle(
-            &agent,
-            Mode::OrderProcess,
-            RunSettings::default(),
-        ));
+        let cycle = runtime.block_on(run_cycle(agent, Mode::OrderProcess, RunSettings::default()));
         let failure = cycle
             .offerings
             .into_iter()
@@ -142,7 +137,7 @@ pub fn run(
         }
     };
     // The order under test comes once the Create order that makes its resource is done.
-    let setup = setup_order.map(|uuid| process(&uuid, OrderKind::Create));
+    let setup = setup_order.map(|uuid| process(&setup_agent, &uuid, OrderKind::Create));
     let run = match &setup {
         Some(phase) if phase.ending != Ending::Done => Phase {
             order_uuid: order.uuid.clone(),
@@ -158,9 +153,9 @@ pub fn run(
                 order: seed::order_spec(&order),
             })
             .map_err(|e| format!("cannot add the order to the simulator: {e}"))?;
-            process(&order.uuid, order.kind)
+            process(&order_agent, &order.uuid, order.kind)
         }
-        None => process(&order.uuid, order.kind),
+        None => process(&order_agent, &order.uuid, order.kind),
     };
     Ok(Report {
         offering: offering.name.clone(),
@@ -171,20 +166,16 @@ pub fn run(
     })
 }
 
-/// The agent that processes the order: the one place a run's switches go in.
-fn agent(
-    config: Config,
-    registry: Registry,
-    trace: &Arc<CallTrace>,
-    options: &RunOptions,
-) -> Agent {
-    if options.dry_run {
-        eprintln!(
-            "note: --dry-run: this agent has no dry-run mode yet, so the plugin's writes are \
-             made; Waldur is the embedded simulator either way"
-        );
+/// An agent that processes orders: the one place a run's switches go in. In a dry run the
+/// plugin's writing methods are not called (each is shown as such); Waldur, the embedded
+/// simulator, still gets every request, so the order's path through the processor is whole.
+fn agent(config: Config, catalog: Catalog, trace: &Arc<CallTrace>, dry_run: bool) -> Agent {
+    let agent = Agent::new(config, Registry::new(catalog)).with_call_trace(Arc::clone(trace));
+    if dry_run {
+        agent.with_plugin_dry_run(crate::dry_run::Plan::new())
+    } else {
+        agent
     }
-    Agent::new(config, registry).with_call_trace(Arc::clone(trace))
 }
 
 /// `config` with only `offering`, pointed at the simulator. Event processing is off: the

@@ -188,6 +188,7 @@ fn outcome_text(outcome: &CallOutcome, verbose: bool) -> String {
         CallOutcome::Ok { answer } if verbose => format!("ok {}", compact(answer, usize::MAX)),
         CallOutcome::Ok { answer } => format!("ok {}", compact(answer, 60)),
         CallOutcome::NotImplemented => "not implemented (the agent's default runs)".into(),
+        CallOutcome::Withheld => "NOT CALLED (dry run: it writes)".into(),
         CallOutcome::Failed { kind, message } => format!("FAILED ({kind}): {message}"),
     }
 }

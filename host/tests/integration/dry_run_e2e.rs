@@ -91,7 +91,7 @@ fn a_dry_run_writes_nothing_and_plans_exactly_what_the_real_run_then_writes() {
     // Each account's creation and its first user, as the real run makes them.
     let created = backend_calls(&writes, "client_create_resource");
     assert_eq!(created.len(), 2, "{writes:#?}");
-    let associations = backend_calls(&writes, "client_create_association");
+    let associations = backend_calls(&writes, "add_user");
     assert_eq!(associations.len(), 2, "{writes:#?}");
     assert!(associations.iter().all(|a| a["username"] == "alice1"));
     let planned = planned_waldur(&writes);
@@ -169,7 +169,7 @@ fn a_dry_run_of_membership_and_report_plans_the_new_member_and_the_usage() {
     );
 
     let writes = plan.writes();
-    let added: Vec<&Value> = backend_calls(&writes, "client_create_association");
+    let added: Vec<&Value> = backend_calls(&writes, "add_user");
     assert_eq!(added.len(), 2, "bob on both accounts: {writes:#?}");
     assert!(added.iter().all(|a| a["username"] == "bob1"));
     let usage: Vec<&PlannedWrite> = writes

@@ -110,7 +110,7 @@ fn every_built_in_template_runs_through_the_processor_and_the_demo_plugin() {
                         "/set_backend_id/ -> 200",
                         "/set_state_done/ -> 200",
                         // After a create the team's offering users are added.
-                        "plugin demo.client_create_association(default_account=\"root\"",
+                        "plugin demo.add_user(",
                     ],
                 );
                 let created = account(&site, &name).expect(&text);
@@ -542,4 +542,84 @@ offerings:
     let path = dir.join("agent.yaml");
     std::fs::write(&path, config).unwrap();
     path
+}
+
+#[test]
+fn dry_run_shows_the_plugins_writes_without_calling_them() {
+    let site = site("");
+    let output = test_order(
+        &site,
+        &[
+            "--template",
+            "create/basic",
+            "--var",
+            "resource_name=dry-one",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let text = stdout(&output);
+    let planned = steps(&text);
+    in_order(
+        &planned,
+        &[
+            "plugin demo.pre_create_resource(",
+            "NOT CALLED (dry run: it writes)",
+            "/set_backend_id/ -> 200",
+            "/set_state_done/ -> 200",
+        ],
+    );
+    let create = planned
+        .iter()
+        .find(|s| s.contains("client_create_resource("))
+        .expect(&text);
+    assert!(create.contains("NOT CALLED"), "{create}");
+    // Reads still reach the plugin.
+    assert!(
+        planned
+            .iter()
+            .any(|s| s.contains("client_get_resource(") && s.contains("-> ok")),
+        "{text}"
+    );
+    assert!(
+        account(&site, "dry-one").is_none(),
+        "the backend was written"
+    );
+
+    // An Update's setup Create still runs, so the plugin has what the dry run plans on.
+    let output = test_order(
+        &site,
+        &[
+            "--template",
+            "update/limits-only",
+            "--var",
+            "resource_name=dry-two",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let text = stdout(&output);
+    assert!(
+        steps(&text)
+            .iter()
+            .any(|s| s.contains("client_set_resource_limits(") && s.contains("NOT CALLED")),
+        "{text}"
+    );
+    // The same order for real changes the limits the dry run left alone.
+    let output = test_order(
+        &site,
+        &[
+            "--template",
+            "update/limits-only",
+            "--var",
+            "resource_name=real-two",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let limits = |name: &str| account(&site, name).expect(name)["limits"].clone();
+    assert_ne!(
+        limits("dry-two"),
+        limits("real-two"),
+        "the dry run's Update wrote"
+    );
 }
