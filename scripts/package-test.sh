@@ -12,6 +12,8 @@
 # The simulator is the workspace's debug build (target/debug/waldur-sim), built when missing.
 # Usage: scripts/package-test.sh
 set -euo pipefail
+# A check reads its input to the end (`grep ... >/dev/null`, never `grep -q`): grep -q stops at
+# the first match, and under pipefail the writer's SIGPIPE would fail a check that passed.
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/demo-site.sh
 source scripts/demo-site.sh
@@ -64,14 +66,14 @@ for plugin in /usr/lib/waldur-agent/plugins/*.so; do
 done
 CONFIG=/etc/waldur/waldur-site-agent-config.yaml
 [[ "$(mode_of "$CONFIG")" = "root:root 600" ]] || fail "$CONFIG: $(mode_of "$CONFIG"), want root:root 600"
-dpkg-query -W -f '${Conffiles}' waldur-agent | grep -q " $CONFIG " || fail "$CONFIG is not a conffile"
+dpkg-query -W -f '${Conffiles}' waldur-agent | grep " $CONFIG " >/dev/null || fail "$CONFIG is not a conffile"
 echo "ok: plugins root 0644, $CONFIG a conffile with mode 0600"
 LINKS=(waldur_site_agent waldur_site_diagnostics waldur_site_load_components waldur_sync_offering_users
        waldur_sync_resource_limits waldur_site_create_homedirs waldur_site_healthz waldur_site_test_order
        waldur_site_diagnose_slurm_account waldur_site_load_historical_usage)
 for name in "${LINKS[@]}"; do
     [[ "$(readlink "/usr/bin/$name")" = waldur-agent ]] || fail "/usr/bin/$name is not a link to waldur-agent"
-    /usr/bin/"$name" --help | grep -q "Usage: $name " || fail "$name --help does not name $name"
+    /usr/bin/"$name" --help | grep "Usage: $name " >/dev/null || fail "$name --help does not name $name"
 done
 echo "ok: ${#LINKS[@]} reference command names link to waldur-agent and answer --help under their name"
 for file in /usr/share/man/man1/waldur-agent.1.gz /usr/share/bash-completion/completions/waldur-agent \
@@ -83,9 +85,9 @@ grep -q "MIT" /usr/share/doc/waldur-agent/copyright || fail "copyright does not 
 echo "ok: man page, bash/zsh/fish completions, copyright"
 if /usr/bin/waldur-agent demo >/dev/null 2>&1; then fail "the installed binary has the demo command"; fi
 # The simulator is in (test-order embeds it), under both names.
-/usr/bin/waldur-agent test-order --list-templates | grep -qx "create/basic" \
+/usr/bin/waldur-agent test-order --list-templates | grep -x "create/basic" >/dev/null \
     || fail "the installed binary has no test-order"
-/usr/bin/waldur_site_test_order --list-templates | grep -qx "terminate/basic" \
+/usr/bin/waldur_site_test_order --list-templates | grep -x "terminate/basic" >/dev/null \
     || fail "waldur_site_test_order is not installed"
 echo "ok: test-order and no demo command in /usr/bin/waldur-agent"
 
@@ -120,7 +122,7 @@ for second in $(seq $((MAX_AGE * 3))); do
     probe >"$WORK/out" || fail "liveness failed after ${second}s: $(cat "$WORK/out")"
 done
 # Its report cycle really ran: it read the offering's resources from the simulator.
-curl -fsS "$SIM_ORIGIN/__sim/counters" | grep -q '"GET /api/marketplace-provider-resources/' \
+curl -fsS "$SIM_ORIGIN/__sim/counters" | grep '"GET /api/marketplace-provider-resources/' >/dev/null \
     || fail "the agent's report cycle made no request: $(cat "$WORK/agent.log")"
 echo "ok: waldur_site_healthz --liveness-only --max-age $MAX_AGE passed for $((MAX_AGE * 3)) s between two report cycles"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""

@@ -175,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
     // `run` sets its logging up from its config.
     if !matches!(cli.command, Command::Run(_)) {
         crate::logging::init_for_tools();
+        end_quietly_when_the_reader_goes();
     }
     match cli.command {
         Command::Run(args) => run::run(args),
@@ -206,5 +207,17 @@ pub fn run(cli: Cli) -> ExitCode {
         #[cfg(feature = "simulator")]
         Command::TestOrder(args) => test_order::run(*args),
         Command::PackageAssets { dir } => package_assets::run(&dir),
+    }
+}
+
+/// A one-shot command whose reader stops reading (`... | head -1`, `grep -q`) ends as every Unix
+/// tool does, killed by SIGPIPE, instead of panicking with "failed printing to stdout". The Rust
+/// runtime ignores SIGPIPE; only the long-running `run` keeps that, so a journald restart or a
+/// backend command closing its pipe early is an error it reports, never the agent's death.
+fn end_quietly_when_the_reader_goes() {
+    // SAFETY: called on the main thread before any other thread exists; restoring a signal's
+    // default disposition has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

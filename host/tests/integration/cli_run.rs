@@ -201,3 +201,28 @@ offerings:
         );
     }
 }
+
+/// `waldur-agent plugins ... | head -1` or `grep -q`: a reader that has gone ends a one-shot
+/// command quietly (SIGPIPE, as any Unix tool), never with a panic about printing to stdout.
+#[test]
+fn a_one_shot_command_whose_reader_has_gone_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    // The read end is closed before the command starts, so its first write meets no reader.
+    drop(reader);
+    let output = agent()
+        .args(["test-order", "--list-templates"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}\n{stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
