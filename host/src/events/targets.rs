@@ -4,6 +4,7 @@
 //! each and hands every message to the plugin's `handle_target_event` (through `invoke`, so no
 //! ABI change), one at a time per subscription, acknowledging it afterwards.
 //!
+//! The plugin gets the source offering as `{name, uuid, api_url, backend_type, stomp_ws_url}`.
 //! A subscription is a JSON object:
 //! `{"url": "wss://host:port/path", "vhost": "...", "login": "...", "passcode": "...",
 //!   "destination": "/amq/queue/...", "label": "optional name for the log"}`.
@@ -75,6 +76,9 @@ pub async fn serve(session: &Session<'_>) {
         "uuid": offering.waldur_offering_uuid,
         "api_url": offering.waldur_api_url,
         "backend_type": offering.backend_type,
+        // Where the source's broker is: a plugin without its own setting uses it (the
+        // reference subscribes to the target through the source offering's STOMP settings).
+        "stomp_ws_url": offering.stomp_ws_url(),
     });
     let user_agent = crate::waldur::user_agent(EVENT_MODE);
     let answered = blocking(&session.backend, move |b| {

@@ -5,6 +5,7 @@
 //! reference agent's generic algorithm (through the plugin's `client_*` methods and hooks).
 
 pub mod billing;
+pub mod components;
 mod context;
 #[doc(hidden)]
 pub mod export;

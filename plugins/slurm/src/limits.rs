@@ -1,166 +1,16 @@
 //! Limits between Waldur units and SLURM's `GrpTRESMins` (`backend = waldur × unit_factor`),
 //! prepaid months, and the optional component mapping (`target_components`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use serde_json::Value;
+pub use waldur_plugin_abi::sdk::components::ComponentMapper;
 use waldur_plugin_abi::wire::{
     AccountingType, BackendComponents, BackendLimits, CollectedLimits, Limits, WaldurResource,
 };
-use waldur_plugin_abi::{Error, Result};
 
 /// Python's `int()` of a float: truncation toward zero (saturating, NaN -> 0).
 pub fn int(value: f64) -> i64 {
     value.trunc() as i64
-}
-
-/// Waldur components mapped onto other SLURM TRES with factors (`backend_components.<c>.
-/// target_components: {<tres>: {factor: <f>}}`). Forward (limits): `tres += value × factor`;
-/// reverse (usage): `component += tres / factor`. Components without targets map to
-/// themselves with factor 1.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ComponentMapper {
-    forward: BTreeMap<String, Vec<(String, f64)>>,
-    reverse: BTreeMap<String, Vec<(String, f64)>>,
-    passthrough: bool,
-    targets: BTreeSet<String>,
-}
-
-impl ComponentMapper {
-    /// Reads the `target_components` of every component; a malformed one is INVALID_SETTINGS.
-    pub fn new(components: &BackendComponents) -> Result<Self> {
-        let mut mapper = Self {
-            passthrough: true,
-            ..Self::default()
-        };
-        for (source, component) in components {
-            let targets = match component.extra.get("target_components") {
-                None | Some(Value::Null) => BTreeMap::new(),
-                Some(Value::Object(targets)) => parse_targets(source, targets)?,
-                Some(other) => {
-                    return Err(Error::invalid_settings(format!(
-                        "backend_components.{source}.target_components must be an object of \
-                         {{<tres>: {{factor: <number>}}}}, got {other}"
-                    )))
-                }
-            };
-            if targets.is_empty() {
-                mapper
-                    .forward
-                    .insert(source.clone(), vec![(source.clone(), 1.0)]);
-                mapper
-                    .reverse
-                    .entry(source.clone())
-                    .or_default()
-                    .push((source.clone(), 1.0));
-                continue;
-            }
-            mapper.passthrough = false;
-            for (target, factor) in &targets {
-                mapper.targets.insert(target.clone());
-                mapper
-                    .reverse
-                    .entry(target.clone())
-                    .or_default()
-                    .push((source.clone(), *factor));
-            }
-            mapper
-                .forward
-                .insert(source.clone(), targets.into_iter().collect());
-        }
-        Ok(mapper)
-    }
-
-    /// True when no component has targets (plain `unit_factor` conversion).
-    pub fn is_passthrough(&self) -> bool {
-        self.passthrough
-    }
-
-    /// Every TRES named in some `target_components`.
-    pub fn target_names(&self) -> &BTreeSet<String> {
-        &self.targets
-    }
-
-    /// Waldur limits as target TRES limits (sums of `value × factor`, truncated).
-    pub fn limits_to_target(&self, source: &BTreeMap<String, f64>) -> BackendLimits {
-        let mut target: BTreeMap<String, f64> = BTreeMap::new();
-        for (component, value) in source {
-            match self.forward.get(component) {
-                Some(mappings) => {
-                    for (tres, factor) in mappings {
-                        *target.entry(tres.clone()).or_default() += value * factor;
-                    }
-                }
-                None => {
-                    log::warn!("No forward mapping for component {component}, passing through");
-                    *target.entry(component.clone()).or_default() += value;
-                }
-            }
-        }
-        target.into_iter().map(|(k, v)| (k, int(v))).collect()
-    }
-
-    /// Target TRES usage as component usage (sums of `value / factor`); TRES no component
-    /// maps to are ignored.
-    pub fn usage_from_target(&self, usage: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-        let mut source: BTreeMap<String, f64> = BTreeMap::new();
-        for (tres, value) in usage {
-            let Some(mappings) = self.reverse.get(tres) else {
-                log::warn!("No reverse mapping for target component {tres}, ignoring");
-                continue;
-            };
-            for (component, factor) in mappings {
-                let converted = if *factor != 0.0 { value / factor } else { 0.0 };
-                *source.entry(component.clone()).or_default() += converted;
-            }
-        }
-        source
-    }
-}
-
-fn parse_targets(
-    source: &str,
-    targets: &serde_json::Map<String, Value>,
-) -> Result<BTreeMap<String, f64>> {
-    let invalid = |target: &str, what: String| {
-        Error::invalid_settings(format!(
-            "backend_components.{source}.target_components.{target}: {what}"
-        ))
-    };
-    let mut parsed = BTreeMap::new();
-    for (target, config) in targets {
-        let factor = match config {
-            Value::Null => 1.0,
-            Value::Object(config) => {
-                if let Some(key) = config.keys().find(|k| k.as_str() != "factor") {
-                    return Err(invalid(
-                        target,
-                        format!("unknown key {key:?} (only factor)"),
-                    ));
-                }
-                match config.get("factor") {
-                    None | Some(Value::Null) => 1.0,
-                    Some(value) => match value.as_f64() {
-                        Some(f) if f.is_finite() && f > 0.0 => f,
-                        _ => {
-                            return Err(invalid(
-                                target,
-                                format!("factor must be a positive number, got {value}"),
-                            ))
-                        }
-                    },
-                }
-            }
-            other => {
-                return Err(invalid(
-                    target,
-                    format!("must be {{factor: <number>}}, got {other}"),
-                ))
-            }
-        };
-        parsed.insert(target.clone(), factor);
-    }
-    Ok(parsed)
 }
 
 /// `YYYY-MM-DD` at the start of a date or an ISO date-time (the date as written, like
@@ -358,7 +208,7 @@ pub fn user_limits_to_backend(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn components(json: Value) -> BackendComponents {
         serde_json::from_value(json).unwrap()
