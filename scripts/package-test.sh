@@ -93,11 +93,17 @@ echo "ok: test-order and no demo command in /usr/bin/waldur-agent"
 
 # ---------------------------------------------------------------- installed commands
 waldur-agent plugins list >"$WORK/plugins" 2>&1 || { cat "$WORK/plugins" >&2; fail "waldur-agent plugins list"; }
-for lib in libwaldur_plugin_demo.so libwaldur_plugin_basic_username.so libwaldur_plugin_slurm.so; do
+for lib in libwaldur_plugin_demo.so libwaldur_plugin_basic_username.so libwaldur_plugin_slurm.so \
+    libwaldur_plugin_waldur.so; do
     grep -Eq " ok +/usr/lib/waldur-agent/plugins/$lib " "$WORK/plugins" \
         || { cat "$WORK/plugins" >&2; fail "$lib is not ok in waldur-agent plugins list"; }
 done
-echo "ok: the installed waldur-agent plugins list shows the 3 bundled plugins ok"
+echo "ok: the installed waldur-agent plugins list shows the 4 bundled plugins ok"
+waldur-agent plugins inspect waldur >"$WORK/inspect" 2>&1 || { cat "$WORK/inspect" >&2; fail "waldur-agent plugins inspect waldur"; }
+for expected in "Entry 'waldur' (backend)" "Entry 'waldur-identity-bridge' (username-management)" "target_offering_uuid"; do
+    grep -F "$expected" "$WORK/inspect" >/dev/null || { cat "$WORK/inspect" >&2; fail "plugins inspect waldur lacks: $expected"; }
+done
+echo "ok: plugins inspect waldur lists the federation entries and settings"
 # It also opens each unit's Documentation= man page, with man(1) when it is installed.
 man_check=yes
 command -v man >/dev/null 2>&1 || man_check=no

@@ -2,7 +2,7 @@
 # Builds the Debian package target/debian/waldur-agent_<version>-1_<arch>.deb with cargo-deb
 # (installed with `cargo install --locked cargo-deb` when missing): the agent built in release
 # without the `demo` feature (no test simulator inside), the bundled plugins (demo,
-# basic-username, slurm), the links under the reference's command names, one systemd unit per
+# basic-username, slurm, waldur), the links under the reference's command names, one systemd unit per
 # mode plus waldur-agent.service, the example config, shell completions and man pages.
 # What goes where is [package.metadata.deb] in host/Cargo.toml; this script makes the files it
 # lists under target/release/package/. Prints the package's path and sizes.
@@ -27,14 +27,15 @@ echo "== cargo build --release (agent with the simulator feature but not demo, b
 # One invocation: the plugins declare no features, so --no-default-features only drops `demo`;
 # `simulator` (host/Cargo.toml [package.metadata.deb] names it too) keeps `test-order`.
 cargo build --release --no-default-features --features waldur-agent/simulator \
-    -p waldur-agent -p waldur-plugin-demo -p waldur-plugin-basic-username -p waldur-plugin-slurm
+    -p waldur-agent -p waldur-plugin-demo -p waldur-plugin-basic-username -p waldur-plugin-slurm \
+    -p waldur-plugin-waldur
 
 rm -rf "$ASSETS"
 mkdir -p "$ASSETS/plugins" "$ASSETS/systemd"
 # Completions, man pages and the reference-name links come from the binary's own command line.
 "$RELEASE/waldur-agent" package-assets "$ASSETS"
 gzip -9n "$ASSETS"/man/*.1
-for plugin in demo basic_username slurm; do
+for plugin in demo basic_username slurm waldur; do
     # Symbols only; the ELF section with the plugin manifest stays.
     strip --strip-unneeded -o "$ASSETS/plugins/libwaldur_plugin_$plugin.so" \
         "$RELEASE/libwaldur_plugin_$plugin.so"

@@ -242,15 +242,15 @@ impl Session<'_> {
         tracing::info!("{line}");
         if options.dry_run {
             done.plan.push(line);
-        } else {
-            self.client
-                .set_usage(&set_usage_request(
-                    &month.resource.uuid,
-                    &wanted.amounts,
-                    month.date.clone(),
-                ))
-                .await?;
         }
+        // In a dry run the client holds the request back (see `crate::dry_run`).
+        self.client
+            .set_usage(&set_usage_request(
+                &month.resource.uuid,
+                &wanted.amounts,
+                month.date.clone(),
+            ))
+            .await?;
         Ok(TotalsSet {
             sent: true,
             setting,
@@ -319,9 +319,8 @@ impl Session<'_> {
             tracing::info!("{line}");
             if options.dry_run {
                 done.plan.push(line);
-            } else {
-                self.client.set_user_usage(&parent.uuid, &item).await?;
             }
+            self.client.set_user_usage(&parent.uuid, &item).await?;
         }
         if !options.reconcile_stale {
             return Ok(());
@@ -342,7 +341,6 @@ impl Session<'_> {
             tracing::info!("{line}");
             if options.dry_run {
                 done.plan.push(line);
-                continue;
             }
             let item = UserUsage {
                 username: stale.username.clone(),
