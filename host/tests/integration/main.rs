@@ -15,6 +15,7 @@ mod event_handlers_broker_e2e;
 mod event_process_e2e;
 mod events_handlers_e2e;
 mod exactly_once_e2e;
+mod federation_e2e;
 mod historical_usage_e2e;
 mod import_and_keys_e2e;
 mod metrics_e2e;

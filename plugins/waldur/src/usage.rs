@@ -79,7 +79,7 @@ impl Federation {
             "marketplace-component-user-usages/",
             &[
                 ("resource_uuid", resource),
-                ("component_usage_billing_period", billing_period),
+                ("component_usage__billing_period", billing_period),
             ],
         )?;
         let mut target_users: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();

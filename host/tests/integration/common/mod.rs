@@ -116,6 +116,18 @@ pub fn harness(scenario: Scenario, offering_settings: &str, other: &str) -> Harn
 }
 
 pub fn harness_with(scenario: Scenario, options: Options<'_>) -> Harness {
+    harness_configured(scenario, &[], |sim, plugins, state| {
+        agent_for(sim, plugins, state, &options)
+    })
+}
+
+/// A harness with the standard test plugins plus `extra` (`(package, file name)`), whose
+/// agent `agent` makes from the simulator, the plugin directory and the state directory.
+pub fn harness_configured(
+    scenario: Scenario,
+    extra: &[(&str, &str)],
+    agent: impl FnOnce(&Simulator, &PluginDir, &Path) -> Agent,
+) -> Harness {
     let sim = Simulator::start(scenario).expect("start the simulator");
     let plugins = PluginDir::new();
     plugins.add(&workspace_plugin("waldur-plugin-demo"), "demo.so");
@@ -128,13 +140,16 @@ pub fn harness_with(scenario: Scenario, options: Options<'_>) -> Harness {
         &workspace_plugin("waldur-plugin-basic-username"),
         "usernames.so",
     );
+    for (package, file) in extra {
+        plugins.add(&workspace_plugin(package), file);
+    }
     let state = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let agent = agent_for(&sim, &plugins, state.path(), &options);
+    let agent = agent(&sim, &plugins, state.path());
     Harness {
         sim,
         plugins,
@@ -176,13 +191,7 @@ offerings:
         state = state.display(),
         other = options.other.replace("SIMURL", &sim.url()),
     );
-    let loaded = waldur_agent::config::parse(&config, "e2e.yaml").expect("valid config");
-    let registry = Registry::new(Catalog::scan(
-        &SearchPath::only([plugins.path().to_path_buf()]),
-        TrustPolicy::Strict,
-        None,
-    ));
-    let mut agent = Agent::new(loaded.config, registry);
+    let mut agent = agent_with_config(&config, plugins);
     if let Some(timeout) = options.waldur_timeout {
         agent = agent.with_waldur_timeout(timeout);
     }
@@ -193,6 +202,17 @@ offerings:
         agent = agent.forced();
     }
     agent
+}
+
+/// An in-process agent with this configuration (YAML) and the plugins of `plugins`.
+pub fn agent_with_config(config: &str, plugins: &PluginDir) -> Agent {
+    let loaded = waldur_agent::config::parse(config, "e2e.yaml").expect("valid config");
+    let registry = Registry::new(Catalog::scan(
+        &SearchPath::only([plugins.path().to_path_buf()]),
+        TrustPolicy::Strict,
+        None,
+    ));
+    Agent::new(loaded.config, registry)
 }
 
 impl Harness {

@@ -127,7 +127,8 @@ pub async fn load_historical_usage(
         offering: offering.name.clone(),
         error: Box::new(error),
     };
-    let mut client_options = WaldurClient::offering_options(&offering, &agent.config, USER_AGENT_MODE);
+    let mut client_options =
+        WaldurClient::offering_options(&offering, &agent.config, USER_AGENT_MODE);
     if options.dry_run {
         // Whatever the loader decides to send, the client holds back: a dry run cannot write.
         client_options.dry_run = Some(crate::dry_run::Plan::new().waldur(&offering.name));
