@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::store::{now, Store, TeamMember};
+use crate::lifecycle::OrderEvent;
+use crate::store::{now, Order, RoleGrant, Store, TeamMember};
 
 /// One change, as `POST /__sim/changes` takes it (`{"kind": "role_granted", ...}`).
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +80,16 @@ struct Message {
     offering_uuid: String,
     object_type: &'static str,
     body: Value,
+}
+
+/// The order's state change, as every order transition announces it.
+fn order_message(order: &Order) -> Message {
+    let event = OrderEvent::of(order);
+    Message {
+        offering_uuid: event.offering_uuid,
+        object_type: "order",
+        body: event.body,
+    }
 }
 
 fn id(reference: &str, what: &str) -> Result<String, String> {
@@ -241,6 +252,7 @@ fn change_role(
     };
     if !granted {
         st.team.retain(|m| !same(m));
+        st.role_grants.remove(&RoleGrant::key(&member));
     } else if !st.team.iter().any(same) {
         st.team.push(member);
     }
@@ -256,11 +268,7 @@ fn apply_to_store(st: &mut Store, change: Change) -> Result<Vec<Message>, String
             if !matches!(order.state.as_str(), "pending-provider" | "executing") {
                 return Ok(Vec::new());
             }
-            Ok(vec![Message {
-                offering_uuid: order.offering_uuid.clone(),
-                object_type: "order",
-                body: json!({"order_uuid": uuid, "order_state": order.state}),
-            }])
+            Ok(vec![order_message(order)])
         }
         Change::ConsumerApproved { order_uuid } => {
             let (uuid, order) = object(&mut st.orders, &order_uuid, "order")?;
@@ -272,11 +280,7 @@ fn apply_to_store(st: &mut Store, change: Change) -> Result<Vec<Message>, String
             }
             order.state = "pending-provider".into();
             order.modified = now();
-            Ok(vec![Message {
-                offering_uuid: order.offering_uuid.clone(),
-                object_type: "order",
-                body: json!({"order_uuid": uuid, "order_state": "pending-provider"}),
-            }])
+            Ok(vec![order_message(order)])
         }
         Change::RoleGranted {
             project_uuid,

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod faults;
 pub mod ids;
 pub mod inspect;
+pub mod lifecycle;
 pub mod render;
 pub mod routes;
 pub mod scenario;

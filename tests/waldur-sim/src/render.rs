@@ -140,7 +140,8 @@ pub fn resource(st: &Store, base: &str, r: &Resource) -> Value {
         "customer_name": customer.map(|c| c.name.as_str()).unwrap_or(""),
         "restrict_member_access": r.restrict_member_access, "paused": r.paused,
         "downscaled": r.downscaled, "plan_uuid": r.plan_uuid,
-        "end_date": r.end_date, "end_date_updated_at": null,
+        "end_date": r.end_date, "end_date_updated_at": r.end_date_updated_at,
+        "end_date_requested_by": r.end_date_requested_by, "effective_id": r.effective_id,
         "error_message": r.error_message, "error_traceback": r.error_traceback,
         // Mastermind's last_sync is never null (the client parses it as a datetime when present).
         "last_sync": r.last_sync.as_deref().unwrap_or(&r.created),
@@ -174,7 +175,8 @@ pub fn team_member(st: &Store, base: &str, m: &TeamMember, offering: &str) -> Va
         "username": user.map(|u| u.username.as_str()).unwrap_or(""),
         "full_name": user.map(|u| u.full_name.as_str()).unwrap_or(""),
         "email": user.map(|u| u.email.as_str()).unwrap_or(""),
-        "role": m.role, "expiration_time": null,
+        "role": m.role,
+        "expiration_time": st.role_grants.get(&RoleGrant::key(m)).and_then(|g| g.expiration_time.clone()),
         "offering_user_username": ou.and_then(|o| o.username.clone()),
         "offering_user_state": ou.map(|o| o.state.clone()),
     })
@@ -293,11 +295,38 @@ pub fn provider_project(base: &str, p: &Project) -> Value {
 }
 
 pub fn project(base: &str, p: &Project) -> Value {
+    let detail = |key: &str, absent: Value| p.details.get(key).cloned().unwrap_or(absent);
     json!({
         "uuid": p.uuid, "url": url(base, "projects", &p.uuid), "name": p.name, "slug": p.slug,
+        "customer": url(base, "customers", &p.customer_uuid),
         "customer_uuid": p.customer_uuid, "description": p.description,
-        "end_date": p.end_date, "created": EPOCH,
+        "backend_id": p.backend_id, "end_date": p.end_date,
+        "end_date_updated_at": p.end_date_updated_at,
+        "oecd_fos_2007_code": detail("oecd_fos_2007_code", Value::Null),
+        "is_industry": detail("is_industry", Value::Bool(false)),
+        "science_sub_domain_code": detail("science_sub_domain_code", Value::Null),
+        "created": EPOCH,
     })
+}
+
+/// A user as `GET /api/users/` lists it.
+pub fn user(base: &str, u: &User) -> Value {
+    json!({
+        "uuid": u.uuid, "url": url(base, "users", &u.uuid), "username": u.username,
+        "email": u.email, "full_name": u.full_name, "first_name": u.first_name,
+        "last_name": u.last_name, "civil_number": u.civil_number, "is_active": u.is_active,
+    })
+}
+
+/// A plan as the public offering lists it (its URL under the offering).
+pub fn public_plan(base: &str, p: &Plan) -> Value {
+    let mut v = plan(base, p);
+    v["url"] = json!(format!(
+        "{base}marketplace-public-offerings/{}/plans/{}/",
+        p.offering_uuid, p.uuid
+    ));
+    v["offering_uuid"] = json!(p.offering_uuid);
+    v
 }
 
 /// `ResourceApiKeyStatus` (8.1.3): the key value itself is never rendered.

@@ -102,6 +102,8 @@ pub struct ProjectSpec {
     pub customer: String,
     pub description: String,
     pub end_date: Option<String>,
+    /// The project's id in another system (the federation's source project uuid).
+    pub backend_id: String,
     /// Further project fields Mastermind has (`oecd_fos_2007_code`, `is_industry`, ...),
     /// rendered as they are where the agent asks for them (B12).
     pub details: Map<String, Value>,
@@ -337,6 +339,72 @@ pub struct Scenario {
     pub user_usages: Vec<UserUsageSpec>,
     pub ssh_keys: Vec<SshKeySpec>,
     pub component_user_usage_limits: Vec<UserUsageLimitSpec>,
+    /// How `/api/identity-bridge/` behaves.
+    pub identity_bridge: IdentityBridgeSpec,
+    /// How orders placed through the consumer API (`POST /api/marketplace-orders/`,
+    /// `update_limits`, `terminate`) start and whether they finish by themselves.
+    pub consumer_orders: ConsumerOrdersSpec,
+}
+
+/// The identity bridge of a target Waldur: which profile fields it takes, which usernames it
+/// cannot resolve, and whether it exists at all (`enabled: false` -> 404 on its paths).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityBridgeSpec {
+    pub enabled: bool,
+    pub allowed_fields: Vec<String>,
+    pub refused_usernames: Vec<String>,
+}
+
+impl Default for IdentityBridgeSpec {
+    fn default() -> Self {
+        IdentityBridgeSpec {
+            enabled: true,
+            allowed_fields: [
+                "first_name",
+                "last_name",
+                "email",
+                "organization",
+                "affiliations",
+            ]
+            .map(String::from)
+            .to_vec(),
+            refused_usernames: Vec::new(),
+        }
+    }
+}
+
+/// Consumer orders: `initial_state` (`pending-provider` when absent, or `executing`), and
+/// `complete_after_ms` (absent = never) after which each one moves to `final_state`
+/// (default `done`), as the target's own site agent would.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerOrdersSpec {
+    pub initial_state: Option<String>,
+    pub complete_after_ms: Option<u64>,
+    pub final_state: Option<String>,
+}
+
+impl ConsumerOrdersSpec {
+    /// Refuses states a consumer order cannot start in or finish with.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if let Some(s) = &self.initial_state {
+            if !["pending-provider", "executing"].contains(&s.as_str()) {
+                return Err(ScenarioError::Invalid(format!(
+                    "consumer_orders.initial_state '{s}' is not pending-provider or executing"
+                )));
+            }
+        }
+        if let Some(s) = &self.final_state {
+            if !crate::lifecycle::FINAL_STATES.contains(&s.as_str()) {
+                return Err(ScenarioError::Invalid(format!(
+                    "consumer_orders.final_state '{s}' is not one of {}",
+                    crate::lifecycle::FINAL_STATES.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Gives `spec.uuid` an id if it has none and returns the id: builder helpers hand ids back so

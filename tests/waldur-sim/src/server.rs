@@ -386,6 +386,54 @@ impl Simulator {
         self.app.store().resources.get(&id).cloned()
     }
 
+    /// Finishes an open order (`done`, `erred`, `rejected`, `canceled` or `executing`) with
+    /// its effect on the resource, publishing the change; answers the order.
+    pub fn finish_order(
+        &self,
+        uuid: &str,
+        state: &str,
+        error_message: &str,
+    ) -> Result<Order, String> {
+        crate::lifecycle::finish(&self.app, uuid, state, error_message)
+    }
+
+    /// Adds a component usage (or, with `username`, a user usage); answers its id.
+    pub fn add_usage(&self, seed: &crate::routes::usages::UsageSeed) -> Result<String, String> {
+        crate::routes::usages::add_usage(&mut self.app.store(), seed)
+    }
+
+    /// How consumer orders start and finish from now on.
+    pub fn set_consumer_orders(
+        &self,
+        spec: crate::scenario::ConsumerOrdersSpec,
+    ) -> Result<(), String> {
+        spec.validate().map_err(|e| e.to_string())?;
+        self.app.store().consumer_orders = spec;
+        Ok(())
+    }
+
+    /// Identity-bridge pushes and removals so far, in order.
+    pub fn identity_bridge_log(&self) -> Vec<Value> {
+        self.app.store().identity_bridge_log.clone()
+    }
+
+    pub fn project(&self, uuid: &str) -> Option<crate::store::Project> {
+        let id = crate::ids::normalize(uuid)?;
+        self.app.store().projects.get(&id).cloned()
+    }
+
+    /// The project's team (role grants) as `(user uuid, role name)`.
+    pub fn project_roles(&self, project_uuid: &str) -> Vec<(String, String)> {
+        let id = crate::ids::normalize(project_uuid).unwrap_or_default();
+        self.app
+            .store()
+            .team
+            .iter()
+            .filter(|m| m.project_uuid == id)
+            .map(|m| (m.user_uuid.clone(), m.role.clone()))
+            .collect()
+    }
+
     /// Replaces the whole state with a new scenario (log, counters and faults stay).
     pub fn load_scenario(&self, scenario: &Scenario) -> Result<(), ScenarioError> {
         self.app.load(scenario)

@@ -41,6 +41,10 @@ pub fn router() -> Router<App> {
             post(create_backend_resource_request),
         )
         .route("/__sim/resource-api-keys", post(add_resource_api_key))
+        .route("/__sim/orders/{uuid}/finish", post(finish_order))
+        .route("/__sim/component-usages", post(add_usage))
+        .route("/__sim/consumer-orders", post(set_consumer_orders))
+        .route("/__sim/identity-bridge", get(identity_bridge_log))
         .route(
             "/__sim/resource-api-keys/{uuid}/rotate",
             post(request_key_rotation),
@@ -241,4 +245,54 @@ async fn sentry_envelope(State(app): State<App>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body).into_owned();
     app.store().sentry_envelopes.push(text);
     (StatusCode::OK, Json(json!({"id": null}))).into_response()
+}
+
+/// `{state, error_message?}`: the order finishes as the target's own agent would finish it.
+async fn finish_order(
+    State(app): State<App>,
+    axum::extract::Path(uuid): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Finish {
+        state: String,
+        #[serde(default)]
+        error_message: String,
+    }
+    match serde_json::from_slice::<Finish>(&body) {
+        Ok(f) => match crate::lifecycle::finish(&app, &uuid, &f.state, &f.error_message) {
+            Ok(order) => Json(json!({"uuid": order.uuid, "state": order.state})).into_response(),
+            Err(e) => bad(e),
+        },
+        Err(e) => bad(format!("finish: {e}")),
+    }
+}
+
+/// A [`crate::routes::usages::UsageSeed`] -> 201 `{uuid}`.
+async fn add_usage(State(app): State<App>, body: Bytes) -> Response {
+    match serde_json::from_slice::<crate::routes::usages::UsageSeed>(&body) {
+        Ok(seed) => match crate::routes::usages::add_usage(&mut app.store(), &seed) {
+            Ok(uuid) => (StatusCode::CREATED, Json(json!({"uuid": uuid}))).into_response(),
+            Err(e) => bad(e),
+        },
+        Err(e) => bad(format!("usage: {e}")),
+    }
+}
+
+/// The scenario's `consumer_orders` body, from now on.
+async fn set_consumer_orders(State(app): State<App>, body: Bytes) -> Response {
+    match serde_json::from_slice::<crate::scenario::ConsumerOrdersSpec>(&body) {
+        Ok(spec) => match spec.validate() {
+            Ok(()) => {
+                app.store().consumer_orders = spec;
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(e) => bad(e.to_string()),
+        },
+        Err(e) => bad(format!("consumer orders: {e}")),
+    }
+}
+
+async fn identity_bridge_log(State(app): State<App>) -> Json<Value> {
+    Json(Value::Array(app.store().identity_bridge_log.clone()))
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ids;
-use crate::scenario::{Scenario, ScenarioError, Settings};
+use crate::scenario::{ConsumerOrdersSpec, IdentityBridgeSpec, Scenario, ScenarioError, Settings};
 
 /// Current time in the ISO-8601 form Mastermind uses.
 pub fn now() -> String {
@@ -21,7 +21,7 @@ pub fn epoch_ms() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
 }
 
-fn slugify(name: &str) -> String {
+pub fn slugify(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -67,6 +67,9 @@ pub struct Project {
     pub customer_uuid: String,
     pub description: String,
     pub end_date: Option<String>,
+    /// When `end_date` last changed through the API (`None` until then).
+    pub end_date_updated_at: Option<String>,
+    pub backend_id: String,
     /// Further fields (`oecd_fos_2007_code`, `is_industry`, ...), from the scenario.
     pub details: Map<String, Value>,
 }
@@ -77,6 +80,32 @@ pub struct User {
     pub username: String,
     pub full_name: String,
     pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Matched by `POST /api/remote-eduteams/` (`cuid`).
+    pub civil_number: String,
+    /// `false` once the identity bridge removed the user.
+    pub is_active: bool,
+    /// Further profile fields the identity bridge set (`organization`, `affiliations`, ...).
+    pub details: Map<String, Value>,
+}
+
+impl User {
+    /// A user known by username only, names taken from `full_name` ("First Last").
+    pub fn new(uuid: String, username: String, full_name: String, email: String) -> User {
+        let (first, last) = full_name.split_once(' ').unwrap_or((&full_name, ""));
+        User {
+            first_name: first.to_string(),
+            last_name: last.to_string(),
+            uuid,
+            username,
+            full_name,
+            email,
+            civil_number: String::new(),
+            is_active: true,
+            details: Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +113,22 @@ pub struct TeamMember {
     pub project_uuid: String,
     pub user_uuid: String,
     pub role: String,
+}
+
+/// What `list_users` shows of one team membership besides the member itself: the grant's
+/// id, when it was made and until when it holds. Kept beside `Store::team` (keyed by
+/// [`RoleGrant::key`]) so the team stays the one record of who holds which role.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleGrant {
+    pub uuid: String,
+    pub created: String,
+    pub expiration_time: Option<String>,
+}
+
+impl RoleGrant {
+    pub fn key(m: &TeamMember) -> String {
+        format!("{}/{}/{}", m.project_uuid, m.user_uuid, m.role)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,6 +196,10 @@ pub struct Resource {
     pub backend_metadata: Map<String, Value>,
     pub endpoints: Vec<Value>,
     pub end_date: Option<String>,
+    pub end_date_updated_at: Option<String>,
+    /// URL of the user who set the end date last.
+    pub end_date_requested_by: Option<String>,
+    pub effective_id: String,
     pub error_message: String,
     pub error_traceback: String,
     pub last_sync: Option<String>,
@@ -399,6 +448,13 @@ pub struct Store {
     /// I1-I4 and I5/I6: import requests and the backend resources offered for import.
     pub backend_resource_requests: BTreeMap<String, BackendResourceRequest>,
     pub backend_resources: BTreeMap<String, BackendResource>,
+    /// Grant details of `team` entries, by [`RoleGrant::key`] (made on first sight).
+    pub role_grants: BTreeMap<String, RoleGrant>,
+    pub identity_bridge: IdentityBridgeSpec,
+    /// Every identity-bridge push and removal, in order: `{action: "push"|"remove",
+    /// username, source, created, fields}`.
+    pub identity_bridge_log: Vec<Value>,
+    pub consumer_orders: ConsumerOrdersSpec,
     /// (resource, type, billing period) -> component usage id, for the upsert in `set_usage`.
     #[serde(skip)]
     usage_index: HashMap<UsageKey, String>,
@@ -476,9 +532,14 @@ impl Store {
             resource_api_keys: BTreeMap::new(),
             backend_resource_requests: BTreeMap::new(),
             backend_resources: BTreeMap::new(),
+            role_grants: BTreeMap::new(),
+            identity_bridge: s.identity_bridge.clone(),
+            identity_bridge_log: Vec::new(),
+            consumer_orders: s.consumer_orders.clone(),
             usage_index: HashMap::new(),
             usages_by_resource: HashMap::new(),
         };
+        s.consumer_orders.validate()?;
         if st.settings.default_page_size == 0 {
             return Err(invalid("settings.default_page_size must be > 0".into()));
         }
@@ -508,6 +569,8 @@ impl Store {
                     customer_uuid,
                     description: p.description.clone(),
                     end_date: p.end_date.clone(),
+                    end_date_updated_at: None,
+                    backend_id: p.backend_id.clone(),
                     details: p.details.clone(),
                 },
             );
@@ -516,12 +579,12 @@ impl Store {
             let uuid = id_or_new(&u.uuid, "user")?;
             st.users.insert(
                 uuid.clone(),
-                User {
+                User::new(
                     uuid,
-                    username: u.username.clone(),
-                    full_name: u.full_name.clone(),
-                    email: u.email.clone(),
-                },
+                    u.username.clone(),
+                    u.full_name.clone(),
+                    u.email.clone(),
+                ),
             );
         }
         for m in &s.team {
@@ -635,6 +698,9 @@ impl Store {
                     backend_metadata: r.backend_metadata.clone(),
                     endpoints: Vec::new(),
                     end_date: r.end_date.clone(),
+                    end_date_updated_at: None,
+                    end_date_requested_by: None,
+                    effective_id: String::new(),
                     error_message: String::new(),
                     error_traceback: String::new(),
                     last_sync: None,
@@ -743,6 +809,10 @@ impl Store {
             )));
         }
         let state = o.state.clone().unwrap_or_else(|| "pending-provider".into());
+        let plan_uuid = match &o.plan {
+            Some(p) => Some(self.plan_ref(p)?),
+            None => None,
+        };
         let resource_uuid = match &o.resource {
             Some(r) => self.resource_ref(r)?,
             None if type_ == "Create" => {
@@ -767,11 +837,14 @@ impl Store {
                         paused: false,
                         downscaled: false,
                         restrict_member_access: false,
-                        plan_uuid: None,
+                        plan_uuid: plan_uuid.clone(),
                         attributes: o.attributes.clone(),
                         backend_metadata: Map::new(),
                         endpoints: Vec::new(),
                         end_date: None,
+                        end_date_updated_at: None,
+                        end_date_requested_by: None,
+                        effective_id: String::new(),
                         error_message: String::new(),
                         error_traceback: String::new(),
                         last_sync: None,
@@ -783,10 +856,6 @@ impl Store {
                 rid
             }
             None => return Err(invalid(format!("{type_} order needs a resource"))),
-        };
-        let plan_uuid = match &o.plan {
-            Some(p) => Some(self.plan_ref(p)?),
-            None => None,
         };
         let res = self
             .resources

@@ -1,4 +1,4 @@
-//! Resource import (I1-I6) and the project lookup it needs (B14): a user's backend resource
+//! Resource import (I1-I6; its project lookup, B14, is in `projects`): a user's backend resource
 //! request (published as an `importable_resources` event), its state machine, and the backend
 //! resources the agent offers for import.
 
@@ -15,13 +15,12 @@ use super::{
 };
 use crate::app::App;
 use crate::render;
-use crate::store::{now, BackendResource, BackendResourceRequest, Project};
+use crate::store::{now, BackendResource, BackendResourceRequest};
 
 const R: &str = "/api/backend-resource-requests";
 
 pub fn router() -> Router<App> {
     Router::new()
-        .route("/api/projects/", get(projects))
         .route(&format!("{R}/{{uuid}}/"), get(retrieve))
         .route(
             &format!("{R}/{{uuid}}/start_processing/"),
@@ -33,20 +32,6 @@ pub fn router() -> Router<App> {
             "/api/backend-resources/",
             get(list_backend_resources).post(create_backend_resource),
         )
-}
-
-/// B14: `slug=` filters exactly; `field=` is ignored (every field is sent).
-async fn projects(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
-    let slug = params.get("slug").map(str::to_string);
-    let st = app.store();
-    let items: Vec<&Project> = st
-        .projects
-        .values()
-        .filter(|p| slug.as_ref().is_none_or(|s| *s == p.slug))
-        .collect();
-    paginate(&app, uri.path(), &params, items, |p| {
-        render::project(&app.base, p)
-    })
 }
 
 async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {

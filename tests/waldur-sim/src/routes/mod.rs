@@ -2,12 +2,15 @@
 //! repeated-key query parameters, lenient JSON bodies, UUID path ids and DRF-style pagination.
 
 pub mod api_keys;
+pub mod consumer;
 pub mod events;
+pub mod identity;
 pub mod imports;
 pub mod offering_users;
 pub mod oidc;
 pub mod orders;
 pub mod policies;
+pub mod projects;
 pub mod registry;
 pub mod resources;
 pub mod usages;
@@ -34,6 +37,9 @@ pub fn api_router() -> Router<App> {
         .merge(usages::router())
         .merge(api_keys::router())
         .merge(imports::router())
+        .merge(projects::router())
+        .merge(consumer::router())
+        .merge(identity::router())
 }
 
 /// A Mastermind timestamp (ISO 8601 with an offset).
@@ -100,6 +106,38 @@ pub fn required_text(body: &Value, key: &str) -> Result<String, ApiError> {
         .filter(|v| !v.is_empty())
         .map(str::to_string)
         .ok_or_else(|| ApiError::bad_request(format!("{key} is required")))
+}
+
+/// A field error in DRF's shape (`{"field": ["message"]}`).
+pub fn field_error(field: &str, message: &str) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, json!({ field: [message] }))
+}
+
+/// The object id in a hyperlink such as `<origin>/api/projects/<uuid>/`: the segment after
+/// one of `collections`; a bare UUID is taken as it is.
+pub fn id_in_url(link: &str, collections: &[&str]) -> Option<String> {
+    if let Some(id) = ids::normalize(link) {
+        return Some(id);
+    }
+    let segments: Vec<&str> = link.split('/').filter(|s| !s.is_empty()).collect();
+    segments
+        .windows(2)
+        .find(|w| collections.contains(&w[0]))
+        .and_then(|w| ids::normalize(w[1]))
+}
+
+/// An optional `YYYY-MM-DD` field (`null` clears it); anything else is a 400 naming it.
+pub fn date_field(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10 => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(field_error(
+            key,
+            "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.",
+        )),
+    }
 }
 
 /// A string field of a JSON body, `""` when absent.

@@ -11,12 +11,15 @@ use super::{
     body_json, ok, paginate, parse_timestamp, path_id, status_ok, ApiError, ApiResult, Params,
 };
 use crate::app::App;
-use crate::render;
 use crate::store::{now, Order, Store};
+use crate::{lifecycle, render};
 
 pub fn router() -> Router<App> {
     Router::new()
-        .route("/api/marketplace-orders/", get(list))
+        .route(
+            "/api/marketplace-orders/",
+            get(list).post(super::consumer::create_order),
+        )
         .route("/api/marketplace-orders/{uuid}/", get(retrieve))
         .route(
             "/api/marketplace-orders/{uuid}/approve_by_provider/",
@@ -90,60 +93,47 @@ fn with_order<R>(
     f(&mut st, &id)
 }
 
-fn touch(o: &mut Order, state: &str) {
-    o.state = state.to_string();
-    o.modified = now();
+/// A provider action: `allowed` checks the order's state under the lock, then the order
+/// moves to `to` through [`lifecycle::transition`] and the change is published.
+fn provider_action(
+    app: &App,
+    raw: &str,
+    to: &str,
+    error: lifecycle::ErrorDetails,
+    allowed: impl FnOnce(&Order) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let event = with_order(app, raw, |st, id| {
+        allowed(&st.orders[id])?;
+        Ok(lifecycle::transition(st, id, to, error))
+    })?;
+    event.publish(app);
+    Ok(())
+}
+
+fn in_state(o: &Order) -> String {
+    format!("Order is in state {}.", o.state)
 }
 
 /// pending-provider -> executing; answers `OrderInfoResponse` (`{"detail"}`), which the agent
 /// requires. Any other state is a 409 (accepted by client 8.1.3).
 async fn approve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
-    with_order(&app, &u, |st, id| {
-        let o = st.orders.get_mut(id).expect("checked");
+    provider_action(&app, &u, "executing", Default::default(), |o| {
         if o.state != "pending-provider" {
-            return Err(ApiError::conflict(format!(
-                "Order is in state {}.",
-                o.state
-            )));
+            return Err(ApiError::conflict(in_state(o)));
         }
-        touch(o, "executing");
         Ok(())
     })?;
-    // Mastermind tells the agent an approved order is ready to carry out.
-    let order = app.store().orders.get(&path_id(&u)?).cloned();
-    if let Some(order) = order {
-        app.publish_event(
-            &order.offering_uuid,
-            "order",
-            json!({"order_uuid": order.uuid, "order_state": "executing"}),
-        );
-    }
     ok(json!({"detail": "Order has been approved."}))
 }
 
 /// -> rejected; the resource of a Create order never comes to be (Terminated).
 async fn reject(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
-    with_order(&app, &u, |st, id| {
-        let o = st.orders.get_mut(id).expect("checked");
+    provider_action(&app, &u, "rejected", Default::default(), |o| {
         if !matches!(
             o.state.as_str(),
             "pending-provider" | "pending-consumer" | "executing"
         ) {
-            return Err(ApiError::conflict(format!(
-                "Order is in state {}.",
-                o.state
-            )));
-        }
-        touch(o, "rejected");
-        let (type_, resource) = (o.type_.clone(), o.resource_uuid.clone());
-        if let Some(r) = st.resources.get_mut(&resource) {
-            if matches!(type_.as_str(), "Create" | "Restore") {
-                r.state = "Terminated".into();
-            } else if matches!(r.state.as_str(), "Updating" | "Terminating") {
-                // A rejected change leaves the resource as it was.
-                r.state = "OK".into();
-            }
-            r.modified = now();
+            return Err(ApiError::conflict(in_state(o)));
         }
         Ok(())
     })?;
@@ -152,56 +142,24 @@ async fn reject(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 
 /// executing -> done, completing the resource side of the order.
 async fn set_done(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
-    with_order(&app, &u, |st, id| {
-        let o = st.orders.get_mut(id).expect("checked");
+    provider_action(&app, &u, "done", Default::default(), |o| {
         if o.state != "executing" {
             return Err(ApiError::bad_request(format!(
                 "Order state must be executing, not {}.",
                 o.state
             )));
         }
-        touch(o, "done");
-        let (type_, resource, limits) =
-            (o.type_.clone(), o.resource_uuid.clone(), o.limits.clone());
-        if let Some(r) = st.resources.get_mut(&resource) {
-            match type_.as_str() {
-                "Create" | "Restore" => r.state = "OK".into(),
-                "Update" => {
-                    r.state = "OK".into();
-                    if !limits.is_empty() {
-                        r.limits = limits;
-                    }
-                }
-                "Terminate" => r.state = "Terminated".into(),
-                _ => {}
-            }
-            r.modified = now();
-        }
         Ok(())
     })?;
     status_ok()
 }
 
-/// -> erred with the agent's error details; the resource goes Erred.
+/// -> erred with the agent's error details (a Create's resource goes Erred with them).
 async fn set_erred(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
-    let (message, traceback) = super::error_details(&body)?;
-    with_order(&app, &u, |st, id| {
-        let o = st.orders.get_mut(id).expect("checked");
-        if matches!(o.state.as_str(), "done" | "rejected" | "canceled") {
-            return Err(ApiError::bad_request(format!(
-                "Order is in state {}.",
-                o.state
-            )));
-        }
-        touch(o, "erred");
-        o.error_message = message.clone();
-        o.error_traceback = traceback.clone();
-        let resource = o.resource_uuid.clone();
-        if let Some(r) = st.resources.get_mut(&resource) {
-            r.state = "Erred".into();
-            r.error_message = message;
-            r.error_traceback = traceback;
-            r.modified = now();
+    let details = super::error_details(&body)?;
+    provider_action(&app, &u, "erred", details, |o| {
+        if lifecycle::FINAL_STATES.contains(&o.state.as_str()) && o.state != "erred" {
+            return Err(ApiError::bad_request(in_state(o)));
         }
         Ok(())
     })?;

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{body_json, created, ok, paginate, path_id, ApiError, ApiResult, Params};
+use super::{body_json, created, field_error, ok, paginate, path_id, ApiError, ApiResult, Params};
 use crate::app::App;
 use crate::store::{now, AgentService, Component, Identity, Processor};
 use crate::{ids, render};
@@ -85,7 +85,7 @@ async fn users_me(State(app): State<App>) -> ApiResult {
     ok(render::user_me(&app.store(), &app.base))
 }
 
-async fn offering(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+pub(crate) async fn offering(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
     let id = path_id(&u)?;
     let st = app.store();
     let o = st.offerings.get(&id).ok_or_else(ApiError::not_found)?;
@@ -222,11 +222,6 @@ async fn sp_projects(
             .collect()
     };
     paginate(&app, uri.path(), &params, items, Clone::clone)
-}
-
-/// A field error in DRF's shape (`{"field": ["message"]}`).
-fn field_error(field: &str, message: &str) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, json!({ field: [message] }))
 }
 
 /// Applies the writable `OfferingComponentRequest` fields the store keeps. `type`, `name` and

@@ -67,7 +67,7 @@ async fn list(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
     })
 }
 
-async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
+pub(crate) async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
     let id = path_id(&u)?;
     let st = app.store();
     let r = st.resources.get(&id).ok_or_else(ApiError::not_found)?;
@@ -77,7 +77,11 @@ async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 /// The resource's project team with each member's offering user (not paginated, like
 /// Mastermind's `team` action); with `has_consent=true` only the members who consented to
 /// the terms of service of the resource's offering, when it has any (`Store::consents`).
-async fn team(State(app): State<App>, Path(u): Path<String>, params: Params) -> ApiResult {
+pub(crate) async fn team(
+    State(app): State<App>,
+    Path(u): Path<String>,
+    params: Params,
+) -> ApiResult {
     let id = path_id(&u)?;
     let consented_only = params.get("has_consent") == Some("true");
     let st = app.store();

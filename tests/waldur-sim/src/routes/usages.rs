@@ -7,12 +7,12 @@ use std::collections::HashSet;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{body_json, created, paginate, path_id, ApiError, ApiResult, Params};
+use super::{body_json, created, field_error, paginate, path_id, ApiError, ApiResult, Params};
 use crate::app::App;
 use crate::store::{billing_period_of, decimal_string, now, ComponentUsage, Store, UserUsage};
 use crate::{ids, render};
@@ -68,7 +68,11 @@ async fn list_usages(State(app): State<App>, uri: Uri, params: Params) -> ApiRes
 
 async fn list_user_usages(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
     let resource = params.uuid("resource_uuid")?;
-    let period = period_filter(&params, "component_usage__billing_period")?;
+    // Mastermind's filter set knows both spellings.
+    let period = match period_filter(&params, "component_usage__billing_period")? {
+        Some(p) => Some(p),
+        None => period_filter(&params, "component_usage_billing_period")?,
+    };
     let component_usage = params.uuid("component_usage_uuid")?;
     let st = app.store();
     let usages: HashSet<&str> = match &resource {
@@ -108,10 +112,6 @@ async fn list_limits(State(app): State<App>, uri: Uri, params: Params) -> ApiRes
     paginate(&app, uri.path(), &params, items, |l| {
         render::user_usage_limit(&st, &app.base, l)
     })
-}
-
-fn field_error(key: &str, msg: &str) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, json!({key: [msg]}))
 }
 
 /// The report date: the agent sends an ISO datetime; absent means now.
@@ -251,4 +251,57 @@ async fn set_user_usage(State(app): State<App>, Path(u): Path<String>, body: Byt
     }
     let id = upsert_user_usage(&mut st, &cu, &body)?;
     created(json!({"component_usage": cu, "uuid": id}))
+}
+
+/// A usage a test adds (`POST /__sim/component-usages`): without `username` the resource's
+/// component usage of that type and period; with one, that user's usage under it (the
+/// component usage is made, at 0, when missing).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct UsageSeed {
+    pub resource_uuid: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub usage: Value,
+    /// `YYYY-MM-DD` (any day; the period is its month).
+    pub billing_period: String,
+    pub username: Option<String>,
+}
+
+/// Adds or replaces the usage; answers the id of the component or user usage.
+pub fn add_usage(st: &mut Store, seed: &UsageSeed) -> Result<String, String> {
+    let resource = ids::parse(&seed.resource_uuid, "resource_uuid")?;
+    if !st.resources.contains_key(&resource) {
+        return Err(format!("no resource {resource}"));
+    }
+    let period = billing_period_of(&seed.billing_period)
+        .ok_or_else(|| format!("billing_period {:?} is not a date", seed.billing_period))?;
+    let usage = decimal_string(&seed.usage)?;
+    let ts = now();
+    let existing = st
+        .find_usage(&resource, &seed.type_, &period)
+        .map(|u| (u.uuid.clone(), u.created.clone(), u.usage.clone()));
+    let (uuid, created_at, total) =
+        existing.unwrap_or_else(|| (ids::generate(), ts.clone(), "0".into()));
+    let total = if seed.username.is_some() {
+        total
+    } else {
+        usage.clone()
+    };
+    st.insert_usage(ComponentUsage {
+        uuid: uuid.clone(),
+        resource_uuid: resource,
+        type_: seed.type_.clone(),
+        usage: total,
+        date: format!("{period}T00:00:00Z"),
+        billing_period: period,
+        created: created_at,
+        modified: ts,
+    });
+    match &seed.username {
+        None => Ok(uuid),
+        Some(username) => {
+            upsert_user_usage(st, &uuid, &json!({"username": username, "usage": usage}))
+                .map_err(|e| e.1.to_string())
+        }
+    }
 }

@@ -143,12 +143,12 @@ async fn changes_on_mastermind_s_side_publish_the_reference_messages() {
         let carol = "c0".repeat(16);
         st.users.insert(
             carol.clone(),
-            waldur_sim::store::User {
-                uuid: carol.clone(),
-                username: "carol@idp".into(),
-                full_name: "Carol".into(),
-                email: "carol@example.org".into(),
-            },
+            waldur_sim::store::User::new(
+                carol.clone(),
+                "carol@idp".into(),
+                "Carol".into(),
+                "carol@example.org".into(),
+            ),
         );
         carol
     });

@@ -2,6 +2,7 @@
 
 mod basics;
 mod common;
+mod consumer;
 mod events;
 mod faults_inspect;
 mod imports_and_keys;
