@@ -137,12 +137,7 @@ impl Federated {
 
     /// What the target's own site would do: the order ends in `state`.
     pub fn finish(&self, order: &str, state: &str, error: &str) {
-        sim_post(
-            &self.source.runtime,
-            &self.target,
-            &format!("/__sim/orders/{order}/finish"),
-            json!({"state": state, "error_message": error}),
-        );
+        self.target.finish_order(order, state, error).unwrap();
     }
 
     /// A usage on the target (`username` set: a per-user usage).
@@ -154,19 +149,14 @@ impl Federated {
         period: &str,
         username: Option<&str>,
     ) {
-        let mut body = json!({
-            "resource_uuid": resource, "type": component, "usage": usage,
-            "billing_period": format!("{period}-01"),
-        });
-        if let Some(username) = username {
-            body["username"] = json!(username);
-        }
-        sim_post(
-            &self.source.runtime,
-            &self.target,
-            "/__sim/component-usages",
-            body,
-        );
+        let seed = waldur_sim::routes::usages::UsageSeed {
+            resource_uuid: resource.into(),
+            type_: component.into(),
+            usage: json!(usage),
+            billing_period: format!("{period}-01"),
+            username: username.map(str::to_string),
+        };
+        self.target.add_usage(&seed).unwrap();
     }
 
     /// The source Create order through to done; answers the target resource uuid (hex).
@@ -178,17 +168,6 @@ impl Federated {
         assert_eq!(self.source.order_state(order).0, "done");
         target_order.resource_uuid
     }
-}
-
-/// A `/__sim/` control call to `sim`.
-pub fn sim_post(runtime: &tokio::runtime::Runtime, sim: &Simulator, path: &str, body: Value) {
-    let url = format!("{}{path}", sim.origin());
-    let response = runtime
-        .block_on(reqwest::Client::new().post(&url).json(&body).send())
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = response.status();
-    let text = runtime.block_on(response.text()).unwrap_or_default();
-    assert!(status.is_success(), "{url}: {status} {text}");
 }
 
 /// One Create order for `alloc-a` (cpu 10) in the source, executing.
@@ -397,24 +376,16 @@ fn a_target_without_usage_reports_zero() {
 
 /// Roles the target project grants, as `(username, role)`, sorted.
 fn target_grants(target: &Simulator) -> Vec<(String, String)> {
-    let state = target.state();
-    let mut grants: Vec<(String, String)> = Vec::new();
-    let users = state["users"].as_array().cloned().unwrap_or_default();
-    for grant in state["project_grants"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let username = users
-            .iter()
-            .find(|u| u["uuid"] == grant["user_uuid"])
-            .map(|u| u["username"].as_str().unwrap_or_default().to_string())
-            .unwrap_or_default();
-        grants.push((
-            username,
-            grant["role_name"].as_str().unwrap_or_default().to_string(),
-        ));
-    }
+    let project =
+        target.with_store(|s| s.projects.keys().next().cloned().expect("a target project"));
+    let mut grants: Vec<(String, String)> = target
+        .project_roles(&project)
+        .into_iter()
+        .map(|(user, role)| {
+            let username = target.with_store(|s| s.users.get(&user).map(|u| u.username.clone()));
+            (username.unwrap_or(user), role)
+        })
+        .collect();
     grants.sort();
     grants
 }
@@ -634,13 +605,10 @@ fn a_finished_target_order_completes_the_source_order_through_the_target_subscri
         .sim
         .with_store(|s| s.orders.values().next().cloned().unwrap());
     let finished = std::time::Instant::now();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    sim_post(
-        &runtime,
-        &target_site.sim,
-        &format!("/__sim/orders/{}/finish", order.uuid),
-        json!({"state": "done"}),
-    );
+    target_site
+        .sim
+        .finish_order(&order.uuid, "done", "")
+        .unwrap();
     wait_until("the source order done by the target event", WAIT, || {
         site.sim.order(CREATE_A).unwrap().state == "done"
     });

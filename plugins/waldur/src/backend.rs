@@ -419,6 +419,14 @@ impl Client for Federation {
             .unwrap_or_default())
     }
 
+    /// A target Waldur has no per-user limits (the reference answers none as well).
+    fn client_get_resource_user_limits(
+        &self,
+        _resource_id: String,
+    ) -> Result<BTreeMap<String, BackendLimits>> {
+        Ok(BTreeMap::new())
+    }
+
     fn client_list_resource_users(&self, resource_id: String) -> Result<Vec<String>> {
         self.team_usernames(&resource_id)
     }

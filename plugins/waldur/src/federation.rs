@@ -10,6 +10,7 @@ use waldur_plugin_abi::sdk::components::ComponentMapper;
 use waldur_plugin_abi::wire::{BackendComponents, JsonMap, RuntimeContext};
 use waldur_plugin_abi::{Error, Host, Result};
 
+use crate::bridge::IdentityBridge;
 use crate::settings::FederationSettings;
 use crate::target::Target;
 
@@ -29,6 +30,7 @@ pub(crate) struct Remembered {
 pub struct Federation {
     pub(crate) settings: FederationSettings,
     pub(crate) target: Target,
+    pub(crate) bridge: IdentityBridge,
     pub(crate) mapper: ComponentMapper,
     pub(crate) components: BackendComponents,
     pub(crate) host: Host,
@@ -41,6 +43,7 @@ impl Federation {
         let target = Target::new(&parsed.api_url, &parsed.api_token, parsed.request_timeout)?;
         Ok(Self {
             mapper: ComponentMapper::new(&components)?,
+            bridge: IdentityBridge::new(target.clone(), &parsed.identity_bridge_source),
             settings: parsed,
             target,
             components,

@@ -9,12 +9,13 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use waldur_plugin_abi::wire::{JsonMap, OfferingUser};
 use waldur_plugin_abi::{
     backend_impl, Error, Result, SettingKind, SettingSpec, UsernameBackend, UsernameContext,
 };
 
+use crate::bridge::IdentityBridge;
 use crate::settings::SETTINGS as BACKEND_SETTINGS;
 use crate::target::{Target, TargetError};
 
@@ -59,12 +60,9 @@ const PROFILE_FIELDS: &[(&str, &str)] = &[
 ];
 
 pub struct IdentityBridgeUsernames {
-    target: Target,
-    source: String,
+    bridge: IdentityBridge,
     /// Waldur usernames pushed in the previous pass (`None` before the first).
     previous: Mutex<Option<BTreeSet<String>>>,
-    /// Fields the bridge accepts (`None`: not known, everything is sent).
-    allowed: Mutex<Option<BTreeSet<String>>>,
 }
 
 /// The identity-bridge profile of an offering user (non-empty fields only).
@@ -91,68 +89,11 @@ impl IdentityBridgeUsernames {
         mutex.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fetch_allowed(&self) -> Option<BTreeSet<String>> {
-        match self.target.get("identity-bridge/allowed_fields/", &[]) {
-            Ok(answer) => Some(
-                answer
-                    .get("allowed_fields")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            Err(e) => {
-                log::warn!(
-                    "the identity bridge's allowed fields are unknown ({e}); sending every field"
-                );
-                None
-            }
-        }
-    }
-
-    fn request(&self, username: &str, profile: &JsonMap) -> Value {
-        let allowed = Self::lock(&self.allowed).clone();
-        let mut body = json!({ "username": username, "source": self.source });
-        let mut left_out = Vec::new();
-        for (key, value) in profile {
-            if allowed.as_ref().is_none_or(|a| a.contains(key)) {
-                body[key] = value.clone();
-            } else {
-                left_out.push(key.as_str());
-            }
-        }
-        if !left_out.is_empty() {
-            log::debug!(
-                "fields the identity bridge does not accept, left out: {}",
-                left_out.join(", ")
-            );
-        }
-        body
-    }
-
-    /// Pushes one profile; a 400 refreshes the allowed fields once and tries again.
+    /// Pushes one offering user's profile.
     fn push(&self, user: &OfferingUser) -> std::result::Result<(), TargetError> {
-        let username = user.user_username.as_str();
-        let profile = profile(user);
-        if Self::lock(&self.allowed).is_none() {
-            *Self::lock(&self.allowed) = self.fetch_allowed();
-        }
-        match self
-            .target
-            .post("identity-bridge/", &self.request(username, &profile))
-        {
-            Err(e) if e.status == Some(400) => {
-                log::warn!(
-                    "the identity bridge refused {username} ({e}); refreshing its allowed fields"
-                );
-                *Self::lock(&self.allowed) = self.fetch_allowed();
-                self.target
-                    .post("identity-bridge/", &self.request(username, &profile))
-                    .map(drop)
-            }
-            other => other.map(drop),
-        }
+        self.bridge
+            .push(&user.user_username, &profile(user))
+            .map(drop)
     }
 }
 
@@ -183,15 +124,14 @@ impl UsernameBackend for IdentityBridgeUsernames {
                 "backend_settings.target_api_url: {url:?} must start with http:// or https://"
             )));
         }
+        let target = Target::new(
+            &url,
+            &text("target_api_token")?,
+            std::time::Duration::from_secs_f64(timeout),
+        )?;
         Ok(Self {
-            target: Target::new(
-                &url,
-                &text("target_api_token")?,
-                std::time::Duration::from_secs_f64(timeout),
-            )?,
-            source: text("identity_bridge_source")?,
+            bridge: IdentityBridge::new(target, &text("identity_bridge_source")?),
             previous: Mutex::new(None),
-            allowed: Mutex::new(None),
         })
     }
 
@@ -250,12 +190,8 @@ impl UsernameBackend for IdentityBridgeUsernames {
     fn deactivate_users(&self, usernames: Vec<String>) -> Result<()> {
         let mut failed = Vec::new();
         for username in &usernames {
-            let body = json!({ "username": username, "source": self.source });
-            match self.target.post("identity-bridge/remove/", &body) {
-                Ok(_) => log::info!("{username} deactivated in the identity bridge"),
-                Err(e) if e.is_not_found() => {
-                    log::info!("{username} is not in the identity bridge")
-                }
+            match self.bridge.remove(username) {
+                Ok(()) => log::info!("{username} deactivated in the identity bridge"),
                 Err(e) => {
                     log::error!("deactivating {username} in the identity bridge failed: {e}");
                     failed.push(username.clone());

@@ -7,6 +7,7 @@
 //! One job per module:
 //! - [`settings`]: the declared `backend_settings`, parsed and checked once;
 //! - [`target`]: the HTTP client of the target Waldur (errors, pagination, uuids);
+//! - `bridge`: the target's identity bridge (allowed fields), shared by both entries;
 //! - `projects`: the target project of a source project, and its metadata;
 //! - `orders`: Create, Update and Terminate as target orders, and following them;
 //! - `usage`: billing-month usage read from the target;
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod bridge;
 mod events;
 mod federation;
 mod identity_bridge;

@@ -73,20 +73,8 @@ impl Federation {
         username: &str,
         attributes: Option<&JsonMap>,
     ) -> Result<Option<String>> {
-        let mut body = json!({
-            "username": username,
-            "source": self.settings.identity_bridge_source,
-        });
-        // Empty values are left out: the bridge refuses fields its configuration does not allow.
-        for (key, value) in attributes.into_iter().flatten() {
-            let empty = value.is_null()
-                || value.as_str() == Some("")
-                || value.as_array().is_some_and(Vec::is_empty);
-            if !empty && key != "username" && key != "source" {
-                body[key] = value.clone();
-            }
-        }
-        match self.target.post("identity-bridge/", &body) {
+        let empty = JsonMap::new();
+        match self.bridge.push(username, attributes.unwrap_or(&empty)) {
             Ok(answer) => Ok(Some(uuid_field(&answer, "uuid")).filter(|u| !u.is_empty())),
             Err(e) if !e.is_transient() => {
                 log::warn!("the identity bridge did not resolve {username}: {e}");
@@ -207,14 +195,16 @@ impl Federation {
         }
     }
 
-    fn identity<'a>(options: &'a UserOptions, username: &'a str) -> &'a str {
-        options
-            .user_cuids
-            .get(username)
-            .map(String::as_str)
-            .filter(|c| !c.is_empty())
-            .or(options.user_cuid.as_deref().filter(|c| !c.is_empty()))
-            .unwrap_or(username)
+    /// What identifies a member on the target: their email with `user_match_field: email`,
+    /// otherwise their CUID (the Waldur username), as the agent passes them; the backend
+    /// username when neither is known (e.g. a member who left).
+    fn identity<'a>(&self, options: &'a UserOptions, username: &'a str) -> &'a str {
+        let known = |value: Option<&'a String>| value.map(String::as_str).filter(|v| !v.is_empty());
+        match self.settings.match_field {
+            MatchField::Email => known(options.user_emails.get(username)),
+            _ => known(options.user_cuids.get(username)).or(known(options.user_cuid.as_ref())),
+        }
+        .unwrap_or(username)
     }
 
     /// Runs `change` for each user (true: changed; false: not on the target, skipped) and
@@ -262,7 +252,7 @@ impl Federation {
         }
         let project = self.resource_project(resource)?;
         Self::each_member(usernames, "added to the target project", |username| {
-            let identity = Self::identity(options, username);
+            let identity = self.identity(options, username);
             let attributes = options.user_attributes.get(username);
             let Some(user) = self.resolve_user(identity, attributes)? else {
                 return Ok(false);
@@ -293,7 +283,7 @@ impl Federation {
         let project = self.resource_project(resource)?;
         let held = self.project_roles(&project)?;
         Self::each_member(usernames, "removed from the target project", |username| {
-            let identity = Self::identity(options, username);
+            let identity = self.identity(options, username);
             let Some(user) = self.resolve_user(identity, None)? else {
                 return Ok(false);
             };

@@ -53,7 +53,8 @@ pub fn transition(st: &mut Store, id: &str, state: &str, error: ErrorDetails) ->
     let o = st.orders.get_mut(id).expect("caller checked the order");
     o.state = state.to_string();
     o.modified = ts.clone();
-    if state == "erred" {
+    // A rejection or cancellation may carry its reason too.
+    if state == "erred" || (matches!(state, "rejected" | "canceled") && !error.0.is_empty()) {
         o.error_message = error.0.clone();
         o.error_traceback = error.1.clone();
     }
