@@ -163,34 +163,29 @@ impl Federation {
     }
 
     fn grant(&self, project: &str, user: &str, role: &str) -> Result<()> {
-        let body = json!({ "role": self.role_uuid(role)?, "user": user });
-        match self
-            .target
-            .post(&format!("projects/{project}/add_user/"), &body)
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.status == Some(400) && e.detail.to_lowercase().contains(ALREADY_HAS_ROLE) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.change_role(project, user, role, "add_user", ALREADY_HAS_ROLE)
     }
 
     fn revoke(&self, project: &str, user: &str, role: &str) -> Result<()> {
+        self.change_role(project, user, role, "delete_user", DOES_NOT_HAVE_ROLE)
+    }
+
+    /// `POST projects/<uuid>/<action>/`; a 400 saying the change is already so is success.
+    fn change_role(
+        &self,
+        project: &str,
+        user: &str,
+        role: &str,
+        action: &str,
+        already: &str,
+    ) -> Result<()> {
         let body = json!({ "role": self.role_uuid(role)?, "user": user });
         match self
             .target
-            .post(&format!("projects/{project}/delete_user/"), &body)
+            .post(&format!("projects/{project}/{action}/"), &body)
         {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.status == Some(400)
-                    && e.detail.to_lowercase().contains(DOES_NOT_HAVE_ROLE) =>
-            {
-                Ok(())
-            }
+            Err(e) if e.status == Some(400) && e.detail.to_lowercase().contains(already) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
