@@ -11,6 +11,7 @@
 # scripts/lib/bench_federation.py (its docstring says how each figure is taken).
 #
 # Usage: scripts/bench-federation.sh [--orders 5] [--approve-ms 1000] [--period 0.25] [--no-events]
+#        [--breakdown]  (also the requests per order by route)
 # Env: KEEP_WORK=1 keeps target/bench-federation/run.XXXXXX; RABBITMQ_ADMIN_USER /
 # RABBITMQ_ADMIN_PASSWORD as for scripts/rabbitmq-setup.sh. Everything listens on 127.0.0.1.
 set -euo pipefail
@@ -31,13 +32,16 @@ for arg in "$@"; do
     fi
 done
 
-echo "== building (release): waldur-agent, the federation plugin, waldur-sim" >&2
+echo "== building (release): waldur-agent, the federation and basic-username plugins, waldur-sim" >&2
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" \
-    -p waldur-agent -p waldur-plugin-waldur -p waldur-sim
+    -p waldur-agent -p waldur-plugin-waldur -p waldur-plugin-basic-username -p waldur-sim
 REL="$ROOT/target/release"
 mkdir -p "$WORK/plugins"
-cp "$REL/libwaldur_plugin_waldur.so" "$WORK/plugins/waldur.so"
-chmod 755 "$WORK/plugins" "$WORK/plugins/waldur.so"
+# basic-username provides the default username entry 'base', as in the package.
+for plugin in waldur basic_username; do
+    cp "$REL/libwaldur_plugin_$plugin.so" "$WORK/plugins/$plugin.so"
+done
+chmod 755 "$WORK/plugins" "$WORK/plugins/"*.so
 
 python3 "$ROOT/scripts/lib/bench_federation.py" --sim "$REL/waldur-sim" --agent "$REL/waldur-agent" \
     --plugins "$WORK/plugins" --work "$WORK" "$@"

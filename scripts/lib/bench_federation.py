@@ -131,7 +131,17 @@ offerings:
 
 
 def requests(origin):
-    return sum(call(origin + "/__sim/counters").values())
+    """The simulator's request counters (route -> count); /__sim/ calls are not counted."""
+    return call(origin + "/__sim/counters")
+
+
+def delta(after, before):
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+def add_into(total, part):
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + value
 
 
 def order_state(origin, order):
@@ -178,6 +188,7 @@ def run_variant(args, events):
             time.sleep(0.2)
         time.sleep(1)
         times, source_requests, target_requests = [], [], []
+        source_routes, target_routes = {}, {}
         for i in range(args.orders):
             before = (requests(source_origin), requests(target_origin))
             started = time.time()
@@ -192,9 +203,22 @@ def run_variant(args, events):
                 time.sleep(0.02)
             times.append(time.time() - started)
             # The state reads above are /__sim/ calls, which the counters leave out.
-            source_requests.append(requests(source_origin) - before[0])
-            target_requests.append(requests(target_origin) - before[1])
+            source_delta = delta(requests(source_origin), before[0])
+            target_delta = delta(requests(target_origin), before[1])
+            source_requests.append(sum(source_delta.values()))
+            target_requests.append(sum(target_delta.values()))
+            add_into(source_routes, source_delta)
+            add_into(target_routes, target_delta)
             del state
+        log.seek(0)
+        errors = [line for line in log.read().splitlines() if " ERROR " in line]
+        if errors:
+            raise SystemExit(f"the agent logged errors ({mode}):\n" + "\n".join(errors[:10]))
+        if args.breakdown:
+            for side, routes in (("source", source_routes), ("target", target_routes)):
+                print(f"{mode} {side} requests per order:")
+                for route, count in sorted(routes.items(), key=lambda kv: -kv[1]):
+                    print(f"  {count / args.orders:6.1f}  {route}")
         return times, source_requests, target_requests
     finally:
         if agent is not None:
@@ -224,6 +248,8 @@ def main():
     parser.add_argument("--period", type=float, default=0.25)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--no-events", action="store_true")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print the requests per order by route")
     args = parser.parse_args()
     rows = [("polling", run_variant(args, events=False))]
     if not args.no_events:
