@@ -427,6 +427,14 @@ impl Session<'_> {
                 options
                     .user_attributes
                     .insert(name.clone(), super::membership::user_attributes(user));
+                // As membership sync tells it: a plugin matching users by email (the
+                // federation's `user_match_field: email`) can add them right away. The
+                // reference leaves this out here, so such users wait for the next sync.
+                if !user.user_email.is_empty() {
+                    options
+                        .user_emails
+                        .insert(name.clone(), user.user_email.clone());
+                }
             }
         }
         for member in &context.team {

@@ -57,6 +57,10 @@ impl Mode {
     }
 }
 
+/// See [`Agent::username_backends`].
+pub(crate) type UsernameBackends =
+    Mutex<BTreeMap<(String, String, String), Arc<crate::plugins::UsernameBackend>>>;
+
 /// State shared by every cycle of every mode in this process.
 pub struct Agent {
     pub config: Config,
@@ -66,6 +70,11 @@ pub struct Agent {
     /// One backend per (offering, entry), kept across cycles: plugins keep their state and
     /// connections, and construction (settings validation, plugin start-up) happens once.
     backends: Mutex<BTreeMap<(String, String), Arc<Backend>>>,
+    /// One username backend per (offering, entry, offering's `plugin_options`), kept across
+    /// cycles for the same reasons: a backend that remembers the previous pass (the
+    /// identity bridge's departures) must see the next one. New `plugin_options` in Waldur
+    /// make a new instance, so they are followed without a restart.
+    pub(crate) username_backends: UsernameBackends,
     /// Per-attempt Waldur request timeout replacing the default 600 s (tests).
     waldur_timeout: Option<Duration>,
     /// Backend ids being created and not yet recorded in Waldur (see [`super::claims`]).
@@ -102,6 +111,7 @@ impl Agent {
             registry,
             started: jiff::Timestamp::now().to_string(),
             backends: Mutex::new(BTreeMap::new()),
+            username_backends: UsernameBackends::default(),
             waldur_timeout: None,
             backend_id_claims: super::claims::Claims::default(),
             resource_turns: super::claims::Claims::default(),

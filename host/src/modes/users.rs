@@ -75,11 +75,27 @@ impl Session<'_> {
         *self.offering_users_cache.lock().await = None;
     }
 
-    /// The offering's username-management backend, built once per session.
+    /// The offering's username-management backend: the agent's (see
+    /// `Agent::username_backends`), looked up once per session.
     async fn username_backend(&self) -> Result<Arc<crate::plugins::UsernameBackend>, ModeError> {
         self.usernames
             .get_or_try_init(|| async {
                 let entry = self.offering.username_management_backend.clone();
+                let key = (
+                    self.offering.name.clone(),
+                    entry.clone(),
+                    serde_json::to_string(&self.waldur_offering.plugin_options).unwrap_or_default(),
+                );
+                let kept = self
+                    .agent
+                    .username_backends
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned();
+                if let Some(backend) = kept {
+                    return Ok(backend);
+                }
                 let offering = OfferingInfo {
                     name: self.offering.name.clone(),
                     uuid: self.offering.waldur_offering_uuid.clone(),
@@ -106,7 +122,13 @@ impl Session<'_> {
                 {
                     backend.withhold_writes(recorder);
                 }
-                Ok::<_, ModeError>(Arc::new(backend))
+                let backend = Arc::new(backend);
+                self.agent
+                    .username_backends
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, Arc::clone(&backend));
+                Ok::<_, ModeError>(backend)
             })
             .await
             .cloned()

@@ -97,13 +97,25 @@ impl Federated {
     }
 
     pub fn with_global(source: Scenario, settings: &str, global: &str) -> Self {
-        let target = Simulator::start(target_scenario()).expect("start the target simulator");
+        Self::configured(source, target_scenario(), settings, global, "")
+    }
+
+    /// Every part chosen: the two scenarios and the config's extra lines (as
+    /// [`federation_config`] takes them).
+    pub fn configured(
+        source: Scenario,
+        target: Scenario,
+        settings: &str,
+        global: &str,
+        offering: &str,
+    ) -> Self {
+        let target = Simulator::start(target).expect("start the target simulator");
         let source = harness_configured(
             source,
             &[("waldur-plugin-waldur", "waldur.so")],
             |sim, plugins, _| {
                 agent_with_config(
-                    &federation_config(sim, &target, settings, global, ""),
+                    &federation_config(sim, &target, settings, global, offering),
                     plugins,
                 )
             },
@@ -456,6 +468,173 @@ fn a_user_the_target_cannot_resolve_is_skipped_or_fails_the_resource() {
 }
 
 #[test]
+fn members_matched_by_email_are_added_as_the_resource_is_created() {
+    let f = Federated::new(
+        one_create(),
+        "        user_resolve_method: user_field\n        user_match_field: email\n",
+    );
+    f.created(CREATE_A);
+    // No membership pass yet: the order's own add found alice by her email.
+    let alice = ("alice-b".to_string(), "PROJECT.MANAGER".to_string());
+    assert_eq!(target_grants(&f.target), std::slice::from_ref(&alice));
+
+    // Site B adds a member of its own; the federation names its team by the source's users.
+    let project = f
+        .target
+        .with_store(|s| s.projects.keys().next().cloned().unwrap());
+    f.target.with_store_mut(|s| {
+        let uuid = "c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4".to_string();
+        let carol = waldur_sim::store::User::new(
+            uuid.clone(),
+            "carol-b".into(),
+            "Carol Local".into(),
+            "carol@site-b.example".into(),
+        );
+        s.users.insert(uuid.clone(), carol);
+        s.team.push(waldur_sim::store::TeamMember {
+            project_uuid: project,
+            user_uuid: uuid,
+            role: "PROJECT.MEMBER".into(),
+        });
+    });
+    let carol = ("carol-b".to_string(), "PROJECT.MEMBER".to_string());
+    for _ in 0..2 {
+        f.cycle(Mode::MembershipSync);
+        // Alice stays (she is the source's alice); carol is not the federation's to remove.
+        assert_eq!(target_grants(&f.target), [alice.clone(), carol.clone()]);
+    }
+    assert_eq!(
+        f.target.count("POST", "/api/projects/{uuid}/delete_user/"),
+        0
+    );
+}
+
+#[test]
+fn remote_eduteams_resolves_members_by_their_cuid() {
+    // eduTEAMS brought alice to the target, named by her CUID; bob is unknown there.
+    let f = Federated::configured(
+        one_create(),
+        target_naming_alice(),
+        "        user_resolve_method: remote_eduteams\n",
+        "",
+        "",
+    );
+    f.source.bob_joins_the_team();
+    f.created(CREATE_A);
+    f.cycle(Mode::MembershipSync);
+    let alice = [("alice@idp".to_string(), "PROJECT.MANAGER".to_string())];
+    assert_eq!(target_grants(&f.target), alice);
+    // The target's team names alice as the source does: a second pass keeps her, and
+    // changes nothing.
+    let changes = || {
+        f.target.count("POST", "/api/projects/{uuid}/add_user/")
+            + f.target.count("POST", "/api/projects/{uuid}/delete_user/")
+    };
+    let before = changes();
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(target_grants(&f.target), alice);
+    assert_eq!(changes(), before);
+}
+
+const TARGET_ALICE: &str = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3";
+const TARGET_ALICE_ACCOUNT: &str = "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5";
+
+/// The target with alice under her CUID and an account of the target offering that site B
+/// named `b_alice`.
+fn target_naming_alice() -> Scenario {
+    let mut target = target_scenario();
+    target.users.push(waldur_sim::scenario::UserSpec {
+        uuid: Some(TARGET_ALICE.into()),
+        username: "alice@idp".into(),
+        full_name: "Alice Smith".into(),
+        email: "alice@example.org".into(),
+    });
+    target
+        .offering_users
+        .push(waldur_sim::scenario::OfferingUserSpec {
+            uuid: Some(TARGET_ALICE_ACCOUNT.into()),
+            offering: "HPC".into(),
+            user: "alice@idp".into(),
+            username: Some("b_alice".into()),
+            ..Default::default()
+        });
+    target
+}
+
+#[test]
+fn usernames_the_target_assigns_reach_the_source_offering_users() {
+    let target = target_naming_alice();
+    let f = Federated::configured(
+        one_create(),
+        target,
+        "",
+        "",
+        "    username_reconciliation_enabled: true",
+    );
+    f.created(CREATE_A);
+    f.cycle(Mode::MembershipSync);
+    let username_of = |user: &str| {
+        f.source.sim.with_store(|s| {
+            s.offering_users
+                .values()
+                .find(|u| u.user_uuid == user)
+                .and_then(|u| u.username.clone())
+        })
+    };
+    // Site B named alice's account; bob has none there, so his source username stays.
+    assert_eq!(username_of(ALICE).as_deref(), Some("b_alice"));
+    assert_eq!(username_of(BOB).as_deref(), Some("bob1"));
+    let patches = f
+        .source
+        .sim
+        .count("PATCH", "/api/marketplace-offering-users/{uuid}/");
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(
+        f.source
+            .sim
+            .count("PATCH", "/api/marketplace-offering-users/{uuid}/"),
+        patches,
+        "a second pass has nothing to change"
+    );
+}
+
+#[test]
+fn the_identity_bridge_username_entry_keeps_the_target_bridge_in_step() {
+    // Members are matched by email, so every bridge call below is the username entry's.
+    let f = Federated::configured(
+        one_create(),
+        target_scenario(),
+        "        user_resolve_method: user_field\n        user_match_field: email\n",
+        "",
+        "    username_management_backend: waldur-identity-bridge",
+    );
+    f.created(CREATE_A);
+    f.cycle(Mode::MembershipSync);
+    let log = f.target.identity_bridge_log();
+    let pushed = |username: &str| {
+        log.iter().any(|e| {
+            e["action"] == "push" && e["username"] == username && e["source"] == "isd:site-a"
+        })
+    };
+    assert!(pushed("alice@idp") && pushed("bob@idp"), "{log:#?}");
+    let alice = log
+        .iter()
+        .find(|e| e["action"] == "push" && e["username"] == "alice@idp")
+        .unwrap();
+    assert_eq!(alice["fields"]["email"], "alice@example.org", "{alice:#}");
+
+    // Bob leaves the offering: the next pass deactivates him on the target.
+    f.source
+        .sim
+        .with_store_mut(|s| s.offering_users.retain(|_, u| u.user_uuid != BOB));
+    f.cycle(Mode::MembershipSync);
+    let log = f.target.identity_bridge_log();
+    let removed: Vec<_> = log.iter().filter(|e| e["action"] == "remove").collect();
+    assert_eq!(removed.len(), 1, "{log:#?}");
+    assert_eq!(removed[0]["username"], "bob@idp");
+}
+
+#[test]
 fn end_dates_follow_the_configured_direction() {
     // a_to_b: the source's end date reaches the target resource.
     let f = Federated::new(one_create(), "        end_date_sync_direction: a_to_b\n");
@@ -519,9 +698,10 @@ fn limits_follow_the_target_unless_disabled() {
 
 /// With `target_stomp_enabled` in `event_process` mode, on a real RabbitMQ: the plugin
 /// subscribes on the target, and a target order finishing completes the source order at
-/// once, although the agent's next look at pending orders is an hour away.
+/// once, although the agent's next look at pending orders is an hour away; the target's
+/// offering-user and resource events bring usernames and end dates back the same way.
 #[test]
-fn a_finished_target_order_completes_the_source_order_through_the_target_subscription() {
+fn the_targets_events_complete_orders_and_bring_back_usernames_and_end_dates() {
     use crate::common::events::{stop, BrokerCleanup, WAIT};
     use crate::common::site::{wait_until, Site};
     use waldur_test_support::rabbitmq::{
@@ -533,7 +713,8 @@ fn a_finished_target_order_completes_the_source_order_through_the_target_subscri
     }
     let mut source_scenario = one_create();
     source_scenario.agent_user.username = unique_name("fed-source");
-    let mut target_scenario = target_scenario();
+    // Site B names alice's account; the source learns it from the offering-user event.
+    let mut target_scenario = target_naming_alice();
     target_scenario.agent_user.username = unique_name("fed-target");
     target_scenario.agent_user.uuid = Some("a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9".into());
     let source = Simulator::start(source_scenario).unwrap();
@@ -551,7 +732,7 @@ fn a_finished_target_order_completes_the_source_order_through_the_target_subscri
         federation_config(
             &source,
             &target,
-            "        target_stomp_enabled: true\n",
+            "        target_stomp_enabled: true\n        end_date_sync_direction: b_to_a\n",
             "",
             &stomp,
         ),
@@ -614,7 +795,47 @@ fn a_finished_target_order_completes_the_source_order_through_the_target_subscri
     });
     let took = finished.elapsed();
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+
+    // The target's offering-user event: alice's username there reaches the source.
+    let alice_username = || {
+        site.sim.with_store(|s| {
+            s.offering_users
+                .values()
+                .find(|u| u.user_uuid == ALICE)
+                .and_then(|u| u.username.clone())
+        })
+    };
+    assert_eq!(alice_username().as_deref(), Some("alice1"));
+    target_site.sim.publish_event(
+        TARGET_OFFERING,
+        "offering_user",
+        json!({"offering_user_uuid": TARGET_ALICE_ACCOUNT, "user_uuid": TARGET_ALICE,
+               "action": "update", "username": "b_alice", "state": "OK"}),
+    );
+    wait_until("alice's username from the target event", WAIT, || {
+        alice_username().as_deref() == Some("b_alice")
+    });
+
+    // The target's resource event: site B's new end date reaches the source resource.
+    target_site.sim.with_store_mut(|s| {
+        s.resources.get_mut(&order.resource_uuid).unwrap().end_date = Some("2027-06-30".into())
+    });
+    target_site.sim.publish_event(
+        TARGET_OFFERING,
+        "resource",
+        json!({"resource_uuid": order.resource_uuid, "action": "end_date_updated",
+               "end_date": "2027-06-30"}),
+    );
+    wait_until("the end date from the target event", WAIT, || {
+        site.sim.resource(RES_A).unwrap().end_date.as_deref() == Some("2027-06-30")
+    });
+
     let (code, log) = stop(agent);
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("set_state_done (target order"), "{log}");
+    assert!(
+        log.contains("usernames synced from the target (changed: true)"),
+        "{log}"
+    );
+    assert!(log.contains("end date of source resource"), "{log}");
 }

@@ -17,7 +17,7 @@ use waldur_plugin_abi::{
 };
 
 use crate::federation::Federation;
-use crate::settings::{self, FederationSettings, ResolveMethod};
+use crate::settings::{self, FederationSettings};
 use crate::target::{checked_uuid, field, uuid_field};
 
 /// The method the agent's target subscriptions hand messages to (through `invoke`).
@@ -73,10 +73,9 @@ impl Backend for Federation {
     fn capabilities(&self) -> Result<CapabilitySet> {
         let mut capabilities: CapabilitySet = (&CAPABILITIES).into();
         capabilities.fetch_consented_users_only = self.settings.fetch_consented_users_only;
-        // Team members are matched by Waldur username only when the target knows them by it.
-        if self.settings.resolve_method != ResolveMethod::IdentityBridge {
-            capabilities.user_resolve_method = String::new();
-        }
+        // `identity_bridge` whatever the resolve method: it tells the agent to name members by
+        // their source Waldur username (CUID), and so does this plugin when it lists a target
+        // team (`team_usernames`). A federation has no accounts of its own to name them by.
         Ok(capabilities)
     }
 

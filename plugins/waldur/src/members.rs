@@ -3,7 +3,7 @@
 //! Adding a role the user has, or removing one they lack, is success: a repeated cycle or a
 //! retry after a lost answer changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use waldur_plugin_abi::wire::{JsonMap, UserOptions, WaldurResource};
@@ -190,14 +190,24 @@ impl Federation {
         }
     }
 
-    /// What identifies a member on the target: their email with `user_match_field: email`,
-    /// otherwise their CUID (the Waldur username), as the agent passes them; the backend
-    /// username when neither is known (e.g. a member who left).
+    /// Whether members are found on the target by email. Every other way finds them by
+    /// their source Waldur username (CUID), which the target then knows them by: the identity
+    /// bridge creates them with it, eduTEAMS names its users by it, and `user_field` with
+    /// `username` matches on it.
+    fn matched_by_email(&self) -> bool {
+        self.settings.resolve_method != ResolveMethod::IdentityBridge
+            && self.settings.match_field == MatchField::Email
+    }
+
+    /// What identifies a member on the target: their email when matched by email, otherwise
+    /// their CUID, as the agent passes them; the name the agent used when neither is known
+    /// (it names members by CUID, see `capabilities`).
     fn identity<'a>(&self, options: &'a UserOptions, username: &'a str) -> &'a str {
         let known = |value: Option<&'a String>| value.map(String::as_str).filter(|v| !v.is_empty());
-        match self.settings.match_field {
-            MatchField::Email => known(options.user_emails.get(username)),
-            _ => known(options.user_cuids.get(username)).or(known(options.user_cuid.as_ref())),
+        if self.matched_by_email() {
+            known(options.user_emails.get(username))
+        } else {
+            known(options.user_cuids.get(username)).or(known(options.user_cuid.as_ref()))
         }
         .unwrap_or(username)
     }
@@ -341,18 +351,76 @@ impl Federation {
         Ok(())
     }
 
-    /// Usernames of the target resource's team (reference `list_resource_users`).
+    /// The target resource's team, named as the agent names members: by source Waldur
+    /// username (reference `list_resource_users`, which answers the target's usernames and
+    /// so, matched by email, names nobody the agent knows: it then adds everyone again and
+    /// never removes anyone).
     pub(crate) fn team_usernames(&self, backend_id: &str) -> Result<Vec<String>> {
         let uuid = checked_uuid(backend_id, "resource backend id")?;
         let team = self
             .target
             .get(&format!("marketplace-resources/{uuid}/team/"), &[])?;
+        let team: Vec<&serde_json::Value> = team.as_array().into_iter().flatten().collect();
+        if self.matched_by_email() {
+            return self.source_names_of(&team);
+        }
         Ok(team
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .map(|m| field(m, "username").to_string())
             .filter(|u| !u.is_empty())
+            .collect())
+    }
+
+    /// Matched by email, the target's usernames are its own: each team member is named by
+    /// the source offering user whose email resolves to them. Members no source offering user
+    /// resolves to are not the federation's; they are left out, so never removed. Resolutions
+    /// are remembered, so a steady team costs the one list of source offering users.
+    fn source_names_of(&self, team: &[&serde_json::Value]) -> Result<Vec<String>> {
+        let members: Vec<String> = team
+            .iter()
+            .map(|m| uuid_field(m, "uuid"))
+            .filter(|u| !u.is_empty())
+            .collect();
+        let users = self.source_list(
+            "marketplace-offering-users/",
+            &json!({"offering_uuid": self.source_offering_uuid()?, "is_restricted": false}),
+        )?;
+        let candidates: Vec<(&str, &str)> = users
+            .iter()
+            .map(|u| (field(u, "user_username"), field(u, "user_email")))
+            .filter(|(name, email)| !name.is_empty() && !email.is_empty())
+            .collect();
+        let mut unnamed: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut name = |target: String, source: &str, unnamed: &mut BTreeSet<&str>| {
+            if unnamed.remove(target.as_str()) {
+                names.insert(target, source.to_string());
+            }
+        };
+        // The remembered first (free), then the others until every member has a name.
+        for (source, email) in &candidates {
+            let known = self.remembered().users.get(*email).cloned();
+            if let Some(target) = known {
+                name(target, source, &mut unnamed);
+            }
+        }
+        for (source, email) in &candidates {
+            if unnamed.is_empty() {
+                break;
+            }
+            if self.remembered().users.contains_key(*email) {
+                continue;
+            }
+            if let Some(target) = self.resolve_by_field("email", email)? {
+                self.remembered()
+                    .users
+                    .insert(email.to_string(), target.clone());
+                name(target, source, &mut unnamed);
+            }
+        }
+        Ok(members
+            .iter()
+            .filter_map(|m| names.get(m).cloned())
             .collect())
     }
 }

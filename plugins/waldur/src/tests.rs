@@ -178,7 +178,8 @@ fn capabilities_follow_the_settings() {
     ))
     .capabilities()
     .unwrap();
-    assert_eq!(other.user_resolve_method, "");
+    // Members are named by their source Waldur username whatever the method.
+    assert_eq!(other.user_resolve_method, "identity_bridge");
     assert!(other.fetch_consented_users_only);
 }
 
