@@ -671,6 +671,31 @@ fn end_dates_follow_the_configured_direction() {
 }
 
 #[test]
+fn the_target_resources_backend_id_becomes_the_source_effective_id() {
+    let f = Federated::new(one_create(), "");
+    let target = f.created(CREATE_A);
+    // Site B's agent names the allocation on its backend.
+    f.target.with_store_mut(|s| {
+        s.resources.get_mut(&target).unwrap().backend_id = "hpc_alloc_17".into()
+    });
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(f.source.resource(RES_A).effective_id, "hpc_alloc_17");
+    let writes = f.source.sim.count(
+        "POST",
+        "/api/marketplace-provider-resources/{uuid}/set_effective_id/",
+    );
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(
+        f.source.sim.count(
+            "POST",
+            "/api/marketplace-provider-resources/{uuid}/set_effective_id/"
+        ),
+        writes,
+        "a second pass has nothing to write"
+    );
+}
+
+#[test]
 fn limits_follow_the_target_unless_disabled() {
     for (direction, expected) in [("b_to_a", json!(30)), ("disabled", json!(10))] {
         let f = Federated::new(
