@@ -696,6 +696,54 @@ fn the_target_resources_backend_id_becomes_the_source_effective_id() {
 }
 
 #[test]
+fn the_source_projects_metadata_reaches_the_target_project() {
+    let mut target = target_scenario();
+    target
+        .science_sub_domains
+        .push(waldur_sim::scenario::ScienceSubDomainSpec {
+            uuid: Some("d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1".into()),
+            code: "1.1.2".into(),
+            name: "Algebra".into(),
+        });
+    let f = Federated::configured(one_create(), target, "", "", "");
+    f.created(CREATE_A);
+    let set_source = |key: &str, value: Value| {
+        f.source.sim.with_store_mut(|s| {
+            let project = s.projects.get_mut(PROJECT).unwrap();
+            project.description = "Number theory group".into();
+            project.details.insert(key.into(), value);
+        })
+    };
+    set_source("oecd_fos_2007_code", json!("1.1"));
+    set_source("is_industry", json!(true));
+    set_source("science_sub_domain_code", json!("1.1.2"));
+    f.cycle(Mode::MembershipSync);
+    let target_project = || {
+        f.target
+            .with_store(|s| s.projects.values().next().cloned().unwrap())
+    };
+    let project = target_project();
+    assert_eq!(project.description, "Number theory group");
+    assert_eq!(project.details["oecd_fos_2007_code"], "1.1");
+    assert_eq!(project.details["is_industry"], true);
+    // Matched by code: the target's sub-domain has its own uuid.
+    assert_eq!(project.details["science_sub_domain_code"], "1.1.2");
+
+    let patches = || f.target.count("PATCH", "/api/projects/{uuid}/");
+    let before = patches();
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(patches(), before, "a second pass has nothing to change");
+
+    // Cleared on the source, cleared on the target.
+    set_source("science_sub_domain_code", Value::Null);
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(
+        target_project().details["science_sub_domain_code"],
+        Value::Null
+    );
+}
+
+#[test]
 fn limits_follow_the_target_unless_disabled() {
     for (direction, expected) in [("b_to_a", json!(30)), ("disabled", json!(10))] {
         let f = Federated::new(

@@ -142,8 +142,8 @@ impl Federation {
                         changes.insert("science_sub_domain".into(), Value::Null);
                     }
                     Some(code) => match self.science_sub_domain(code)? {
-                        Some(url) => {
-                            changes.insert("science_sub_domain".into(), json!(url));
+                        Some(uuid) => {
+                            changes.insert("science_sub_domain".into(), json!(uuid));
                         }
                         None => log::warn!(
                             "science sub-domain {code} of project {} is not on the target Waldur; \
@@ -167,22 +167,20 @@ impl Federation {
         Ok(())
     }
 
-    /// The target's science sub-domain with this code (they differ per Waldur; matched by code).
+    /// The uuid (dashed, as a project takes it) of the target's science sub-domain with this
+    /// code: they differ per Waldur, the codes are shared.
     fn science_sub_domain(&self, code: &str) -> Result<Option<String>> {
         let domains = match self.target.list("science-sub-domains/", &[]) {
             Ok(domains) => domains,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(domains.iter().find(|d| field(d, "code") == code).map(|d| {
-            let url = field(d, "url");
-            if url.is_empty() {
-                self.target
-                    .url(&format!("science-sub-domains/{}/", uuid_field(d, "uuid")))
-            } else {
-                url.to_string()
-            }
-        }))
+        Ok(domains
+            .iter()
+            .find(|d| field(d, "code") == code)
+            .map(|d| uuid_field(d, "uuid"))
+            .filter(|u| !u.is_empty())
+            .map(|u| dashed(&u)))
     }
 }
 

@@ -294,6 +294,11 @@ pub fn provider_project(base: &str, p: &Project) -> Value {
     rendered
 }
 
+pub fn science_sub_domain(base: &str, d: &crate::store::ScienceSubDomain) -> Value {
+    json!({"uuid": d.uuid, "url": url(base, "science-sub-domains", &d.uuid),
+           "code": d.code, "name": d.name})
+}
+
 pub fn project(base: &str, p: &Project) -> Value {
     let detail = |key: &str, absent: Value| p.details.get(key).cloned().unwrap_or(absent);
     json!({

@@ -111,6 +111,15 @@ pub struct ProjectSpec {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct ScienceSubDomainSpec {
+    pub uuid: Option<String>,
+    /// What Waldurs share (their uuids differ), e.g. `1.1.2`.
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct UserSpec {
     pub uuid: Option<String>,
     /// Waldur username (the CUID, e.g. `cuid@idp`).
@@ -339,6 +348,8 @@ pub struct Scenario {
     pub user_usages: Vec<UserUsageSpec>,
     pub ssh_keys: Vec<SshKeySpec>,
     pub component_user_usage_limits: Vec<UserUsageLimitSpec>,
+    /// `GET /api/science-sub-domains/`; a project names one by uuid and shows its code.
+    pub science_sub_domains: Vec<ScienceSubDomainSpec>,
     /// How `/api/identity-bridge/` behaves.
     pub identity_bridge: IdentityBridgeSpec,
     /// How orders placed through the consumer API (`POST /api/marketplace-orders/`,

@@ -52,6 +52,13 @@ pub struct AgentUserRec {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ScienceSubDomain {
+    pub uuid: String,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Customer {
     pub uuid: String,
     pub name: String,
@@ -409,6 +416,7 @@ pub struct Store {
     pub agent_user: AgentUserRec,
     pub customers: BTreeMap<String, Customer>,
     pub projects: BTreeMap<String, Project>,
+    pub science_sub_domains: BTreeMap<String, ScienceSubDomain>,
     pub users: BTreeMap<String, User>,
     pub team: Vec<TeamMember>,
     pub offerings: BTreeMap<String, Offering>,
@@ -505,6 +513,7 @@ impl Store {
             },
             customers: BTreeMap::new(),
             projects: BTreeMap::new(),
+            science_sub_domains: BTreeMap::new(),
             users: BTreeMap::new(),
             team: Vec::new(),
             offerings: BTreeMap::new(),
@@ -572,6 +581,17 @@ impl Store {
                     end_date_updated_at: None,
                     backend_id: p.backend_id.clone(),
                     details: p.details.clone(),
+                },
+            );
+        }
+        for d in &s.science_sub_domains {
+            let uuid = id_or_new(&d.uuid, "science sub-domain")?;
+            st.science_sub_domains.insert(
+                uuid.clone(),
+                ScienceSubDomain {
+                    uuid,
+                    code: d.code.clone(),
+                    name: d.name.clone(),
                 },
             );
         }

@@ -1,7 +1,9 @@
 //! Projects as their customer's members see and change them (B14's lookup by slug, the
 //! federation's lookup by `backend_id`, create, edit), their members by role
-//! (`add_user`, `delete_user`, `list_users`, which are the scenario's team), and the two
-//! directories a member needs for that: roles and users.
+//! (`add_user`, `delete_user`, `list_users`, which are the scenario's team), and the
+//! directories a member needs for that: roles, users and science sub-domains.
+
+use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,7 +18,7 @@ use super::{
 };
 use crate::app::App;
 use crate::changes::Change;
-use crate::store::{now, slugify, Project, RoleGrant, Store, TeamMember, User};
+use crate::store::{now, slugify, Project, RoleGrant, ScienceSubDomain, Store, TeamMember, User};
 use crate::{ids, render};
 
 /// The project roles every Mastermind has: `(uuid, name, description)`, ids fixed so tests
@@ -40,12 +42,7 @@ pub const ROLES: &[(&str, &str, &str)] = &[
 ];
 
 /// Project fields kept in `Project::details`, as sent.
-const DETAIL_FIELDS: &[&str] = &[
-    "oecd_fos_2007_code",
-    "is_industry",
-    "science_sub_domain",
-    "science_sub_domain_code",
-];
+const DETAIL_FIELDS: &[&str] = &["oecd_fos_2007_code", "is_industry"];
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -56,6 +53,15 @@ pub fn router() -> Router<App> {
         .route("/api/projects/{uuid}/list_users/", get(list_users))
         .route("/api/roles/", get(roles))
         .route("/api/users/", get(users))
+        .route("/api/science-sub-domains/", get(science_sub_domains))
+}
+
+async fn science_sub_domains(State(app): State<App>, uri: Uri, params: Params) -> ApiResult {
+    let st = app.store();
+    let items: Vec<&ScienceSubDomain> = st.science_sub_domains.values().collect();
+    paginate(&app, uri.path(), &params, items, |d| {
+        render::science_sub_domain(&app.base, d)
+    })
 }
 
 /// Exact filters `slug`, `backend_id`, `customer_uuid`, `name`; `field=` is ignored (every
@@ -87,8 +93,28 @@ async fn retrieve(State(app): State<App>, Path(u): Path<String>) -> ApiResult {
 }
 
 /// Applies the editable fields present in `body` (`end_date` also stamps
-/// `end_date_updated_at`).
-fn apply_fields(p: &mut Project, body: &Value) -> Result<(), ApiError> {
+/// `end_date_updated_at`; `science_sub_domain`, a uuid or null, sets the code the project
+/// shows).
+fn apply_fields(
+    p: &mut Project,
+    body: &Value,
+    sub_domains: &BTreeMap<String, ScienceSubDomain>,
+) -> Result<(), ApiError> {
+    if let Some(value) = body.get("science_sub_domain") {
+        let code = match value {
+            Value::Null => Value::Null,
+            link => {
+                let id = link.as_str().and_then(|l| {
+                    id_in_url(l, &["science-sub-domains"]).or_else(|| ids::normalize(l))
+                });
+                let domain = id.and_then(|id| sub_domains.get(&id)).ok_or_else(|| {
+                    field_error("science_sub_domain", "Invalid pk - object does not exist.")
+                })?;
+                Value::String(domain.code.clone())
+            }
+        };
+        p.details.insert("science_sub_domain_code".into(), code);
+    }
     if let Some(name) = body.get("name") {
         p.name = name
             .as_str()
@@ -144,7 +170,7 @@ async fn create(State(app): State<App>, body: Bytes) -> ApiResult {
         backend_id: String::new(),
         details: Map::new(),
     };
-    apply_fields(&mut project, &body)?;
+    apply_fields(&mut project, &body, &st.science_sub_domains)?;
     project.slug = slugify(&project.name);
     let rendered = render::project(&app.base, &project);
     st.projects.insert(project.uuid.clone(), project);
@@ -154,9 +180,10 @@ async fn create(State(app): State<App>, body: Bytes) -> ApiResult {
 async fn update(State(app): State<App>, Path(u): Path<String>, body: Bytes) -> ApiResult {
     let id = path_id(&u)?;
     let body = body_json(&body)?;
-    let mut st = app.store();
+    let mut guard = app.store();
+    let st = &mut *guard;
     let p = st.projects.get_mut(&id).ok_or_else(ApiError::not_found)?;
-    apply_fields(p, &body)?;
+    apply_fields(p, &body, &st.science_sub_domains)?;
     ok(render::project(&app.base, p))
 }
 

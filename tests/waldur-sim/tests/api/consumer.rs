@@ -454,3 +454,37 @@ async fn identity_bridge_creates_finds_refuses_and_removes() {
         .unwrap();
     assert_eq!(r["uuid"], made["uuid"]);
 }
+
+#[tokio::test]
+async fn a_project_names_its_science_sub_domain_by_uuid_and_shows_its_code() {
+    let (mut s, ids) = fixture();
+    s.science_sub_domains
+        .push(waldur_sim::scenario::ScienceSubDomainSpec {
+            uuid: Some("d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1".into()),
+            code: "1.1.2".into(),
+            name: "Algebra".into(),
+        });
+    let c = Client::start(s);
+    let domains = c.get_json("science-sub-domains/").await;
+    assert_eq!(domains[0]["code"], "1.1.2");
+    assert_fields(&domains[0], &["uuid", "url", "code", "name"]);
+    let project = format!("projects/{}/", ids.project);
+    let patch = |body: Value| c.send(reqwest::Method::PATCH, &project, Some(body));
+    let r = patch(json!({"science_sub_domain": "d1d1d1d1-d1d1-d1d1-d1d1-d1d1d1d1d1d1"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["science_sub_domain_code"],
+        "1.1.2"
+    );
+    let r = patch(json!({"science_sub_domain": "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2"})).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"science_sub_domain": ["Invalid pk - object does not exist."]})
+    );
+    let r = patch(json!({"science_sub_domain": null})).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["science_sub_domain_code"],
+        Value::Null
+    );
+}
