@@ -79,6 +79,8 @@ impl Session<'_> {
         filter: &crate::waldur::OrderFilter,
         retry: OrderRetry,
     ) -> Result<OrderSummary, ModeError> {
+        // Event mode keeps its session for hours: a pass works from offering users read now.
+        self.invalidate_offering_users().await;
         let mut summary = OrderSummary::default();
         if self.backend.capabilities().supports_cycle_preflight {
             match blocking(&self.backend, |b| b.run_preflight()).await {
@@ -164,6 +166,9 @@ impl Session<'_> {
         order_uuid: &str,
         retry: OrderRetry,
     ) -> Result<OrderSummary, ModeError> {
+        // The session outlives many events: the team a Create adds is the one Waldur has now,
+        // offering users made since the last order included.
+        self.invalidate_offering_users().await;
         let mut order = self.client.order(order_uuid).await?;
         let turn = self
             .agent

@@ -356,3 +356,58 @@ fn every_event_type_is_served_over_the_broker_and_a_redelivery_changes_nothing()
     assert!(!log.contains("not marked done"), "{log}");
     queue_drained(&rabbit, &site);
 }
+
+/// The order session lives as long as event processing: a Create announced after the
+/// start-up pass adds the team as Waldur has it then, with a member whose offering user was
+/// made after the agent started (no event of theirs reached the agent).
+#[test]
+fn a_create_by_event_adds_offering_users_made_after_the_start_up_pass() {
+    if require_real_rabbitmq().is_none() {
+        return;
+    }
+    let site = broker_site();
+    // Bob joins later: no offering user, no team membership yet.
+    let bob = site.sim.with_store_mut(|s| {
+        let uuid = s
+            .offering_users
+            .iter()
+            .find(|(_, u)| u.user_uuid == BOB && u.offering_uuid == OFFERING)
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        s.offering_users.remove(&uuid).unwrap()
+    });
+    let _cleanup = BrokerCleanup(&site);
+    let mut agent = site.spawn(&["run", "-m", "event_process"]);
+    wait_subscribed(&site, &mut agent, 1);
+    // The start-up pass created alloc-a with alice (and read the offering users then).
+    assert_eq!(users_of(&site, "alloc-a"), ["alice1"]);
+
+    site.sim.with_store_mut(|s| {
+        s.team.push(waldur_sim::store::TeamMember {
+            project_uuid: PROJECT.into(),
+            user_uuid: BOB.into(),
+            role: "PROJECT.MEMBER".into(),
+        });
+        s.offering_users.insert(bob.uuid.clone(), bob);
+    });
+    site.sim
+        .apply_change(Change::ConsumerApproved {
+            order_uuid: CREATE_B.into(),
+        })
+        .unwrap();
+    // The team is added after the order is marked done: wait for that step's log line.
+    let added = format!("added 2 user(s) order={CREATE_B}");
+    let added_one = format!("added 1 user(s) order={CREATE_B}");
+    wait_until("alloc-b created by its event, its team added", WAIT, || {
+        let log = agent.log_text();
+        log.contains(&added) || log.contains(&added_one)
+    });
+    assert_eq!(
+        users_of(&site, "alloc-b"),
+        ["alice1", "bob1"],
+        "{}",
+        agent.log_text()
+    );
+    let (code, log) = stop(agent);
+    assert_eq!(code, Some(0), "{log}");
+}
