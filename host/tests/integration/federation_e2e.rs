@@ -301,6 +301,67 @@ fn a_lost_answer_of_the_target_never_orders_twice() {
 }
 
 #[test]
+fn updates_and_terminations_are_ordered_once_and_a_termination_waits_for_an_update() {
+    const SAME: &str = "77777777777777777777777777777722";
+    let f = Federated::new(one_create(), "");
+    let target = f.created(CREATE_A);
+    let lose_answer = |path: &str| {
+        f.target.inject(Fault {
+            matcher: Matcher::endpoint("POST", path),
+            kind: FaultKind::AppliedStatus { status: 502 },
+            count: Some(1),
+        })
+    };
+
+    // The target has these limits already: nothing is ordered.
+    f.source
+        .add_order(SAME, "Update", "executing", RES_A, json!({"cpu": 10}));
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(SAME).0, "done");
+    assert!(f.target_orders("Update").is_empty());
+
+    // The target takes the update but its answer is lost: the next cycle adopts that order.
+    lose_answer("/api/marketplace-resources/{uuid}/update_limits/");
+    f.source
+        .add_order(UPDATE, "Update", "executing", RES_A, json!({"cpu": 15}));
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(UPDATE).0, "executing");
+    f.cycle(Mode::OrderProcess);
+    let update = f.target_order("Update");
+    assert_eq!(
+        f.source
+            .sim
+            .order(UPDATE)
+            .unwrap()
+            .backend_id
+            .replace('-', ""),
+        update.uuid
+    );
+
+    // A termination waits while the target resource is updating.
+    f.source
+        .add_order(TERMINATE, "Terminate", "executing", RES_A, json!({}));
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.target.resource(&target).unwrap().state, "Updating");
+    assert!(f.target_orders("Terminate").is_empty());
+    assert_eq!(f.source.order_state(TERMINATE).0, "executing");
+
+    // The update finishes; the termination goes out, its answer is lost, and it is adopted.
+    f.finish(&update.uuid, "done", "");
+    lose_answer("/api/marketplace-resources/{uuid}/terminate/");
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(UPDATE).0, "done");
+    f.cycle(Mode::OrderProcess);
+    let terminate = f.target_order("Terminate");
+    f.finish(&terminate.uuid, "done", "");
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(TERMINATE).0, "done");
+    assert_eq!(f.target.resource(&target).unwrap().state, "Terminated");
+    assert_eq!(f.target_orders("Update").len(), 1, "updated once");
+    assert_eq!(f.target_orders("Terminate").len(), 1, "terminated once");
+}
+
+#[test]
 fn a_rejected_target_order_errs_the_source_order_with_its_reason() {
     let f = Federated::new(one_create(), "");
     f.cycle(Mode::OrderProcess);
