@@ -33,8 +33,7 @@ pub struct QosSpec {
 /// `{GrpTRES, GrpTRESMins, MaxTRES, MaxTRESMins} -> tres -> value` of an account.
 pub type AccountLimits = BTreeMap<String, BTreeMap<String, String>>;
 
-/// The limit types `list account format=account,grptres,grptresmin,maxtres,maxtresmin` reads,
-/// in column order.
+/// The limit types an account's association has, in the column order the limit reads use.
 pub const LIMIT_TYPES: [&str; 4] = ["GrpTRES", "GrpTRESMins", "MaxTRES", "MaxTRESMins"];
 
 /// One association line of an account ([`SlurmClient::account_association_details`]).
@@ -797,30 +796,40 @@ impl SlurmClient {
         })
     }
 
-    /// `list account format=account,fairshare where account=<a>`: the number of the first
-    /// line mentioning the account, 0 when there is none (the reference's reading; without
-    /// WithAssoc real sacctmgr prints 0, so the value is never the configured one).
-    pub fn get_account_fairshare(&self, account: &str) -> Result<i64> {
+    /// `list account withassoc format=account,user,fairshare where account=<a>`: the fairshare
+    /// of the account's own association (the row without a user); `None` when there is none or
+    /// it is not a number. (The reference reads `list account` without WithAssoc, where real
+    /// sacctmgr prints 0, so it sets the same fairshare again every time.)
+    pub fn get_account_fairshare(&self, account: &str) -> Result<Option<i64>> {
         let output = self
-            .sacctmgr(&argv(&[
-                "list",
-                "account",
-                "format=account,fairshare",
-                "where",
-                &format!("account={}", names::account(account)?),
-            ]))
+            .own_association_columns(account, "fairshare")
             .map_err(|e| {
                 Error::backend(format!(
                     "Failed to get fairshare for account {account}: {}",
                     e.message
                 ))
             })?;
+        Ok(output.and_then(|columns| columns.first()?.trim().parse().ok()))
+    }
+
+    /// `list account withassoc format=account,user,<columns> where account=<a>`: the columns
+    /// of the account's own association (its users' rows are skipped).
+    fn own_association_columns(&self, account: &str, columns: &str) -> Result<Option<Vec<String>>> {
+        let output = self.sacctmgr(&argv(&[
+            "list",
+            "account",
+            "withassoc",
+            &format!("format=account,user,{columns}"),
+            "where",
+            &format!("account={}", names::account(account)?),
+        ]))?;
         Ok(output
             .lines()
-            .filter(|line| line.contains('|') && line.contains(account))
-            .filter_map(|line| line.split('|').nth(1)?.trim().parse().ok())
-            .next()
-            .unwrap_or(0))
+            .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+            .find(|parts| {
+                parts.len() > 2 && parts[0].eq_ignore_ascii_case(account) && parts[1].is_empty()
+            })
+            .map(|parts| parts[2..].iter().map(|p| p.to_string()).collect()))
     }
 
     /// One `modify account <a> set <type>=<tres>=<v>` per entry.
@@ -855,41 +864,32 @@ impl SlurmClient {
         Ok(())
     }
 
-    /// `list account format=account,grptres,grptresmin,maxtres,maxtresmin where account=<a>`.
+    /// `list account withassoc format=account,user,grptres,grptresmin,maxtres,maxtresmin
+    /// where account=<a>`: the limits of the account's own association, every type present
+    /// (empty when unset). (The reference reads them without WithAssoc, always blank.)
     pub fn get_account_limits(&self, account: &str) -> Result<AccountLimits> {
-        let output = self
-            .sacctmgr(&argv(&[
-                "list",
-                "account",
-                "format=account,grptres,grptresmin,maxtres,maxtresmin",
-                "where",
-                &format!("account={}", names::account(account)?),
-            ]))
+        let columns = self
+            .own_association_columns(account, "grptres,grptresmin,maxtres,maxtresmin")
             .map_err(|e| {
                 Error::backend(format!(
                     "Failed to get limits for account {account}: {}",
                     e.message
                 ))
-            })?;
-        let mut limits: AccountLimits = LIMIT_TYPES
+            })?
+            .unwrap_or_default();
+        Ok(LIMIT_TYPES
             .iter()
-            .map(|t| (t.to_string(), BTreeMap::new()))
-            .collect();
-        for line in output.lines() {
-            if !line.contains('|') || !line.contains(account) {
-                continue;
-            }
-            let parts: Vec<&str> = line.split('|').collect();
-            if parts.len() < 5 {
-                continue;
-            }
-            for (limit_type, text) in LIMIT_TYPES.iter().zip(&parts[1..5]) {
-                if !text.is_empty() {
-                    limits.insert(limit_type.to_string(), parser::tres_strings(text));
-                }
-            }
-        }
-        Ok(limits)
+            .enumerate()
+            .map(|(i, kind)| {
+                let text = columns.get(i).map(String::as_str).unwrap_or_default();
+                let values = if text.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    parser::tres_strings(text)
+                };
+                (kind.to_string(), values)
+            })
+            .collect())
     }
 
     /// `show association where account=<a> format=Account,User,Partition,ParentName,QOS,

@@ -2,9 +2,9 @@
 //! one limit type's TRES limits, and a raw-usage reset, each applied only when it differs
 //! from what SLURM reports (the reset is never diffed). The result lists every command run.
 //!
-//! As in the reference, the current values are read with `list account` without WithAssoc,
-//! where real sacctmgr prints fairshare 0 and blank limits; so in practice every apply
-//! re-issues its `modify` commands (harmless: they are idempotent).
+//! The current values are the account's own association's (`list account withassoc`), so a
+//! setting SLURM already has costs a read, not a write; the reference reads them without
+//! WithAssoc, always blank, and writes every time.
 
 use serde_json::{Map, Value};
 use waldur_plugin_abi::wire::{JsonMap, PeriodicSettingsResult};
@@ -136,7 +136,7 @@ impl Slurm {
 
         if let Some(target) = fairshare {
             // A failed or unreadable current value never suppresses the change.
-            let current = client.get_account_fairshare(account).ok();
+            let current = client.get_account_fairshare(account).ok().flatten();
             if current.is_some() && current == py_int(target) {
                 log::debug!("Fairshare for account {account} already {target}; skipping");
             } else {

@@ -787,10 +787,23 @@ fn diagnostics_ping_and_periodic_settings() {
         &format!("account={a}"),
     ]);
     assert_eq!(row[0][2..], ["7".to_string(), "cpu=1000".to_string()]);
-    // sacctmgr shows blanks without WithAssoc, so the same settings are applied again.
+    // What SLURM has already is not written again: the two reads and the raw-usage reset.
     let again = periodic.apply_periodic_settings(a, message, None).unwrap();
     assert!(again.success);
-    assert_eq!(again.commands_executed.len(), 5);
+    assert_eq!(
+        again.commands_executed.len(),
+        3,
+        "{:#?}",
+        again.commands_executed
+    );
+    assert!(
+        again
+            .commands_executed
+            .iter()
+            .all(|c| !c.contains("fairshare=") && !c.contains("GrpTRESMins=")),
+        "{:#?}",
+        again.commands_executed
+    );
 }
 
 #[test]

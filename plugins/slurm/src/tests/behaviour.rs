@@ -465,7 +465,7 @@ fn periodic_settings() {
         golden_components(),
     );
     runner.reply(
-        "format=account,fairshare",
+        "format=account,user,fairshare",
         &fixture("account_fairshare.txt").replace("fx_alloc", "a"),
     );
     runner.reply(
@@ -484,17 +484,18 @@ fn periodic_settings() {
     assert_eq!(
         result.commands_executed,
         expand(&[
-            "{S} list account format=account,fairshare where account=a",
+            "{S} list account withassoc format=account,user,fairshare where account=a",
             "{S} modify account a set fairshare=5",
-            "{S} list account format=account,grptres,grptresmin,maxtres,maxtresmin where account=a",
+            "{S} list account withassoc format=account,user,grptres,grptresmin,maxtres,maxtresmin where account=a",
             "{S} modify account a set GrpTRESMins=cpu=1000",
             "{S} modify account a set GrpTRESMins=gres/gpu=60",
             "{S} modify account a set RawUsage=0",
         ])
     );
-    // Values SLURM already has are skipped; MaxTRESMins from the message.
-    runner.reply("format=account,fairshare", "a|5\n");
-    runner.reply("grptres,grptresmin", "a|||cpu=10|\n");
+    // Values SLURM already has are skipped (the account's own row; a user's row is not the
+    // account's); MaxTRESMins from the message.
+    runner.reply("format=account,user,fairshare", "a|alice|9\na||5\n");
+    runner.reply("grptres,grptresmin", "a|alice|||mem=1|\na||||cpu=10|\n");
     let result = slurm
         .apply_periodic_settings(
             "a".into(),
@@ -505,8 +506,8 @@ fn periodic_settings() {
     assert_eq!(
         result.commands_executed,
         expand(&[
-            "{S} list account format=account,fairshare where account=a",
-            "{S} list account format=account,grptres,grptresmin,maxtres,maxtresmin where account=a",
+            "{S} list account withassoc format=account,user,fairshare where account=a",
+            "{S} list account withassoc format=account,user,grptres,grptresmin,maxtres,maxtresmin where account=a",
             "{S} modify account a set MaxTRES=mem=7",
         ])
     );

@@ -249,27 +249,35 @@ fn limits() {
 }
 
 #[test]
-fn periodic_reads_without_withassoc_are_blank() {
+fn periodic_reads_take_the_accounts_own_association() {
     let (runner, slurm) = setup(json!({}), fx_components());
     runner.reply(
-        "format=account,fairshare",
+        "format=account,user,fairshare",
         &fixture("account_fairshare.txt"),
     );
     runner.reply("grptres,grptresmin", &fixture("account_limits.txt"));
-    assert_eq!(slurm.client.get_account_fairshare("fx_alloc").unwrap(), 0);
-    let limits = slurm.client.get_account_limits("fx_alloc").unwrap();
-    assert_eq!(limits.len(), 4);
-    assert!(limits.values().all(|l| l.is_empty()), "{limits:?}");
-    // With values (what WithAssoc would show), strings by TRES.
-    runner.reply(
-        "grptres,grptresmin",
-        "fx_alloc|cpu=10|cpu=600000,mem=600G||gres/gpu=60\n",
+    assert_eq!(
+        slurm.client.get_account_fairshare("fx_alloc").unwrap(),
+        Some(1)
     );
     let limits = slurm.client.get_account_limits("fx_alloc").unwrap();
-    assert_eq!(limits["GrpTRES"]["cpu"], "10");
+    assert_eq!(limits.len(), 4);
+    assert_eq!(limits["GrpTRESMins"]["cpu"], "600000");
+    assert_eq!(limits["GrpTRESMins"]["gres/gpu"], "300");
     assert_eq!(limits["GrpTRESMins"]["mem"], "600G");
-    assert!(limits["MaxTRES"].is_empty());
-    assert_eq!(limits["MaxTRESMins"]["gres/gpu"], "60");
+    // wa-alice's MaxTRESMins is her association's, not the account's.
+    assert!(limits["MaxTRESMins"].is_empty(), "{limits:?}");
+    assert!(limits["GrpTRES"].is_empty() && limits["MaxTRES"].is_empty());
+
+    // An account sacctmgr does not list: nothing known, so nothing is skipped.
+    runner.reply("format=account,user,fairshare", "");
+    runner.reply("grptres,grptresmin", "");
+    assert_eq!(
+        slurm.client.get_account_fairshare("fx_alloc").unwrap(),
+        None
+    );
+    let limits = slurm.client.get_account_limits("fx_alloc").unwrap();
+    assert!(limits.values().all(|l| l.is_empty()), "{limits:?}");
 }
 
 #[test]
