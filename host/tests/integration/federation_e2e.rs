@@ -362,6 +362,34 @@ fn updates_and_terminations_are_ordered_once_and_a_termination_waits_for_an_upda
 }
 
 #[test]
+fn garbled_target_answers_never_err_an_order_nor_order_twice() {
+    let f = Federated::new(one_create(), "");
+    // The target takes the order and answers garbage.
+    f.target.inject(Fault {
+        matcher: Matcher::endpoint("POST", ORDERS),
+        kind: FaultKind::Malformed,
+        count: Some(1),
+    });
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(CREATE_A).0, "executing");
+    f.cycle(Mode::OrderProcess);
+    let create = f.target_order("Create");
+    // Every status read garbled (a read is retried, so one garbled answer alone is absorbed).
+    f.target.inject(Fault {
+        matcher: Matcher::endpoint("GET", "/api/marketplace-orders/{uuid}/"),
+        kind: FaultKind::Malformed,
+        count: None,
+    });
+    f.finish(&create.uuid, "done", "");
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(CREATE_A).0, "executing", "waits");
+    f.target.clear_faults();
+    f.cycle(Mode::OrderProcess);
+    assert_eq!(f.source.order_state(CREATE_A).0, "done");
+    assert_eq!(f.target_orders("Create").len(), 1, "ordered exactly once");
+}
+
+#[test]
 fn a_rejected_target_order_errs_the_source_order_with_its_reason() {
     let f = Federated::new(one_create(), "");
     f.cycle(Mode::OrderProcess);
