@@ -531,6 +531,38 @@ fn team_changes_reach_the_target_project_with_mapped_roles() {
 }
 
 #[test]
+fn a_changed_source_role_is_granted_on_the_target_before_the_old_one_goes() {
+    let f = Federated::new(one_create(), "");
+    f.created(CREATE_A);
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(
+        target_grants(&f.target),
+        [("alice@idp".to_string(), "PROJECT.MANAGER".to_string())]
+    );
+    // Alice is a member now, no longer an admin, on the source.
+    f.source.sim.with_store_mut(|s| {
+        for m in s.team.iter_mut().filter(|m| m.user_uuid == ALICE) {
+            m.role = "PROJECT.MEMBER".into();
+        }
+    });
+    f.target.reset_log();
+    f.cycle(Mode::MembershipSync);
+    assert_eq!(
+        target_grants(&f.target),
+        [("alice@idp".to_string(), "PROJECT.MEMBER".to_string())]
+    );
+    // Never without access in between: the grant went out before the revocation.
+    let changes: Vec<String> = f
+        .target
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/api/projects/"))
+        .map(|r| r.path.rsplit('/').nth(1).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(changes, ["add_user", "delete_user"], "{changes:?}");
+}
+
+#[test]
 fn a_user_the_target_cannot_resolve_is_skipped_or_fails_the_resource() {
     for (action, fails) in [("warn", false), ("fail", true)] {
         let settings = format!(
