@@ -491,16 +491,22 @@ fn target_grants(target: &Simulator) -> Vec<(String, String)> {
     grants
 }
 
-#[test]
-fn team_changes_reach_the_target_project_with_mapped_roles() {
+/// alloc-a created and one membership pass run: the identity bridge made alice on the
+/// target, where her source admin role is mapped to manager.
+fn alice_on_the_target() -> Federated {
     let f = Federated::new(one_create(), "");
     f.created(CREATE_A);
     f.cycle(Mode::MembershipSync);
-    // The identity bridge made alice on the target; her admin role is mapped to manager.
     assert_eq!(
         target_grants(&f.target),
         [("alice@idp".to_string(), "PROJECT.MANAGER".to_string())]
     );
+    f
+}
+
+#[test]
+fn team_changes_reach_the_target_project_with_mapped_roles() {
+    let f = alice_on_the_target();
 
     f.source.bob_joins_the_team();
     f.cycle(Mode::MembershipSync);
@@ -532,13 +538,7 @@ fn team_changes_reach_the_target_project_with_mapped_roles() {
 
 #[test]
 fn a_changed_source_role_is_granted_on_the_target_before_the_old_one_goes() {
-    let f = Federated::new(one_create(), "");
-    f.created(CREATE_A);
-    f.cycle(Mode::MembershipSync);
-    assert_eq!(
-        target_grants(&f.target),
-        [("alice@idp".to_string(), "PROJECT.MANAGER".to_string())]
-    );
+    let f = alice_on_the_target();
     // Alice is a member now, no longer an admin, on the source.
     f.source.sim.with_store_mut(|s| {
         for m in s.team.iter_mut().filter(|m| m.user_uuid == ALICE) {
