@@ -192,7 +192,7 @@ def run_variant(args, events):
         for i in range(args.orders):
             before = (requests(source_origin), requests(target_origin))
             started = time.time()
-            state = call(source_origin + "/__sim/changes", "POST", [{"kind": "order_created", "order": {
+            call(source_origin + "/__sim/changes", "POST", [{"kind": "order_created", "order": {
                 "type": "Create", "state": "executing", "offering": OFFERING, "project": "proj",
                 "resource_name": f"alloc-{i}", "limits": {"cpu": 10}}}])
             order = next(o for o, x in call(source_origin + "/__sim/state")["orders"].items()
@@ -209,7 +209,6 @@ def run_variant(args, events):
             target_requests.append(sum(target_delta.values()))
             add_into(source_routes, source_delta)
             add_into(target_routes, target_delta)
-            del state
         log.seek(0)
         errors = [line for line in log.read().splitlines() if " ERROR " in line]
         if errors:

@@ -28,6 +28,25 @@ impl Federation {
         identity: &str,
         attributes: Option<&JsonMap>,
     ) -> Result<Option<String>> {
+        match self.find_user(identity, attributes)? {
+            Some(uuid) => Ok(Some(uuid)),
+            None if self.settings.fail_on_unknown_user => Err(Error::backend(format!(
+                "user {identity} is not found on the target Waldur (user_match_field: {})",
+                self.settings.match_field.name()
+            ))),
+            None => {
+                log::warn!(
+                    "user {identity} is not found on the target Waldur (user_match_field: {}); skipped",
+                    self.settings.match_field.name()
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// The target user of a source identity by the configured method, remembered once found;
+    /// `None` when the target has no such user.
+    fn find_user(&self, identity: &str, attributes: Option<&JsonMap>) -> Result<Option<String>> {
         if let Some(known) = self.remembered().users.get(identity) {
             return Ok(Some(known.clone()));
         }
@@ -47,25 +66,12 @@ impl Federation {
                 other => self.resolve_by_field(other.name(), identity)?,
             },
         };
-        match found {
-            Some(uuid) => {
-                self.remembered()
-                    .users
-                    .insert(identity.to_string(), uuid.clone());
-                Ok(Some(uuid))
-            }
-            None if self.settings.fail_on_unknown_user => Err(Error::backend(format!(
-                "user {identity} is not found on the target Waldur (user_match_field: {})",
-                self.settings.match_field.name()
-            ))),
-            None => {
-                log::warn!(
-                    "user {identity} is not found on the target Waldur (user_match_field: {}); skipped",
-                    self.settings.match_field.name()
-                );
-                Ok(None)
-            }
+        if let Some(uuid) = &found {
+            self.remembered()
+                .users
+                .insert(identity.to_string(), uuid.clone());
         }
+        Ok(found)
     }
 
     fn resolve_by_identity_bridge(
@@ -385,37 +391,23 @@ impl Federation {
             "marketplace-offering-users/",
             &json!({"offering_uuid": self.source_offering_uuid()?, "is_restricted": false}),
         )?;
-        let candidates: Vec<(&str, &str)> = users
+        let mut candidates: Vec<(&str, &str)> = users
             .iter()
             .map(|u| (field(u, "user_username"), field(u, "user_email")))
             .filter(|(name, email)| !name.is_empty() && !email.is_empty())
             .collect();
+        // The remembered first (free), then the others until every member has a name.
+        candidates.sort_by_key(|(_, email)| !self.remembered().users.contains_key(*email));
         let mut unnamed: BTreeSet<&str> = members.iter().map(String::as_str).collect();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
-        let mut name = |target: String, source: &str, unnamed: &mut BTreeSet<&str>| {
-            if unnamed.remove(target.as_str()) {
-                names.insert(target, source.to_string());
-            }
-        };
-        // The remembered first (free), then the others until every member has a name.
-        for (source, email) in &candidates {
-            let known = self.remembered().users.get(*email).cloned();
-            if let Some(target) = known {
-                name(target, source, &mut unnamed);
-            }
-        }
-        for (source, email) in &candidates {
+        for (source, email) in candidates {
             if unnamed.is_empty() {
                 break;
             }
-            if self.remembered().users.contains_key(*email) {
-                continue;
-            }
-            if let Some(target) = self.resolve_by_field("email", email)? {
-                self.remembered()
-                    .users
-                    .insert(email.to_string(), target.clone());
-                name(target, source, &mut unnamed);
+            if let Some(target) = self.find_user(email, None)? {
+                if unnamed.remove(target.as_str()) {
+                    names.insert(target, source.to_string());
+                }
             }
         }
         Ok(members
